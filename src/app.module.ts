@@ -1,0 +1,26 @@
+import { DynamicModule, Module } from '@nestjs/common';
+import { ConfigModule } from '@nestjs/config';
+import { ScheduleModule } from '@nestjs/schedule';
+import type { SidecarConfig } from './config/sidecar-config';
+import { HealthCheckModule } from './health-check/health-check.module';
+import { ManagementModule } from './management/management.module';
+import { MetricsModule } from './metrics/metrics.module';
+import { RelayModule } from './relay/relay.module';
+
+/** The whole sidecar; each feature module is imported only when its config slice is set. */
+@Module({})
+export class AppModule {
+  static forRoot(config: SidecarConfig): DynamicModule {
+    return {
+      module: AppModule,
+      imports: [
+        ConfigModule.forRoot({ isGlobal: true, ignoreEnvFile: true, skipProcessEnv: true, load: [() => config] }),
+        ScheduleModule.forRoot(),
+        MetricsModule,
+        HealthCheckModule.register(config.healthCheck !== null),
+        ...(config.relay ? [RelayModule] : []),
+        ManagementModule,
+      ],
+    };
+  }
+}

@@ -1,0 +1,91 @@
+import { join } from 'node:path';
+import type { EnvSettings } from './config.schema';
+
+/** The validated configuration, one slice per feature; a slice that is null is switched off. */
+export interface SidecarConfig {
+  server: ServerConfig;
+  relay: RelayConfig | null;
+  healthCheck: HealthCheckConfig | null;
+  sharedVolume: SharedVolumeConfig;
+  log: LogConfig;
+  debug: { enabled: boolean };
+}
+
+export interface ServerConfig {
+  relayPort: number;
+  managementPort: number;
+  listenHost: string;
+  shutdownTimeoutMs: number;
+}
+
+export interface RelayConfig {
+  /** Where requests go; null when only health-check events are expected on the relay port. */
+  downstreamUrl: URL | null;
+  timeoutMs: number;
+  maxBodyBytes: number;
+  maxConnections: number;
+  mode: 'proxy' | 'spool';
+  spoolPath: string;
+}
+
+export interface HealthCheckConfig {
+  channelUrl: string;
+  timeoutMs: number;
+  intervalMs: number;
+  insecureSkipVerify: boolean;
+}
+
+export interface SharedVolumeConfig {
+  path: string;
+  healthFilePath: string;
+}
+
+export interface LogConfig {
+  level: 'debug' | 'info' | 'warn' | 'error';
+  format: 'json' | 'pretty';
+}
+
+/** The settings that switch each feature on, for the message shown when none is set. */
+export const FEATURE_SWITCHES: ReadonlyArray<[feature: string, settings: string]> = [
+  ['relay', 'DOWNSTREAM_SERVICE_URL'],
+  ['health check', 'SMEE_CHANNEL_URL'],
+];
+
+export function toSidecarConfig(s: EnvSettings): SidecarConfig {
+  const relayOn = s.DOWNSTREAM_SERVICE_URL !== undefined;
+  const healthOn = s.SMEE_CHANNEL_URL !== undefined;
+  return {
+    server: {
+      relayPort: s.RELAY_PORT,
+      managementPort: s.MANAGEMENT_PORT,
+      listenHost: s.LISTEN_HOST,
+      shutdownTimeoutMs: s.SHUTDOWN_TIMEOUT_SECONDS * 1000,
+    },
+    // The relay port also listens when only the health check is on (the smee server
+    // monitoring pod): its own events must come back somewhere.
+    relay: relayOn || healthOn
+      ? {
+          downstreamUrl: relayOn ? new URL(s.DOWNSTREAM_SERVICE_URL!) : null,
+          timeoutMs: s.RELAY_TIMEOUT_SECONDS * 1000,
+          maxBodyBytes: s.RELAY_MAX_BODY_BYTES,
+          maxConnections: s.RELAY_MAX_CONNECTIONS,
+          mode: s.RELAY_MODE,
+          spoolPath: s.SPOOL_PATH ?? join(s.SHARED_VOLUME_PATH, 'spool'),
+        }
+      : null,
+    healthCheck: healthOn
+      ? {
+          channelUrl: s.SMEE_CHANNEL_URL!,
+          timeoutMs: s.HEALTH_CHECK_TIMEOUT_SECONDS * 1000,
+          intervalMs: s.HEALTH_CHECK_INTERVAL_SECONDS * 1000,
+          insecureSkipVerify: s.INSECURE_SKIP_VERIFY,
+        }
+      : null,
+    sharedVolume: {
+      path: s.SHARED_VOLUME_PATH,
+      healthFilePath: s.HEALTH_FILE_PATH ?? join(s.SHARED_VOLUME_PATH, 'health-status.txt'),
+    },
+    log: { level: s.LOG_LEVEL, format: s.LOG_FORMAT },
+    debug: { enabled: s.ENABLE_PPROF },
+  };
+}

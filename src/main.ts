@@ -1,0 +1,46 @@
+import 'reflect-metadata';
+import { EXIT_CONFIG, formatProblems, loadConfig } from './config/load-config';
+import { JsonLogger } from './logging/json-logger';
+import { startSidecar } from './sidecar';
+
+async function main(): Promise<void> {
+  const loaded = loadConfig();
+  if (!loaded.ok) {
+    process.stderr.write(`${formatProblems(loaded.problems)}\n`);
+    process.exit(EXIT_CONFIG);
+  }
+  const { config } = loaded;
+  const logger = new JsonLogger(config.log);
+  let sidecar;
+  try {
+    sidecar = await startSidecar(config, logger);
+  } catch (e) {
+    logger.error({ msg: 'start-up failed', reason: (e as Error).message });
+    process.exit(1);
+  }
+  logger.log({
+    msg: 'pod-sidecar ready',
+    relayPort: sidecar.relayPort,
+    managementPort: sidecar.managementPort,
+    relay: config.relay?.downstreamUrl ? config.relay.mode : 'off',
+    healthCheck: config.healthCheck !== null,
+  }, 'Bootstrap');
+
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.log({ msg: 'shutting down', signal }, 'Bootstrap');
+    sidecar.close().then(
+      () => process.exit(0),
+      (e: Error) => {
+        logger.error({ msg: 'shutdown failed', reason: e.message });
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}
+
+void main();

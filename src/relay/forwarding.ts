@@ -1,0 +1,128 @@
+import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
+
+/**
+ * Pure request/response rewriting for the relay: where a request goes and which headers
+ * travel with it. Kept free of I/O so that each rule is unit-tested on its own.
+ */
+
+/** Hop-by-hop headers (RFC 9110 7.6.1), lower case. `host` and `content-length` are set by the client side. */
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+]);
+
+/** Headers the relay writes itself on the way to the destination. */
+const REPLACED = new Set(['host', 'content-length', 'x-forwarded-proto', 'x-forwarded-host']);
+
+export function isHopByHop(lowerName: string): boolean {
+  return HOP_BY_HOP.has(lowerName) || lowerName.startsWith('proxy-');
+}
+
+/** Joins two URL paths with exactly one slash between them, as Go's httputil does. */
+export function joinPath(base: string, path: string): string {
+  const a = base.endsWith('/');
+  const b = path.startsWith('/');
+  if (a && b) return base + path.slice(1);
+  if (!a && !b) return `${base}/${path}`;
+  return base + path;
+}
+
+/**
+ * The path and query to request at the destination for an incoming `req.url`:
+ * the destination's path prefix joined with the request's path, queries merged.
+ */
+export function destinationPath(destination: URL, requestUrl: string): string {
+  const q = requestUrl.indexOf('?');
+  const path = q === -1 ? requestUrl : requestUrl.slice(0, q);
+  const query = q === -1 ? '' : requestUrl.slice(q + 1);
+  const basePath = destination.pathname;
+  const joined = basePath === '/' || basePath === '' ? (path === '' ? '/' : path) : joinPath(basePath, path);
+  const baseQuery = destination.search.length > 1 ? destination.search.slice(1) : '';
+  if (baseQuery === '' && query === '') return joined;
+  if (baseQuery === '' || query === '') return `${joined}?${baseQuery}${query}`;
+  return `${joined}?${baseQuery}&${query}`;
+}
+
+/** The names listed in a Connection header, lower case; they are hop-by-hop for this message. */
+function connectionListed(rawHeaders: string[]): Set<string> | null {
+  let listed: Set<string> | null = null;
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    if (rawHeaders[i].length === 10 && rawHeaders[i].toLowerCase() === 'connection') {
+      for (const token of rawHeaders[i + 1].split(',')) {
+        const t = token.trim().toLowerCase();
+        if (t) (listed ??= new Set()).add(t);
+      }
+    }
+  }
+  return listed;
+}
+
+export interface ForwardContext {
+  /** The Host the destination expects (its authority). */
+  destinationHost: string;
+  /** The address of the peer that sent the request. */
+  clientAddress: string | undefined;
+}
+
+/**
+ * Request headers for the destination, as a flat [name, value, ...] list: end-to-end
+ * headers unchanged and in order (duplicates kept), hop-by-hop ones dropped, Host set to
+ * the destination's, X-Forwarded-For appended to, X-Forwarded-Host/-Proto set.
+ */
+export function forwardRequestHeaders(rawHeaders: string[], ctx: ForwardContext): string[] {
+  const listed = connectionListed(rawHeaders);
+  const out: string[] = ['host', ctx.destinationHost];
+  let originalHost = '';
+  let forwardedFor = '';
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i];
+    const lower = name.toLowerCase();
+    if (lower === 'host') {
+      originalHost = rawHeaders[i + 1];
+      continue;
+    }
+    if (lower === 'x-forwarded-for') {
+      forwardedFor = forwardedFor ? `${forwardedFor}, ${rawHeaders[i + 1]}` : rawHeaders[i + 1];
+      continue;
+    }
+    if (REPLACED.has(lower) || isHopByHop(lower) || (listed !== null && listed.has(lower))) continue;
+    out.push(name, rawHeaders[i + 1]);
+  }
+  const client = ctx.clientAddress ?? '';
+  const xff = forwardedFor && client ? `${forwardedFor}, ${client}` : forwardedFor || client;
+  if (xff) out.push('x-forwarded-for', xff);
+  if (originalHost) out.push('x-forwarded-host', originalHost);
+  out.push('x-forwarded-proto', 'http');
+  return out;
+}
+
+/** Response headers for the caller: the destination's, less hop-by-hop ones. */
+export function forwardResponseHeaders(headers: IncomingHttpHeaders): OutgoingHttpHeaders {
+  let listed: Set<string> | null = null;
+  const conn = headers.connection;
+  if (typeof conn === 'string') {
+    for (const token of conn.split(',')) {
+      const t = token.trim().toLowerCase();
+      if (t) (listed ??= new Set()).add(t);
+    }
+  }
+  const out: OutgoingHttpHeaders = {};
+  for (const name in headers) {
+    // undici gives lower-case names
+    if (isHopByHop(name) || (listed !== null && listed.has(name))) continue;
+    out[name] = headers[name];
+  }
+  return out;
+}
+
+/** Strips IPv4-mapped IPv6 notation so that X-Forwarded-For shows 127.0.0.1, not ::ffff:127.0.0.1. */
+export function clientAddress(remote: string | undefined): string | undefined {
+  return remote?.startsWith('::ffff:') ? remote.slice(7) : remote;
+}

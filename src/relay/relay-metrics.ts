@@ -1,0 +1,56 @@
+import { Injectable } from '@nestjs/common';
+import { InjectMetric, makeCounterProvider, makeHistogramProvider } from '@willsoto/nestjs-prometheus';
+import type { Counter, Histogram } from 'prom-client';
+
+export const RELAY_OUTCOMES = ['relayed', 'timeout', 'unreachable', 'too_large', 'no_destination', 'client_closed', 'health_event'] as const;
+export type RelayOutcome = (typeof RELAY_OUTCOMES)[number];
+const STATUS_CLASSES = ['1xx', '2xx', '3xx', '4xx', '5xx'] as const;
+
+export const RELAY_METRICS = [
+  makeCounterProvider({
+    name: 'smee_events_relayed_total',
+    help: 'Events relayed that the downstream answered (any status), as smee-sidecar counts them.',
+  }),
+  makeCounterProvider({
+    name: 'sidecar_relay_requests_total',
+    help: 'Requests on the relay port by outcome: relayed, timeout (504), unreachable (502), too_large (413), no_destination (503), client_closed, health_event.',
+    labelNames: ['outcome'],
+  }),
+  makeHistogramProvider({
+    name: 'sidecar_relay_duration_seconds',
+    help: 'Time from a request complete at the relay to the end of its answer, by the class of status the caller got.',
+    labelNames: ['status_class'],
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+  }),
+];
+
+/** The relay's metrics, with their label children made once so that the hot path only adds. */
+@Injectable()
+export class RelayMetrics {
+  private readonly outcomes: Record<RelayOutcome, Counter.Internal>;
+  private readonly durations: Histogram.Internal<'status_class'>[];
+
+  constructor(
+    @InjectMetric('smee_events_relayed_total') private readonly relayedTotal: Counter,
+    @InjectMetric('sidecar_relay_requests_total') requests: Counter<'outcome'>,
+    @InjectMetric('sidecar_relay_duration_seconds') duration: Histogram<'status_class'>,
+  ) {
+    this.outcomes = Object.fromEntries(RELAY_OUTCOMES.map((o) => [o, requests.labels(o)])) as Record<RelayOutcome, Counter.Internal>;
+    this.durations = STATUS_CLASSES.map((c) => duration.labels(c));
+  }
+
+  relayed(status: number, seconds: number): void {
+    this.relayedTotal.inc();
+    this.outcomes.relayed.inc();
+    this.durations[Math.min(4, Math.max(0, Math.floor(status / 100) - 1))].observe(seconds);
+  }
+
+  failed(outcome: 'timeout' | 'unreachable', seconds: number): void {
+    this.outcomes[outcome].inc();
+    this.durations[4].observe(seconds); // 502 or 504
+  }
+
+  count(outcome: RelayOutcome): void {
+    this.outcomes[outcome].inc();
+  }
+}

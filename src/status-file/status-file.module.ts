@@ -1,0 +1,5 @@
+import { Module } from '@nestjs/common';
+import { StatusFile } from './status-file';
+
+@Module({ providers: [StatusFile], exports: [StatusFile] })
+export class StatusFileModule {}
