@@ -1,6 +1,7 @@
 /** Unit specs live next to the code; e2e and integration tests with real peers live in test/. */
-const tsJest = ['ts-jest', { tsconfig: 'tsconfig.json', isolatedModules: true }];
+const tsJest = ['ts-jest', { tsconfig: 'tsconfig.spec.json' }];
 module.exports = {
+  testTimeout: 60000,
   projects: [
     {
       displayName: 'unit',
@@ -15,7 +16,6 @@ module.exports = {
       rootDir: 'test',
       testRegex: '\\.(e2e|int)-spec\\.ts$',
       transform: { '^.+\\.ts$': tsJest },
-      testTimeout: 60000,
     },
   ],
 };
