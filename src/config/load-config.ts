@@ -47,9 +47,16 @@ export function loadConfig(env: Env = process.env, readFile: (p: string) => stri
 }
 
 function readConfigFile(path: string, readFile: (p: string) => string, problems: string[]): Record<string, string> {
+  let text: string;
+  try {
+    text = readFile(path);
+  } catch (e) {
+    problems.push(`SIDECAR_CONFIG=${path}: cannot read it (${(e as Error).message})`);
+    return {};
+  }
   let doc: unknown;
   try {
-    doc = parseYaml(readFile(path));
+    doc = parseYaml(text);
   } catch (e) {
     problems.push(`SIDECAR_CONFIG=${path}: cannot read it as YAML (${(e as Error).message.split('\n')[0]})`);
     return {};

@@ -1,0 +1,139 @@
+import { EXIT_CONFIG, formatProblems, loadConfig } from './load-config';
+import { parseDuration } from './config.schema';
+
+const base = { DOWNSTREAM_SERVICE_URL: 'http://app:3000' };
+
+function ok(env: Record<string, string>, file?: string) {
+  const r = loadConfig(env, () => {
+    if (file === undefined) throw new Error('ENOENT: no such file');
+    return file;
+  });
+  if (!r.ok) throw new Error(r.problems.join('\n'));
+  return r.config;
+}
+
+function problems(env: Record<string, string>, file?: string): string[] {
+  const r = loadConfig(env, () => {
+    if (file === undefined) throw new Error('ENOENT: no such file');
+    return file;
+  });
+  if (r.ok) throw new Error('expected the configuration to be refused');
+  return r.problems;
+}
+
+describe('loadConfig', () => {
+  it('applies the documented defaults', () => {
+    const c = ok(base);
+    expect(c.server).toEqual({ relayPort: 8080, managementPort: 9100, listenHost: '0.0.0.0', shutdownTimeoutMs: 20000 });
+    expect(c.relay).toMatchObject({ timeoutMs: 30000, maxBodyBytes: 26214400, mode: 'proxy', spoolPath: '/shared/spool' });
+    expect(c.relay!.downstreamUrl!.href).toBe('http://app:3000/');
+    expect(c.sharedVolume).toEqual({ path: '/shared', healthFilePath: '/shared/health-status.txt' });
+    expect(c.log).toEqual({ level: 'info', format: 'json' });
+    expect(c.debug.enabled).toBe(false);
+    expect(c.healthCheck).toBeNull();
+  });
+
+  it('keeps smee-sidecar settings and their defaults', () => {
+    const c = ok({ ...base, SMEE_CHANNEL_URL: 'https://smee.io/abc', SHARED_VOLUME_PATH: '/vol' });
+    expect(c.healthCheck).toEqual({ channelUrl: 'https://smee.io/abc', timeoutMs: 20000, intervalMs: 30000, insecureSkipVerify: false });
+    expect(c.sharedVolume.healthFilePath).toBe('/vol/health-status.txt');
+    expect(c.relay!.spoolPath).toBe('/vol/spool');
+  });
+
+  it('takes HEALTH_FILE_PATH, booleans and fractional seconds', () => {
+    const c = ok({
+      ...base,
+      SMEE_CHANNEL_URL: 'http://smee/c',
+      HEALTH_FILE_PATH: '/x/h.txt',
+      INSECURE_SKIP_VERIFY: 'TRUE',
+      ENABLE_PPROF: '1',
+      HEALTH_CHECK_INTERVAL_SECONDS: '0.5',
+    });
+    expect(c.sharedVolume.healthFilePath).toBe('/x/h.txt');
+    expect(c.healthCheck!.insecureSkipVerify).toBe(true);
+    expect(c.healthCheck!.intervalMs).toBe(500);
+    expect(c.debug.enabled).toBe(true);
+  });
+
+  it('listens on the relay port with only the health check on (smee server monitoring)', () => {
+    const c = ok({ SMEE_CHANNEL_URL: 'http://smee/c' });
+    expect(c.relay).not.toBeNull();
+    expect(c.relay!.downstreamUrl).toBeNull();
+  });
+
+  it('treats an empty variable as unset', () => {
+    expect(ok({ ...base, RELAY_PORT: '' }).server.relayPort).toBe(8080);
+  });
+
+  it('refuses to start with nothing configured and names the switches', () => {
+    const [p] = problems({});
+    expect(p).toContain('DOWNSTREAM_SERVICE_URL');
+    expect(p).toContain('SMEE_CHANNEL_URL');
+  });
+
+  it('lists every problem at once, each with name, value and expectation', () => {
+    const list = problems({
+      DOWNSTREAM_SERVICE_URL: 'ftp://x',
+      RELAY_PORT: '70000',
+      MANAGEMENT_PORT: 'abc',
+      HEALTH_CHECK_TIMEOUT_SECONDS: '0',
+      LOG_LEVEL: 'trace',
+      RELAY_MODE: 'queue',
+      INSECURE_SKIP_VERIFY: 'maybe',
+    });
+    expect(list).toHaveLength(7);
+    expect(list).toEqual(expect.arrayContaining([
+      'DOWNSTREAM_SERVICE_URL="ftp://x": expected an absolute http:// or https:// URL',
+      'RELAY_PORT="70000": expected a port from 1 to 65535',
+      'MANAGEMENT_PORT="abc": expected a TCP port number',
+      'HEALTH_CHECK_TIMEOUT_SECONDS="0": expected more than 0 seconds',
+      'LOG_LEVEL="trace": expected debug, info, warn or error',
+      'RELAY_MODE="queue": expected proxy or spool',
+      'INSECURE_SKIP_VERIFY="maybe": expected true or false',
+    ]));
+  });
+
+  it('refuses a relative URL and a body limit that is not a whole number', () => {
+    const list = problems({ DOWNSTREAM_SERVICE_URL: '/webhook', RELAY_MAX_BODY_BYTES: '1.5' });
+    expect(list).toHaveLength(2);
+  });
+
+  describe('YAML file at SIDECAR_CONFIG', () => {
+    it('reads settings by their variable names; the environment wins', () => {
+      const c = ok({ SIDECAR_CONFIG: '/c.yaml', RELAY_PORT: '8081' }, 'DOWNSTREAM_SERVICE_URL: http://a:1\nRELAY_PORT: 9999\nENABLE_PPROF: true\n');
+      expect(c.relay!.downstreamUrl!.host).toBe('a:1');
+      expect(c.server.relayPort).toBe(8081);
+      expect(c.debug.enabled).toBe(true);
+    });
+
+    it('reports unknown keys, bad YAML and an unreadable file with the file named', () => {
+      expect(problems({ ...base, SIDECAR_CONFIG: '/c.yaml' }, 'RELAY_PROT: 1\n')).toEqual(['/c.yaml: RELAY_PROT: unknown setting']);
+      expect(problems({ ...base, SIDECAR_CONFIG: '/c.yaml' }, 'a: [\n')[0]).toMatch(/^SIDECAR_CONFIG=\/c.yaml: cannot read it as YAML/);
+      expect(problems({ ...base, SIDECAR_CONFIG: '/missing.yaml' })[0]).toBe('SIDECAR_CONFIG=/missing.yaml: cannot read it (ENOENT: no such file)');
+      expect(problems({ ...base, SIDECAR_CONFIG: '/c.yaml' }, '- a\n- b\n')[0]).toContain('expected a mapping');
+    });
+
+    it('joins file and environment problems in one list', () => {
+      const list = problems({ SIDECAR_CONFIG: '/c.yaml', RELAY_PORT: 'x' }, 'DOWNSTREAM_SERVICE_URL: nope\nFOO: 1\n');
+      expect(list).toHaveLength(3);
+    });
+  });
+
+  it('formats the problems as one message', () => {
+    expect(formatProblems(['a', 'b'])).toBe('pod-sidecar: invalid configuration (2 problems):\n  - a\n  - b');
+    expect(EXIT_CONFIG).toBe(78);
+  });
+});
+
+describe('parseDuration', () => {
+  it.each([
+    ['30s', 30000],
+    ['1m30s', 90000],
+    ['500ms', 500],
+    ['2h', 7200000],
+    ['15', 15000],
+    ['1.5s', 1500],
+  ])('%s is %d ms', (text, ms) => expect(parseDuration(text)).toBe(ms));
+
+  it.each(['', 's', '30x', '1m 30s', '-5s', '30s5'])('refuses %j', (text) => expect(parseDuration(text)).toBeNull());
+});

@@ -1,0 +1,106 @@
+import { clientAddress, destinationPath, forwardRequestHeaders, forwardResponseHeaders, joinPath } from './forwarding';
+
+describe('joinPath (as Go httputil joins)', () => {
+  it.each([
+    ['/webhook', '/', '/webhook/'],
+    ['/webhook/', '/', '/webhook/'],
+    ['/webhook', '/a/b', '/webhook/a/b'],
+    ['/webhook/', '/a', '/webhook/a'],
+    ['/webhook', 'a', '/webhook/a'],
+    ['/', '/a', '/a'],
+  ])('%s + %s = %s', (a, b, joined) => expect(joinPath(a, b)).toBe(joined));
+});
+
+describe('destinationPath', () => {
+  const at = (u: string) => new URL(u);
+  it('keeps the request path when the destination has none', () => {
+    expect(destinationPath(at('http://app:3000'), '/hook?x=1')).toBe('/hook?x=1');
+    expect(destinationPath(at('http://app:3000/'), '/')).toBe('/');
+  });
+  it('joins onto a path prefix', () => {
+    expect(destinationPath(at('http://app/webhook'), '/')).toBe('/webhook/');
+    expect(destinationPath(at('http://app/webhook'), '/github')).toBe('/webhook/github');
+  });
+  it('merges queries, destination first', () => {
+    expect(destinationPath(at('http://app/w?token=a'), '/x?y=1')).toBe('/w/x?token=a&y=1');
+    expect(destinationPath(at('http://app/w?token=a'), '/x')).toBe('/w/x?token=a');
+    expect(destinationPath(at('http://app/w'), '/x?y=1&y=2')).toBe('/w/x?y=1&y=2');
+  });
+  it('keeps an encoded path as it came', () => {
+    expect(destinationPath(at('http://app/w'), '/a%2Fb?q=%20')).toBe('/w/a%2Fb?q=%20');
+  });
+});
+
+describe('forwardRequestHeaders', () => {
+  const ctx = { destinationHost: 'app:3000', clientAddress: '10.0.0.7' };
+  const pairs = (flat: string[]) => {
+    const out: [string, string][] = [];
+    for (let i = 0; i < flat.length; i += 2) out.push([flat[i], flat[i + 1]]);
+    return out;
+  };
+
+  it('sends the destination Host and keeps the original in X-Forwarded-Host', () => {
+    const h = pairs(forwardRequestHeaders(['Host', 'sidecar:8080', 'X-GitHub-Event', 'push'], ctx));
+    expect(h).toEqual([
+      ['host', 'app:3000'],
+      ['X-GitHub-Event', 'push'],
+      ['x-forwarded-for', '10.0.0.7'],
+      ['x-forwarded-host', 'sidecar:8080'],
+      ['x-forwarded-proto', 'http'],
+    ]);
+  });
+
+  it('drops hop-by-hop headers and those named by Connection', () => {
+    const h = forwardRequestHeaders([
+      'Connection', 'keep-alive, X-Private',
+      'Keep-Alive', 'timeout=5',
+      'Transfer-Encoding', 'chunked',
+      'TE', 'trailers',
+      'Trailer', 'X-Sum',
+      'Upgrade', 'h2c',
+      'Proxy-Authorization', 'Basic x',
+      'Proxy-Connection', 'keep-alive',
+      'X-Private', 'secret',
+      'Content-Length', '5',
+      'Content-Type', 'application/json',
+    ], ctx);
+    const names = pairs(h).map(([n]) => n.toLowerCase());
+    expect(names).toEqual(['host', 'content-type', 'x-forwarded-for', 'x-forwarded-proto']);
+  });
+
+  it('keeps end-to-end headers in order, with case and duplicates', () => {
+    const h = pairs(forwardRequestHeaders(['Accept', 'a', 'X-Hub-Signature-256', 'sha256=00', 'Accept', 'b'], ctx));
+    expect(h.slice(1, 4)).toEqual([['Accept', 'a'], ['X-Hub-Signature-256', 'sha256=00'], ['Accept', 'b']]);
+  });
+
+  it('appends to an existing X-Forwarded-For chain', () => {
+    const h = pairs(forwardRequestHeaders(['X-Forwarded-For', '1.1.1.1', 'x-forwarded-for', '2.2.2.2'], ctx));
+    expect(h).toContainEqual(['x-forwarded-for', '1.1.1.1, 2.2.2.2, 10.0.0.7']);
+  });
+
+  it('replaces incoming X-Forwarded-Host/-Proto with what this hop saw', () => {
+    const h = pairs(forwardRequestHeaders(['Host', 'h', 'X-Forwarded-Proto', 'https', 'X-Forwarded-Host', 'evil'], ctx));
+    expect(h.filter(([n]) => n.startsWith('x-forwarded-') && n !== 'x-forwarded-for')).toEqual([['x-forwarded-host', 'h'], ['x-forwarded-proto', 'http']]);
+  });
+});
+
+describe('forwardResponseHeaders', () => {
+  it('drops hop-by-hop headers and those named by Connection, keeps the rest', () => {
+    expect(forwardResponseHeaders({
+      connection: 'keep-alive, x-hop',
+      'keep-alive': 'timeout=5',
+      'transfer-encoding': 'chunked',
+      'x-hop': '1',
+      'set-cookie': ['a=1', 'b=2'],
+      'content-type': 'text/plain',
+    })).toEqual({ 'set-cookie': ['a=1', 'b=2'], 'content-type': 'text/plain' });
+  });
+});
+
+describe('clientAddress', () => {
+  it('shows IPv4-mapped addresses as IPv4', () => {
+    expect(clientAddress('::ffff:127.0.0.1')).toBe('127.0.0.1');
+    expect(clientAddress('::1')).toBe('::1');
+    expect(clientAddress(undefined)).toBeUndefined();
+  });
+});
