@@ -28,7 +28,8 @@ export const HEALTH_CHECK_METRICS = [
 export const SUCCESS_MESSAGE = 'Health check completed successfully';
 export const TIMEOUT_MESSAGE = 'Health check timed out waiting for event round-trip';
 
-type Outcome = 'success' | 'timeout' | 'server_error' | 'post_failed';
+const OUTCOMES = ['success', 'timeout', 'server_error', 'post_failed'] as const;
+type Outcome = (typeof OUTCOMES)[number];
 
 /**
  * The end-to-end check: post an event with a fresh id to the smee channel and wait for the
@@ -65,6 +66,7 @@ export class HealthCheckService implements OnApplicationShutdown {
       responseType: 'text',
     });
     this.gauge.set(0);
+    for (const result of OUTCOMES) this.checks.labels(result).inc(0);
   }
 
   /** The last completed check, or null before the first one ends. */

@@ -27,7 +27,9 @@ export class RoundTrips {
 
   constructor(@InjectMetric('sidecar_health_events_total') events: Counter<'origin'>) {
     this.own = events.labels('own');
+    this.own.inc(0); // exposed as 0 from the start, so that rate() and alerts see the series
     this.foreign = events.labels('foreign');
+    this.foreign.inc(0);
   }
 
   expect(id: string): Expectation {

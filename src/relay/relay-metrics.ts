@@ -36,6 +36,8 @@ export class RelayMetrics {
     @InjectMetric('sidecar_relay_duration_seconds') duration: Histogram<'status_class'>,
   ) {
     this.outcomes = Object.fromEntries(RELAY_OUTCOMES.map((o) => [o, requests.labels(o)])) as Record<RelayOutcome, Counter.Internal>;
+    for (const child of Object.values(this.outcomes)) child.inc(0);
+    relayedTotal.inc(0);
     this.durations = STATUS_CLASSES.map((c) => duration.labels(c));
   }
 

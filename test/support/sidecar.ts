@@ -1,5 +1,6 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { register } from 'prom-client';
 import { loadConfig } from '../../src/config/load-config';
@@ -12,9 +13,32 @@ export function testConfig(env: Record<string, string>): SidecarConfig {
   const loaded = loadConfig({ SHARED_VOLUME_PATH: shared, LISTEN_HOST: '127.0.0.1', ...env });
   if (!loaded.ok) throw new Error(loaded.problems.join('\n'));
   const config = loaded.config;
-  config.server.relayPort = 0;
-  config.server.managementPort = 0;
+  if (env.RELAY_PORT === undefined) config.server.relayPort = 0;
+  if (env.MANAGEMENT_PORT === undefined) config.server.managementPort = 0;
   return config;
+}
+
+/** A TCP port that was free a moment ago, for a peer that must know the sidecar's port before it starts. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as AddressInfo;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/** Polls `probe` until it returns a value other than undefined, or fails after `ms`. */
+export async function eventually<T>(probe: () => T | undefined | Promise<T | undefined>, ms = 5000, what = 'condition'): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const v = await probe();
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
 }
 
 /** Starts a sidecar in this process; prom-client's global registry is emptied first. */
