@@ -1,0 +1,45 @@
+import { Controller, Get, HttpException, HttpStatus, Query, Res } from '@nestjs/common';
+import type { FastifyReply } from 'fastify';
+import { MAX_PROFILE_SECONDS, Profiler, ProfilerBusyError } from './profiler';
+
+/** /debug/* on the management port, only with ENABLE_PPROF=true (the module is not loaded otherwise). */
+@Controller('debug')
+export class DebugController {
+  constructor(private readonly profiler: Profiler) {}
+
+  @Get('pprof/profile')
+  async profile(@Query('seconds') seconds: string | undefined, @Res() reply: FastifyReply): Promise<void> {
+    const n = seconds === undefined ? 10 : Number(seconds);
+    if (!Number.isFinite(n) || n <= 0 || n > MAX_PROFILE_SECONDS) {
+      throw new HttpException({ error: 'bad_request', message: `seconds must be a number above 0 and at most ${MAX_PROFILE_SECONDS}` }, HttpStatus.BAD_REQUEST);
+    }
+    const profile = await this.guard(() => this.profiler.cpuProfile(n));
+    await reply
+      .header('content-type', 'application/json')
+      .header('content-disposition', `attachment; filename="pod-sidecar-${Date.now()}.cpuprofile"`)
+      .send(profile);
+  }
+
+  @Get('pprof/heap')
+  async heap(@Res() reply: FastifyReply): Promise<void> {
+    const stream = await this.guard(async () => this.profiler.heapSnapshot());
+    await reply
+      .header('content-type', 'application/json')
+      .header('content-disposition', `attachment; filename="pod-sidecar-${Date.now()}.heapsnapshot"`)
+      .send(stream);
+  }
+
+  @Get('runtime')
+  runtime() {
+    return this.profiler.runtime();
+  }
+
+  private async guard<T>(work: () => Promise<T>): Promise<T> {
+    try {
+      return await work();
+    } catch (e) {
+      if (e instanceof ProfilerBusyError) throw new HttpException({ error: 'busy', message: e.message }, HttpStatus.CONFLICT);
+      throw e;
+    }
+  }
+}
