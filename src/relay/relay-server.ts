@@ -5,6 +5,7 @@ import type { Socket } from 'node:net';
 import { Agent, Dispatcher } from 'undici';
 import type { RelayConfig, ServerConfig, SidecarConfig } from '../config/sidecar-config';
 import { RoundTrips } from '../health-check/round-trips';
+import { redactHeaders } from '../logging/json-logger';
 import { clientAddress, destinationPath, forwardRequestHeaders, forwardResponseHeaders } from './forwarding';
 import { RelayMetrics } from './relay-metrics';
 
@@ -36,6 +37,8 @@ export class RelayServer implements OnApplicationShutdown {
   private readonly http: Server;
   private readonly agent: Agent;
   private readonly fallback: Destination | null;
+  /** Decided once: the hot path pays for a per-request line only when LOG_LEVEL=debug. */
+  private readonly traceRequests: boolean;
   private inFlight = 0;
   private idleWaiters: Array<() => void> = [];
 
@@ -46,6 +49,7 @@ export class RelayServer implements OnApplicationShutdown {
   ) {
     this.config = configService.get('relay', { infer: true })!;
     this.server = configService.get('server', { infer: true });
+    this.traceRequests = configService.get('log', { infer: true }).level === 'debug';
     this.fallback = this.config.downstreamUrl ? destination(this.config.downstreamUrl) : null;
     this.agent = new Agent({
       connections: this.config.maxConnections,
@@ -146,6 +150,7 @@ export class RelayServer implements OnApplicationShutdown {
       this.metrics.count('no_destination');
       return answer(res, 503, 'no_destination', 'no DOWNSTREAM_SERVICE_URL is configured; this sidecar only receives health-check events');
     }
+    if (this.traceRequests) this.trace(req, dest);
     const exchange = new Exchange(res, this, performance.now());
     res.once('close', () => exchange.clientClosed());
     this.agent.dispatch(
@@ -158,6 +163,13 @@ export class RelayServer implements OnApplicationShutdown {
       },
       exchange,
     );
+  }
+
+  private trace(req: IncomingMessage, dest: Destination): void {
+    const url = req.url ?? '/';
+    const q = url.indexOf('?');
+    // The query may carry a token: only the path is logged.
+    this.logger.debug({ msg: 'relaying', method: req.method, path: q === -1 ? url : url.slice(0, q), destination: dest.origin, headers: redactHeaders(req.headers) });
   }
 
   /** Called by an exchange when it ends, for metrics and the one log line an error gets. */

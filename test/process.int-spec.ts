@@ -1,0 +1,115 @@
+import { request as httpRequest } from 'node:http';
+import request from 'supertest';
+import { spawnSidecar, SidecarProcess } from './support/process';
+import { RecordingServer } from './support/recording-server';
+import { freePort } from './support/sidecar';
+
+/** The built sidecar as a process: exit codes, log lines, signals. */
+describe('the sidecar process', () => {
+  const downstream = new RecordingServer();
+  let running: SidecarProcess | undefined;
+
+  beforeAll(() => downstream.listen());
+  afterAll(() => downstream.close());
+  afterEach(async () => {
+    if (running && running.proc.exitCode === null) {
+      running.proc.kill('SIGKILL');
+      await running.exited;
+    }
+    running = undefined;
+    downstream.respond = (_r, res) => res.end('ok');
+  });
+
+  async function startProcess(env: Record<string, string> = {}) {
+    const [relay, management] = [await freePort(), await freePort()];
+    running = spawnSidecar({ DOWNSTREAM_SERVICE_URL: downstream.url, RELAY_PORT: String(relay), MANAGEMENT_PORT: String(management), ...env });
+    await running.ready;
+    return { p: running, relayUrl: `http://127.0.0.1:${relay}`, managementUrl: `http://127.0.0.1:${management}`, relay };
+  }
+
+  describe('configuration errors exit 78 before anything starts', () => {
+    it('names the settings that switch features on when nothing is configured', async () => {
+      running = spawnSidecar({});
+      expect(await running.exited).toBe(78);
+      expect(running.stderr()).toContain('no feature is configured');
+      expect(running.stderr()).toContain('DOWNSTREAM_SERVICE_URL');
+      expect(running.stderr()).toContain('SMEE_CHANNEL_URL');
+    });
+
+    it('lists every problem in one message', async () => {
+      running = spawnSidecar({ DOWNSTREAM_SERVICE_URL: 'nope', RELAY_PORT: '0x', LOG_FORMAT: 'xml' });
+      expect(await running.exited).toBe(78);
+      expect(running.stderr()).toMatch(/invalid configuration \(3 problems\)/);
+      expect(running.stderr()).toContain('DOWNSTREAM_SERVICE_URL="nope"');
+      expect(running.stderr()).toContain('RELAY_PORT="0x"');
+      expect(running.stderr()).toContain('LOG_FORMAT="xml"');
+      expect(running.lines).toEqual([]);
+    });
+  });
+
+  describe('logs', () => {
+    it('one JSON ready line; nothing per successful relay at info; one line per relay error', async () => {
+      const { p, relayUrl } = await startProcess();
+      const atStart = p.lines.length;
+      expect(p.lines.every((l) => JSON.parse(l).level)).toBe(true);
+      for (let i = 0; i < 5; i++) await request(relayUrl).post('/ok').send('x');
+      expect(p.lines.length).toBe(atStart);
+
+      downstream.respond = (_r, res) => res.socket!.destroy();
+      await request(relayUrl).post('/fail').send('x');
+      await new Promise((r) => setTimeout(r, 100));
+      const added = p.lines.slice(atStart).map((l) => JSON.parse(l));
+      expect(added).toHaveLength(1);
+      expect(added[0]).toMatchObject({ level: 'warn', context: 'Relay', msg: 'relay to downstream failed', outcome: 'unreachable' });
+    });
+
+    it('at debug, a line per request with secrets and the query left out', async () => {
+      const { p, relayUrl } = await startProcess({ LOG_LEVEL: 'debug' });
+      await request(relayUrl).post('/hook?token=q-secret-value').set({
+        authorization: 'Bearer auth-secret-value',
+        'x-hub-signature-256': 'sha256=signature-secret-value',
+        cookie: 'session=cookie-secret-value',
+      }).send('x');
+      await new Promise((r) => setTimeout(r, 100));
+      const all = p.lines.join('\n');
+      expect(all).not.toMatch(/secret-value/);
+      const line = p.lines.map((l) => JSON.parse(l)).find((e) => e.msg === 'relaying');
+      expect(line).toMatchObject({ level: 'debug', method: 'POST', path: '/hook', headers: { authorization: '[redacted]', 'x-hub-signature-256': '[redacted]' } });
+    });
+  });
+
+  describe('SIGTERM', () => {
+    it('stops accepting, lets the request in flight finish, exits 0', async () => {
+      let release!: () => void;
+      downstream.respond = (_r, res) => (release = () => res.end('finished'));
+      const { p, relayUrl, relay } = await startProcess();
+      const inFlight = request(relayUrl).post('/slow').send('x');
+      const answer = inFlight.then((r) => [r.status, r.text]);
+      await new Promise((r) => setTimeout(r, 200));
+      p.proc.kill('SIGTERM');
+      await new Promise((r) => setTimeout(r, 200));
+      const refused = await new Promise<string>((resolve) => {
+        const req = httpRequest({ host: '127.0.0.1', port: relay, method: 'POST', path: '/late' }, () => resolve('accepted'));
+        req.on('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? 'error'));
+        req.end('x');
+      });
+      expect(refused).toBe('ECONNREFUSED');
+      release();
+      expect(await answer).toEqual([200, 'finished']);
+      expect(await p.exited).toBe(0);
+      expect(p.lines.some((l) => l.includes('"shutting down"'))).toBe(true);
+    });
+
+    it('does not wait past SHUTDOWN_TIMEOUT_SECONDS for a downstream that never answers', async () => {
+      downstream.respond = () => undefined;
+      const { p, relayUrl } = await startProcess({ SHUTDOWN_TIMEOUT_SECONDS: '0.5' });
+      const stuck = request(relayUrl).post('/stuck').send('x').then((r) => r.status, (e: NodeJS.ErrnoException) => e.code);
+      await new Promise((r) => setTimeout(r, 200));
+      const t0 = Date.now();
+      p.proc.kill('SIGTERM');
+      expect(await p.exited).toBe(0);
+      expect(Date.now() - t0).toBeLessThan(3000);
+      expect(await stuck).toBe('ECONNRESET');
+    });
+  });
+});
