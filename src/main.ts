@@ -1,7 +1,6 @@
 import 'reflect-metadata';
 import { EXIT_CONFIG, formatProblems, loadConfig } from './config/load-config';
 import { JsonLogger } from './logging/json-logger';
-import { startSidecar } from './sidecar';
 
 async function main(): Promise<void> {
   const loaded = loadConfig();
@@ -13,6 +12,8 @@ async function main(): Promise<void> {
   const logger = new JsonLogger(config.log);
   let sidecar;
   try {
+    // Loaded only now: a configuration error is reported without paying for the module graph.
+    const { startSidecar } = await import('./sidecar');
     sidecar = await startSidecar(config, logger);
   } catch (e) {
     logger.error({ msg: 'start-up failed', reason: (e as Error).message });
