@@ -14,5 +14,5 @@ export function shellQuote(value: string): string {
 
 /** The script's text with the configured status file as its default. */
 export function renderProbeScript(name: string, healthFilePath: string): string {
-  return readFileSync(join(SOURCES, name), 'utf8').replaceAll('@HEALTH_FILE@', shellQuote(healthFilePath));
+  return readFileSync(join(SOURCES, name), 'utf8').replaceAll('@HEALTH_FILE@', () => shellQuote(healthFilePath));
 }
