@@ -311,11 +311,7 @@ describe('probe scripts as the sidecar installs them', () => {
     });
   });
 
-  // KNOWN BUG in src/status-file/probe-scripts.ts: renderProbeScript passes the quoted path
-  // to String.prototype.replaceAll as a replacement *string*, so `$&`, `$'`, `` $` `` and
-  // `$$` in the configured path are expanded as replacement patterns and the script is
-  // corrupted. Fix: `.replaceAll('@HEALTH_FILE@', () => shellQuote(healthFilePath))`.
-  // Once fixed, this test fails: turn `it.failing` into `it`.
+  // A replacement string would expand `$&`, `$'`, `` $` `` and `$$`: the path must go in literally.
   it('keeps `$&` and `$\'` in the configured path', () => {
     for (const p of ['/vol/a$&b', "/vol/a$'b"]) {
       expect(renderProbeScript('check-smee-health.sh', p)).toContain(`HEALTH_FILE=\${HEALTH_FILE_PATH:-${shellQuote(p)}}\n`);
