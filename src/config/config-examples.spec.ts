@@ -1,0 +1,15 @@
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { loadConfig } from './load-config';
+
+const dir = join(__dirname, '..', '..', 'config');
+const examples = readdirSync(dir).filter((f) => /\.ya?ml$/.test(f));
+
+describe('the example files in config/', () => {
+  it('are there', () => expect(examples.length).toBeGreaterThan(0));
+
+  it.each(examples)('%s loads as it is', (file) => {
+    const loaded = loadConfig({ SIDECAR_CONFIG: join(dir, file) });
+    expect(loaded.ok ? [] : loaded.problems).toEqual([]);
+  });
+});
