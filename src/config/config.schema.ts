@@ -8,7 +8,15 @@ import { z } from 'zod';
 
 const text = z.string().trim();
 
-const port = text.regex(/^\d+$/, 'expected a TCP port number').transform(Number)
+/**
+ * Kubernetes injects `<SERVICE>_PORT=tcp://<ip>:<port>` into every container for every
+ * Service in the namespace while enableServiceLinks is on: a Service named "agent" sets
+ * AGENT_PORT, one named "relay" RELAY_PORT. Such a value gets its own explanation.
+ */
+export const SERVICE_LINK_HINT = 'expected a TCP port number, not a URL: a tcp://… value is what Kubernetes injects for a Service of the same name (set enableServiceLinks: false in the pod spec)';
+
+const port = text.regex(/^\d+$/, { error: (issue) => (/^(tcp|udp|sctp):\/\//i.test(String(issue.input)) ? SERVICE_LINK_HINT : 'expected a TCP port number') })
+  .transform(Number)
   .pipe(z.number().int().min(1, 'expected a port from 1 to 65535').max(65535, 'expected a port from 1 to 65535'));
 
 /** Whole or fractional seconds, > 0 unless `allowZero`. */
@@ -22,14 +30,28 @@ const positiveInt = text.regex(/^\d+$/, 'expected a whole number').transform(Num
 const bool = text.toLowerCase().refine((v) => ['true', 'false', '1', '0', 'yes', 'no'].includes(v),
   'expected true or false').transform((v) => v === 'true' || v === '1' || v === 'yes');
 
-export const httpUrl = text.refine((v) => {
+export function isHttpUrl(v: string): boolean {
   try {
     const u = new URL(v);
     return (u.protocol === 'http:' || u.protocol === 'https:') && u.hostname !== '';
   } catch {
     return false;
   }
-}, 'expected an absolute http:// or https:// URL');
+}
+
+export const httpUrl = text.refine(isHttpUrl, 'expected an absolute http:// or https:// URL');
+
+/** A comma-separated list of http(s) URLs; empty items (a trailing comma) are dropped. */
+const httpUrlList = text.transform((v, ctx) => {
+  const items = v.split(',').map((x) => x.trim()).filter((x) => x !== '');
+  const bad = items.filter((x) => !isHttpUrl(x));
+  if (items.length === 0) ctx.addIssue({ code: 'custom', message: 'expected a comma-separated list of http:// or https:// URLs' });
+  for (const item of bad) ctx.addIssue({ code: 'custom', message: `${JSON.stringify(item)} is not an absolute http:// or https:// URL` });
+  return items;
+});
+
+/** What a status file may be told to start as. */
+const adminStatus = text.toLowerCase().pipe(z.enum(['ready', 'drain', 'maint'], 'expected ready, drain or maint'));
 
 /** Go-style duration as the metrics pusher takes it ("30s", "1m30s", "500ms") or plain seconds. */
 export function parseDuration(v: string): number | null {
@@ -76,6 +98,21 @@ export const envSchema = z.object({
   RELAY_MODE: text.toLowerCase().pipe(z.enum(['proxy', 'spool'], 'expected proxy or spool')).prefault('proxy'),
   SPOOL_PATH: text.min(1).optional(),
   SHUTDOWN_TIMEOUT_SECONDS: seconds().prefault('20'),
+  // agent (drain control and HAProxy agent-check; signal-sidecar's names where it has them)
+  AGENT_PORT: port.optional(),
+  AGENT_MAXCONN: positiveInt.optional(),
+  STATUS_PATH: text.min(1).optional(),
+  STATUS_INITIAL: adminStatus.optional(),
+  UPSTREAM_HEALTH_URLS: httpUrlList.optional(),
+  UPSTREAM_TIMEOUT_SECONDS: seconds().prefault('3'),
+  POLLING_INTERVAL: seconds().prefault('5'),
+  HEALTH_DAMPENING_INTERVAL: seconds(true).prefault('30'),
+  DRAIN_GRACE_INTERVAL: seconds(true).prefault('120'),
+  // the Jitsi preset, as signal-sidecar reads them
+  JICOFO_ORIG: httpUrl.optional(),
+  PROSODY_ORIG: httpUrl.optional(),
+  PARTICIPANT_MAX: positiveInt.optional(),
+  WEIGHT_PARTICIPANTS: bool.optional(),
   // logs
   LOG_LEVEL: text.toLowerCase().pipe(z.enum(['debug', 'info', 'warn', 'error'], 'expected debug, info, warn or error')).prefault('info'),
   LOG_FORMAT: text.toLowerCase().pipe(z.enum(['json', 'pretty'], 'expected json or pretty')).prefault('json'),

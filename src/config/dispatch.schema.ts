@@ -159,7 +159,7 @@ function checkRules(config: DispatchConfig, root: string[], rulesKey: string, do
   return problems;
 }
 
-function describeIssue(root: string[], issue: z.core.$ZodIssue, topLevelHint: string): string[] {
+export function describeIssue(root: string[], issue: z.core.$ZodIssue, topLevelHint: string): string[] {
   const at = [...root, ...issue.path.map((p) => (typeof p === 'symbol' ? String(p) : p))];
   if (issue.code === 'unrecognized_keys') {
     const hint = at.length === 0 ? topLevelHint : '';

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
+import { AgentSection, buildAgentConfig, readAgentSection } from './agent.schema';
 import { envSchema, SECRET_SETTINGS, SETTING_NAMES } from './config.schema';
 import { DispatchFormat, readDispatch } from './dispatch.schema';
 import { FEATURE_SWITCHES, SidecarConfig, toSidecarConfig } from './sidecar-config';
@@ -21,10 +22,17 @@ export function loadConfig(env: Env = process.env, readFile: (p: string) => stri
 
   const file = env.SIDECAR_CONFIG?.trim();
   let dispatchDoc: { doc: unknown; format: DispatchFormat } | null = null;
+  // undefined: the file has no agent section; null: it has one that did not parse.
+  let agentSection: AgentSection | null | undefined;
   if (file) {
     const fromFile = readConfigFile(file, readFile, problems);
     Object.assign(raw, fromFile.settings);
     dispatchDoc = fromFile.dispatch;
+    if (fromFile.agent) {
+      const read = readAgentSection(fromFile.agent.doc);
+      problems.push(...read.problems.map((p) => `${file}: ${p}`));
+      agentSection = read.section;
+    }
   }
   for (const name of SETTING_NAMES) {
     const v = env[name];
@@ -45,10 +53,17 @@ export function loadConfig(env: Env = process.env, readFile: (p: string) => stri
     problems.push(...read.problems.map((p) => `${file}: ${p}`));
     dispatch = read.config;
   }
+  let agent = null;
+  if (parsed.success) {
+    const built = buildAgentConfig(parsed.data, agentSection);
+    // Problems found across sources name their place: a file path, or a setting.
+    problems.push(...built.problems.map((p) => (p.startsWith('agent.') ? `${file}: ${p}` : p)));
+    agent = built.config;
+  }
   if (problems.length > 0) return { ok: false, problems };
 
-  const config = toSidecarConfig(parsed.data!, dispatch);
-  if (!config.relay && !config.healthCheck) {
+  const config = toSidecarConfig(parsed.data!, dispatch, agent);
+  if (!config.relay && !config.healthCheck && !config.agent) {
     const hints = FEATURE_SWITCHES.map(([feature, names]) => `${feature}: set ${names}`).join('; ');
     return { ok: false, problems: [`no feature is configured (${hints})`] };
   }
@@ -59,6 +74,8 @@ interface ConfigFile {
   settings: Record<string, string>;
   /** The dispatch rules as they stand in the file, checked later (their default may come from the environment). */
   dispatch: { doc: unknown; format: DispatchFormat } | null;
+  /** The `agent` section as it stands in the file. */
+  agent: { doc: unknown } | null;
 }
 
 /**
@@ -66,7 +83,7 @@ interface ConfigFile {
  * it is sidecar_http_dispatcher's own config.yaml (told apart by its `key` or `rewrites`).
  */
 function readConfigFile(path: string, readFile: (p: string) => string, problems: string[]): ConfigFile {
-  const none: ConfigFile = { settings: {}, dispatch: null };
+  const none: ConfigFile = { settings: {}, dispatch: null, agent: null };
   let text: string;
   try {
     text = readFile(path);
@@ -87,14 +104,17 @@ function readConfigFile(path: string, readFile: (p: string) => string, problems:
     return none;
   }
   const entries = doc as Record<string, unknown>;
-  if ('key' in entries || 'rewrites' in entries) return { settings: {}, dispatch: { doc, format: 'sidecar_http_dispatcher' } };
+  if ('key' in entries || 'rewrites' in entries) return { settings: {}, dispatch: { doc, format: 'sidecar_http_dispatcher' }, agent: null };
 
   const known = new Set<string>(SETTING_NAMES);
   const out: Record<string, string> = {};
   let dispatch: ConfigFile['dispatch'] = null;
+  let agent: ConfigFile['agent'] = null;
   for (const [key, value] of Object.entries(entries)) {
     if (key === 'dispatch') {
       dispatch = { doc: value, format: 'sidecar' };
+    } else if (key === 'agent') {
+      agent = { doc: value };
     } else if (!known.has(key)) {
       problems.push(`${path}: ${key}: unknown setting`);
     } else if (value === null || typeof value === 'object') {
@@ -103,7 +123,7 @@ function readConfigFile(path: string, readFile: (p: string) => string, problems:
       out[key] = String(value);
     }
   }
-  return { settings: out, dispatch };
+  return { settings: out, dispatch, agent };
 }
 
 function shown(name: string, value: string | undefined): string {

@@ -7,6 +7,7 @@ export interface SidecarConfig {
   relay: RelayConfig | null;
   dispatch: DispatchConfig | null;
   healthCheck: HealthCheckConfig | null;
+  agent: AgentConfig | null;
   sharedVolume: SharedVolumeConfig;
   log: LogConfig;
   debug: { enabled: boolean };
@@ -63,6 +64,57 @@ export interface HealthCheckConfig {
   insecureSkipVerify: boolean;
 }
 
+/** Upstream health aggregation, the status file, flap mitigation and the HAProxy agent. */
+export interface AgentConfig {
+  /** TCP port of the HAProxy agent; null: only the HTTP report and metrics. */
+  port: number | null;
+  /** Appended to the agent line as ` maxconn:N` when set. */
+  maxconn: number | null;
+  /** How long an agent connection may stay open after the reply (a peer that never closes). */
+  connectionTimeoutMs: number;
+  pollIntervalMs: number;
+  /** After the last unhealthy round, how long health stays reported down (0: off). */
+  dampeningMs: number;
+  /** How long soft-down failures are reported as drain instead of down (0: off); already forced above dampeningMs. */
+  graceMs: number;
+  /** DRAIN_GRACE_INTERVAL as set, when it had to be raised above the dampening interval (for a warning). */
+  graceRaisedFromMs: number | null;
+  statusPath: string;
+  /** Written to the status file at start-up when there is none. */
+  statusInitial: AdminStatus | null;
+  upstreams: UpstreamCheckConfig[];
+  loadSource: LoadSourceConfig | null;
+  /** Set when the signal-sidecar settings (JICOFO_ORIG, PROSODY_ORIG, ...) made the checks. */
+  preset: 'jitsi' | null;
+}
+
+export type AdminStatus = 'ready' | 'drain' | 'maint';
+
+export interface UpstreamCheckConfig {
+  /** Metrics label and report key: configured, or host and path of the URL. */
+  name: string;
+  url: URL;
+  /** Inclusive status ranges that count as healthy. */
+  expectStatus: Array<[min: number, max: number]>;
+  timeoutMs: number;
+  /** Further attempts within one round after a connection failure or timeout (never after an answer). */
+  retries: number;
+  /** Which failures only drain (within DRAIN_GRACE_INTERVAL) rather than take the node down. */
+  softDown: { statuses: number[]; onTimeout: boolean };
+}
+
+export interface LoadSourceConfig {
+  url: URL;
+  /** The field as written (`stats.participants`) and split into its steps. */
+  field: string;
+  path: string[];
+  /** Load at which the free share is 0; above it the node drains. */
+  max: number;
+  /** false: the reading only drains above max, the weight stays 100% (WEIGHT_PARTICIPANTS=false). */
+  weighted: boolean;
+  timeoutMs: number;
+}
+
 export interface SharedVolumeConfig {
   path: string;
   healthFilePath: string;
@@ -78,10 +130,14 @@ export const FEATURE_SWITCHES: ReadonlyArray<[feature: string, settings: string]
   ['relay', 'DOWNSTREAM_SERVICE_URL (or dispatch rules)'],
   ['dispatch', 'SIDECAR_CONFIG to a file with a dispatch section'],
   ['health check', 'SMEE_CHANNEL_URL'],
+  ['agent', 'AGENT_PORT or UPSTREAM_HEALTH_URLS (or JICOFO_ORIG/PROSODY_ORIG, or an agent section in SIDECAR_CONFIG)'],
 ];
 
-/** `dispatch` is the file's section as read; DOWNSTREAM_SERVICE_URL fills in its default destination when it has none. */
-export function toSidecarConfig(s: EnvSettings, dispatch: DispatchConfig | null = null): SidecarConfig {
+/**
+ * `dispatch` is the file's section as read; DOWNSTREAM_SERVICE_URL fills in its default
+ * destination when it has none. `agent` is built from settings and file by buildAgentConfig.
+ */
+export function toSidecarConfig(s: EnvSettings, dispatch: DispatchConfig | null = null, agent: AgentConfig | null = null): SidecarConfig {
   const downstreamOn = s.DOWNSTREAM_SERVICE_URL !== undefined;
   const relayOn = downstreamOn || dispatch !== null;
   const healthOn = s.SMEE_CHANNEL_URL !== undefined;
@@ -116,6 +172,7 @@ export function toSidecarConfig(s: EnvSettings, dispatch: DispatchConfig | null 
           insecureSkipVerify: s.INSECURE_SKIP_VERIFY,
         }
       : null,
+    agent,
     sharedVolume: {
       path: s.SHARED_VOLUME_PATH,
       healthFilePath: s.HEALTH_FILE_PATH ?? join(s.SHARED_VOLUME_PATH, 'health-status.txt'),
