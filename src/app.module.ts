@@ -1,6 +1,7 @@
 import { DynamicModule, Module } from '@nestjs/common';
 import { ConfigModule } from '@nestjs/config';
 import { ScheduleModule } from '@nestjs/schedule';
+import { AgentModule } from './agent/agent.module';
 import type { SidecarConfig } from './config/sidecar-config';
 import { DebugModule } from './debug/debug.module';
 import { HealthCheckModule } from './health-check/health-check.module';
@@ -22,6 +23,7 @@ export class AppModule {
         HealthCheckModule.register(config.healthCheck !== null),
         ...(config.relay ? [RelayModule] : []),
         ...(config.dispatch ? [DispatchModule] : []),
+        ...(config.agent ? [AgentModule] : []),
         ManagementModule,
         ...(config.debug.enabled ? [DebugModule] : []),
       ],

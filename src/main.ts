@@ -26,6 +26,8 @@ async function main(): Promise<void> {
     relay: config.relay?.downstreamUrl || config.dispatch ? config.relay!.mode : 'off',
     dispatch: config.dispatch !== null,
     healthCheck: config.healthCheck !== null,
+    agent: config.agent !== null,
+    agentPort: sidecar.agentPort,
   }, 'Bootstrap');
 
   let stopping = false;

@@ -1,6 +1,8 @@
 import { LoggerService } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, NestFastifyApplication } from '@nestjs/platform-fastify';
+import { AgentServer } from './agent/agent-server';
+import { AgentService } from './agent/agent.service';
 import { AppModule } from './app.module';
 import type { SidecarConfig } from './config/sidecar-config';
 import { HealthCheckService } from './health-check/health-check.service';
@@ -12,13 +14,17 @@ export interface Sidecar {
   app: NestFastifyApplication;
   relayPort: number | null;
   managementPort: number;
+  /** The HAProxy agent's port, null when AGENT_PORT is not set. */
+  agentPort: number | null;
   /** Graceful stop: stop accepting, let in-flight work finish (bounded), flush, close. */
   close(): Promise<void>;
 }
 
 /**
  * Builds and starts the sidecar: every module initialised, the probe scripts in place,
- * both listeners bound, then the first health check started. Shared by main.ts and tests.
+ * relay and management listeners bound, the first health check started, the agent's first
+ * round done and only then its port bound (HAProxy keeps a server's state while its agent
+ * cannot be reached, rather than see it down for a moment). Shared by main.ts and tests.
  */
 export async function startSidecar(config: SidecarConfig, logger: LoggerService | false = false): Promise<Sidecar> {
   const app = await NestFactory.create<NestFastifyApplication>(AppModule.forRoot(config), new FastifyAdapter(), {
@@ -33,6 +39,10 @@ export async function startSidecar(config: SidecarConfig, logger: LoggerService 
     await relay?.listen();
     await app.listen(config.server.managementPort, config.server.listenHost);
     healthCheck?.start();
+    if (config.agent) {
+      await app.get(AgentService).start();
+      await app.get(AgentServer).listen();
+    }
   } catch (e) {
     await app.close().catch(() => undefined);
     throw e;
@@ -40,6 +50,7 @@ export async function startSidecar(config: SidecarConfig, logger: LoggerService 
   const relayPort = config.relay ? app.get(RelayServer).port : null;
   const address = app.getHttpServer().address();
   const managementPort = typeof address === 'object' && address ? address.port : config.server.managementPort;
-  return { app, relayPort, managementPort, close: () => app.close() };
+  const agentPort = config.agent ? app.get(AgentServer).port : null;
+  return { app, relayPort, managementPort, agentPort, close: () => app.close() };
 }
 

@@ -1,12 +1,15 @@
 import { Controller, Get, Optional } from '@nestjs/common';
 import { HealthCheck, HealthCheckService as Terminus, HealthIndicatorResult, HealthIndicatorService } from '@nestjs/terminus';
+import { AgentServer } from '../agent/agent-server';
 import { HealthCheckService } from '../health-check/health-check.service';
 import { RelayServer } from '../relay/relay-server';
 
 /**
  * HTTP probes beside the file probes. /healthz: the process answers and its check loop
  * turns. /readyz: the relay listens and, with the health check on, the last round trip
- * through the smee server and client succeeded.
+ * through the smee server and client succeeded; with AGENT_PORT set, the agent listens.
+ * The agent's verdict is not part of it: a drained or down node must stay in the Service
+ * (and in HAProxy's server list) to be drained, so HAProxy decides from the agent line.
  */
 @Controller()
 export class ProbesController {
@@ -15,6 +18,7 @@ export class ProbesController {
     private readonly indicator: HealthIndicatorService,
     @Optional() private readonly relay?: RelayServer,
     @Optional() private readonly healthCheck?: HealthCheckService,
+    @Optional() private readonly agentServer?: AgentServer,
   ) {}
 
   @Get('healthz')
@@ -48,6 +52,10 @@ export class ProbesController {
         const data = { message: last.message, checkedAt: last.checkedAt.toISOString() };
         return last.status === 'success' ? key.up(data) : key.down(data);
       });
+    }
+    const agent = this.agentServer;
+    if (agent && agent.port !== null) {
+      checks.push(() => (agent.listening ? this.indicator.check('agent').up({ port: agent.port }) : this.indicator.check('agent').down('agent port is not listening')));
     }
     return this.terminus.check(checks);
   }

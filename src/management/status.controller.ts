@@ -1,5 +1,6 @@
 import { Controller, Get, Inject, Optional } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
+import { AgentService } from '../agent/agent.service';
 import type { SidecarConfig } from '../config/sidecar-config';
 import { HealthCheckService } from '../health-check/health-check.service';
 import { RelayServer } from '../relay/relay-server';
@@ -11,6 +12,7 @@ export class StatusController {
     @Inject(ConfigService) private readonly config: ConfigService<SidecarConfig, true>,
     @Optional() private readonly relay?: RelayServer,
     @Optional() private readonly healthCheck?: HealthCheckService,
+    @Optional() private readonly agent?: AgentService,
   ) {}
 
   @Get('status')
@@ -24,6 +26,7 @@ export class StatusController {
         relay: relay?.downstreamUrl || dispatch ? relay!.mode : null,
         dispatch: dispatch !== null,
         healthCheck: this.healthCheck !== undefined,
+        agent: this.agent !== undefined,
         debug: this.config.get('debug', { infer: true }).enabled,
       },
       relay: this.relay ? { listening: this.relay.listening, port: this.relay.port, inFlight: this.relay.requestsInFlight } : null,
@@ -37,6 +40,12 @@ export class StatusController {
             roundTripMs: last?.roundTripMs !== undefined ? Math.round(last.roundTripMs) : null,
           }
         : null,
+      // The full picture is /agent/report.
+      agent: this.agent ? agentSummary(this.agent.verdict()) : null,
     };
   }
+}
+
+function agentSummary(v: { healthy: boolean; status: string; weight: number; agentMessage: string }) {
+  return { healthy: v.healthy, status: v.status, weight: `${v.weight}%`, agentMessage: v.agentMessage.trimEnd() };
 }

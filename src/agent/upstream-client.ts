@@ -1,0 +1,102 @@
+import { Injectable } from '@nestjs/common';
+import axios, { AxiosInstance } from 'axios';
+import { Agent as HttpAgent } from 'node:http';
+import { Agent as HttpsAgent } from 'node:https';
+import type { Readable } from 'node:stream';
+import type { LoadSourceConfig, UpstreamCheckConfig } from '../config/sidecar-config';
+import type { CheckObservation, LoadReading } from './agent-state';
+
+/** The most of a load source's answer that is read; health checks read none of their bodies. */
+export const LOAD_ANSWER_LIMIT = 64 * 1024;
+
+/**
+ * The agent's HTTP: one GET per upstream check (the status decides; the body is never read,
+ * so an HTML page or a huge body changes nothing) and one GET of the load source's JSON,
+ * bounded in size. Each request has a total deadline; none throws.
+ */
+@Injectable()
+export class UpstreamClient {
+  private readonly http: AxiosInstance = axios.create({
+    // A fresh connection per poll: a pooled socket that the upstream closed between polls
+    // would fail a check that says nothing about the upstream.
+    httpAgent: new HttpAgent({ keepAlive: false }),
+    httpsAgent: new HttpsAgent({ keepAlive: false }),
+    validateStatus: () => true,
+    maxRedirects: 0,
+    maxContentLength: LOAD_ANSWER_LIMIT,
+    maxBodyLength: LOAD_ANSWER_LIMIT,
+    headers: { 'User-Agent': 'pod-sidecar-agent' },
+  });
+
+  /** One check, with its retries after connection failures and timeouts (never after an answer). */
+  async check(u: UpstreamCheckConfig, stop: AbortSignal): Promise<CheckObservation> {
+    const started = performance.now();
+    let attempt = await this.attempt(u, stop);
+    for (let retry = 0; retry < u.retries && !attempt.reachable && !stop.aborted; retry++) attempt = await this.attempt(u, stop);
+    return { ...attempt, durationMs: performance.now() - started };
+  }
+
+  private async attempt(u: UpstreamCheckConfig, stop: AbortSignal): Promise<Omit<CheckObservation, 'durationMs'>> {
+    const deadline = AbortSignal.timeout(u.timeoutMs);
+    const base = { name: u.name, pending: false };
+    try {
+      const res = await this.http.get<Readable>(u.url.href, { responseType: 'stream', signal: AbortSignal.any([deadline, stop]) });
+      res.data.on('error', () => undefined);
+      res.data.destroy();
+      const ok = u.expectStatus.some(([min, max]) => res.status >= min && res.status <= max);
+      return { ...base, ok, softDown: !ok && u.softDown.statuses.includes(res.status), reachable: true, statusCode: res.status, timedOut: false, error: null };
+    } catch (e) {
+      const timedOut = deadline.aborted;
+      return {
+        ...base, ok: false, softDown: timedOut && u.softDown.onTimeout, reachable: false, statusCode: null, timedOut,
+        error: timedOut ? `no answer within ${u.timeoutMs / 1000} s` : describeError(e),
+      };
+    }
+  }
+
+  /** The number at the source's field, or why there is none. */
+  async readLoad(source: LoadSourceConfig, stop: AbortSignal): Promise<LoadReading> {
+    const deadline = AbortSignal.timeout(source.timeoutMs);
+    let body: string;
+    try {
+      const res = await this.http.get<string>(source.url.href, {
+        responseType: 'text',
+        transformResponse: (d: string) => d,
+        signal: AbortSignal.any([deadline, stop]),
+      });
+      if (res.status < 200 || res.status > 299) return { value: null, error: `answered ${res.status}` };
+      body = res.data;
+    } catch (e) {
+      if (deadline.aborted) return { value: null, error: `no answer within ${source.timeoutMs / 1000} s` };
+      const message = (e as Error).message ?? '';
+      if (/maxContentLength/.test(message)) return { value: null, error: `answer larger than ${LOAD_ANSWER_LIMIT / 1024} KiB` };
+      return { value: null, error: describeError(e) };
+    }
+    return readField(body, source);
+  }
+}
+
+/** The number at `source.path` in the JSON text `body`. */
+export function readField(body: string, source: Pick<LoadSourceConfig, 'field' | 'path'>): LoadReading {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(body);
+  } catch {
+    return { value: null, error: `answer is not JSON (starts ${JSON.stringify(body.trimStart().slice(0, 24))})` };
+  }
+  let at: unknown = doc;
+  for (const step of source.path) {
+    if (at !== null && typeof at === 'object' && Object.hasOwn(at, step)) at = (at as Record<string, unknown>)[step];
+    else return { value: null, error: `no field ${source.field} in the answer` };
+  }
+  if (typeof at !== 'number' || !Number.isFinite(at)) {
+    return { value: null, error: `${source.field} is ${at === null ? 'null' : Array.isArray(at) ? 'a list' : typeof at}, not a number` };
+  }
+  return { value: at, error: null };
+}
+
+function describeError(e: unknown): string {
+  const err = e as { code?: string; message?: string };
+  const message = err.message || 'request failed';
+  return err.code && !message.includes(err.code) ? `${err.code} ${message}` : message;
+}
