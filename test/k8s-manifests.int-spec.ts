@@ -23,7 +23,7 @@ const KUBECTL = process.env.KUBECTL ?? 'kubectl';
 const SIDECAR_IMAGE = 'ghcr.io/example/pod-sidecar';
 const RUN_AS = 65532;
 /** The kustomizations this suite must find; more are checked as they appear. */
-const EXPECTED = ['base', 'examples/native-sidecar', 'examples/smee-client-pod', 'examples/smee-server-monitor'];
+const EXPECTED = ['base', 'examples/haproxy-agent', 'examples/native-sidecar', 'examples/smee-client-pod', 'examples/smee-server-monitor'];
 
 /** Which argument of a probe script is its max age, and its default: read off the script (`MAX_AGE=${1:-60}`). */
 function maxAgeParameter(script: string): { index: number; defaultSeconds: number } {
@@ -70,6 +70,7 @@ interface Container {
   livenessProbe?: Probe;
   readinessProbe?: Probe;
   startupProbe?: Probe;
+  lifecycle?: { preStop?: { exec?: { command?: string[] } } };
   restartPolicy?: string;
   resources?: { requests?: Record<string, string | number>; limits?: Record<string, string | number> };
   securityContext?: SecurityContext;
@@ -419,13 +420,17 @@ function sidecarProblems(pod: PodTemplate, maps: Map<string, Record<string, stri
   // Ports: what it declares is what it listens on.
   const listens = new Map<number, string>([[managementPort, 'management']]);
   if (config.relay) listens.set(relayPort, 'relay');
+  const agentPort = config.agent?.port ?? null;
+  if (agentPort !== null) listens.set(agentPort, 'agent');
   for (const p of sidecar.ports ?? []) {
     const role = listens.get(p.containerPort);
-    if (!role) problems.push(`${at}: containerPort ${p.containerPort} is not a port the sidecar listens on (relay ${config.relay ? relayPort : 'off'}, management ${managementPort})`);
+    if (!role) problems.push(`${at}: containerPort ${p.containerPort} is not a port the sidecar listens on (relay ${config.relay ? relayPort : 'off'}, management ${managementPort}, agent ${agentPort ?? 'off'})`);
     else if (p.name && p.name !== role) problems.push(`${at}: containerPort ${p.containerPort} is named ${p.name}, but it is the ${role} port`);
     if (p.name === 'relay' && p.containerPort !== relayPort) problems.push(`${at}: port "relay" is ${p.containerPort}, the sidecar relays on ${relayPort}`);
     if (p.name === 'management' && p.containerPort !== managementPort) problems.push(`${at}: port "management" is ${p.containerPort}, the sidecar manages on ${managementPort}`);
+    if (p.name === 'agent' && p.containerPort !== agentPort) problems.push(`${at}: port "agent" is ${p.containerPort}, the sidecar's AGENT_PORT is ${agentPort ?? 'not set'}`);
   }
+  if (agentPort !== null && !(sidecar.ports ?? []).some((p) => p.containerPort === agentPort)) problems.push(`${at}: the agent port ${agentPort} is not declared`);
   if (!(sidecar.ports ?? []).some((p) => p.containerPort === managementPort)) problems.push(`${at}: the management port ${managementPort} is not declared`);
   for (const kind of ['livenessProbe', 'readinessProbe', 'startupProbe'] as const) {
     const probe = sidecar[kind];
@@ -440,8 +445,13 @@ function sidecarProblems(pod: PodTemplate, maps: Map<string, Record<string, stri
   }
   if (sidecar.readinessProbe?.httpGet && sidecar.readinessProbe.httpGet.path !== '/readyz') problems.push(`${at}: readinessProbe is not /readyz`);
   const liveness = sidecar.livenessProbe?.exec?.command;
-  if (!liveness || scriptCall(liveness)?.script !== 'check-sidecar-health.sh') {
-    problems.push(`${at}: livenessProbe does not run check-sidecar-health.sh (SPEC 6)`);
+  if (config.healthCheck) {
+    if (!liveness || scriptCall(liveness)?.script !== 'check-sidecar-health.sh') {
+      problems.push(`${at}: livenessProbe does not run check-sidecar-health.sh (SPEC 6)`);
+    }
+  } else if (sidecar.livenessProbe?.httpGet?.path !== '/healthz') {
+    // Without the health check nothing writes the status file the scripts read.
+    problems.push(`${at}: livenessProbe is not httpGet /healthz (without SMEE_CHANNEL_URL no status file is written for check-sidecar-health.sh)`);
   }
 
   // The shared volume: an emptyDir the sidecar can write, mounted where it writes.
@@ -591,6 +601,26 @@ describe('Kubernetes manifests under k8s/', () => {
     expect(pod.spec.containers.map((c) => c.name)).toEqual(expect.arrayContaining(['smee-server', 'health-check-client']));
   });
 
+  it('answers HAProxy in examples/haproxy-agent: agent port declared and exposed, drained by preStop', () => {
+    const dir = join(K8S, 'examples/haproxy-agent');
+    const objects = build(dir);
+    const [pod] = podTemplates(objects, dir);
+    const sidecar = allContainers(pod.spec).find(isSidecar)!;
+    const loaded = loadConfig(containerEnv(sidecar, configMaps(objects)));
+    if (!loaded.ok) throw new Error(loaded.problems.join('\n'));
+    const { agent, relay, healthCheck } = loaded.config;
+    expect(relay).toBeNull();
+    expect(healthCheck).toBeNull();
+    expect(agent).toMatchObject({ port: 6060, statusInitial: 'ready', statusPath: '/shared/shard-status' });
+    expect(agent!.upstreams.map((u) => u.url.href)).toEqual(['http://localhost:3000/healthz']);
+    const service = objects.find((o) => o.kind === 'Service') as K8sObject & { spec: { ports: Array<{ name: string; port: number; targetPort: string | number }> } };
+    expect(service.spec.ports).toEqual(expect.arrayContaining([expect.objectContaining({ name: 'agent', port: 6060, targetPort: 'agent' })]));
+    // The hook writes "drain" where the agent reads, by rename (a poll never sees half a file).
+    const hook = (sidecar.lifecycle?.preStop?.exec?.command ?? []).join(' ');
+    expect(hook).toContain(`mv /shared/.shard-status.tmp ${agent!.statusPath}`);
+    expect(hook).toMatch(/printf 'drain\\n' > \/shared\/\.shard-status\.tmp/);
+  });
+
   describe('the checks themselves catch', () => {
     const dir = join(K8S, 'examples/smee-client-pod');
     const broken = (change: (pod: PodTemplate, objects: K8sObject[]) => void) => {
@@ -628,6 +658,19 @@ describe('Kubernetes manifests under k8s/', () => {
         cm.data.MANAGEMENT_PORT = '9200';
       });
       expect(sidecarProblems(pod, maps).join('\n')).toMatch(/the sidecar serves its probes on 9200/);
+    });
+
+    it('an agent port left undeclared, and a script liveness probe without the health check', () => {
+      const agentDir = join(K8S, 'examples/haproxy-agent');
+      const objects = structuredClone(build(agentDir));
+      const [pod] = podTemplates(objects, agentDir);
+      const sc = sidecarOf(pod);
+      sc.ports = sc.ports!.filter((p) => p.name !== 'agent');
+      sc.livenessProbe = { exec: { command: ['/bin/sh', '/shared/check-sidecar-health.sh'] }, timeoutSeconds: 5 };
+      const text = sidecarProblems(pod, configMaps(objects)).join('\n');
+      expect(text).toMatch(/the agent port 6060 is not declared/);
+      expect(text).toMatch(/livenessProbe is not httpGet \/healthz/);
+      expect(text).toMatch(/check-sidecar-health\.sh reads the health status file, but the sidecar's health check is off/);
     });
 
     it('a client on another channel than the health check', () => {
