@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 import { loadConfig } from './load-config';
 import type { AgentConfig } from './sidecar-config';
 
@@ -255,6 +256,27 @@ agent:
 
     it('the names the file may use stay known at the top level too', () => {
       expect(agentOf(FILE, 'AGENT_PORT: 5000\nUPSTREAM_HEALTH_URLS: http://a/h\n').port).toBe(5000);
+    });
+  });
+
+  describe('the example files', () => {
+    const example = (name: string) => agentOf({ SIDECAR_CONFIG: join(__dirname, '..', '..', 'config', name) });
+
+    it('config/haproxy-agent.yaml: two checks, a load source, the status file on the shared volume', () => {
+      const a = example('haproxy-agent.yaml');
+      expect(a).toMatchObject({ port: 6060, statusPath: '/shared/shard-status', statusInitial: 'ready', preset: null });
+      expect(a.upstreams.map((u) => [u.name, u.timeoutMs, u.retries, u.softDown])).toEqual([
+        ['api', 2000, 1, { statuses: [503, 429], onTimeout: true }],
+        ['worker', 3000, 0, { statuses: [], onTimeout: false }],
+      ]);
+      expect(a.loadSource).toMatchObject({ path: ['sessions', 'active'], max: 500, weighted: true });
+    });
+
+    it('config/jitsi-signal.yaml: the Jitsi preset with signal-sidecar\'s ports', () => {
+      const r = loadConfig({ SIDECAR_CONFIG: join(__dirname, '..', '..', 'config', 'jitsi-signal.yaml') });
+      if (!r.ok) throw new Error(r.problems.join('\n'));
+      expect(r.config.server.managementPort).toBe(6000);
+      expect(r.config.agent).toMatchObject({ port: 6060, preset: 'jitsi', statusPath: '/etc/jitsi/shard-status', loadSource: { max: 5000, weighted: true } });
     });
   });
 });
