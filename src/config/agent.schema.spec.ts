@@ -260,7 +260,11 @@ agent:
   });
 
   describe('the example files', () => {
-    const example = (name: string) => agentOf({ SIDECAR_CONFIG: join(__dirname, '..', '..', 'config', name) });
+    const example = (name: string) => {
+      const r = loadConfig({ SIDECAR_CONFIG: join(__dirname, '..', '..', 'config', name) });
+      if (!r.ok) throw new Error(r.problems.join('\n'));
+      return r.config.agent!;
+    };
 
     it('config/haproxy-agent.yaml: two checks, a load source, the status file on the shared volume', () => {
       const a = example('haproxy-agent.yaml');
