@@ -59,10 +59,11 @@ describe('HAProxy agent-check against the agent (real haproxy)', () => {
     });
     config.agent!.port = 0;
     sidecar = await startSidecar(config);
-    // The server is the app itself (TCP check); its agent is the sidecar, as in a pod.
+    // The server is the app itself (TCP check); its agent is the sidecar, as in a pod. HAProxy
+    // sends the agent-send text on each check: the agent reads and ignores it.
     await haproxy.start([
       'backend be_app',
-      `  server app 127.0.0.1:${new URL(app.url).port} check inter 200ms weight 100 agent-check agent-addr 127.0.0.1 agent-port ${sidecar.agentPort} agent-inter 200ms`,
+      `  server app 127.0.0.1:${new URL(app.url).port} check inter 200ms weight 100 agent-check agent-addr 127.0.0.1 agent-port ${sidecar.agentPort} agent-inter 200ms agent-send "be_app/app\\n"`,
     ].join('\n'));
   });
 
