@@ -46,6 +46,25 @@ export function parseDuration(v: string): number | null {
   return consumed === v.length && consumed > 0 ? total : null;
 }
 
+/** One port or a comma-separated list of them; duplicates collapse, order is kept. */
+const portList = text.transform((v, ctx) => {
+  const items = v.split(',').map((p) => p.trim());
+  const ports: number[] = [];
+  for (const item of items) {
+    const n = /^\d+$/.test(item) ? Number(item) : NaN;
+    if (!(n >= 1 && n <= 65535)) {
+      ctx.addIssue({ code: 'custom', message: 'expected a TCP port or a comma-separated list of ports (1 to 65535)' });
+      return z.NEVER;
+    }
+    if (!ports.includes(n)) ports.push(n);
+  }
+  return ports;
+});
+
+/** Whole seconds from 0 to `max`: the probe scripts do integer arithmetic on them. */
+const wholeSeconds = (max: number) => text.regex(/^\d+$/, 'expected whole seconds').transform(Number)
+  .refine((n) => n <= max, `expected whole seconds from 0 to ${max}`);
+
 const duration = text.transform((v, ctx) => {
   const ms = parseDuration(v);
   if (ms === null || ms <= 0) {
@@ -76,6 +95,13 @@ export const envSchema = z.object({
   RELAY_MODE: text.toLowerCase().pipe(z.enum(['proxy', 'spool'], 'expected proxy or spool')).prefault('proxy'),
   SPOOL_PATH: text.min(1).optional(),
   SHUTDOWN_TIMEOUT_SECONDS: seconds().prefault('20'),
+  // connections
+  MONITOR_PORT: portList.optional(),
+  REFRESH_RATE_SECONDS: text.regex(/^\d+(\.\d+)?$/, 'expected a number of seconds').transform(Number)
+    .refine((n) => n >= 0.1 && n <= 3600, 'expected from 0.1 to 3600 seconds').prefault('10'),
+  IDLE_SETTLE_SECONDS: wholeSeconds(3600).prefault('5'),
+  CONNECTIONS_FILE_PATH: text.min(1).optional(),
+  PROC_NET_PATH: text.min(1).prefault('/proc/net'),
   // logs
   LOG_LEVEL: text.toLowerCase().pipe(z.enum(['debug', 'info', 'warn', 'error'], 'expected debug, info, warn or error')).prefault('info'),
   LOG_FORMAT: text.toLowerCase().pipe(z.enum(['json', 'pretty'], 'expected json or pretty')).prefault('json'),

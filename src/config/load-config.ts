@@ -39,7 +39,7 @@ export function loadConfig(env: Env = process.env, readFile: (p: string) => stri
   if (problems.length > 0) return { ok: false, problems };
 
   const config = toSidecarConfig(parsed.data!);
-  if (!config.relay && !config.healthCheck) {
+  if (!config.relay && !config.healthCheck && !config.connections) {
     const hints = FEATURE_SWITCHES.map(([feature, names]) => `${feature}: set ${names}`).join('; ');
     return { ok: false, problems: [`no feature is configured (${hints})`] };
   }

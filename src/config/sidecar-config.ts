@@ -6,6 +6,7 @@ export interface SidecarConfig {
   server: ServerConfig;
   relay: RelayConfig | null;
   healthCheck: HealthCheckConfig | null;
+  connections: ConnectionsConfig | null;
   sharedVolume: SharedVolumeConfig;
   log: LogConfig;
   debug: { enabled: boolean };
@@ -35,6 +36,20 @@ export interface HealthCheckConfig {
   insecureSkipVerify: boolean;
 }
 
+export interface ConnectionsConfig {
+  /** Local TCP ports whose sockets are counted. */
+  ports: number[];
+  refreshMs: number;
+  /** wait-for-idle.sh's default: how long no ESTABLISHED connection must have been seen. */
+  idleSettleSeconds: number;
+  /** The key=value state file that wait-for-idle.sh reads. */
+  stateFilePath: string;
+  /** Directory holding the kernel's `tcp` and `tcp6` tables. */
+  procNetPath: string;
+  /** Where wait-for-idle.sh is written (the shared volume). */
+  scriptDir: string;
+}
+
 export interface SharedVolumeConfig {
   path: string;
   healthFilePath: string;
@@ -49,6 +64,7 @@ export interface LogConfig {
 export const FEATURE_SWITCHES: ReadonlyArray<[feature: string, settings: string]> = [
   ['relay', 'DOWNSTREAM_SERVICE_URL'],
   ['health check', 'SMEE_CHANNEL_URL'],
+  ['connections', 'MONITOR_PORT'],
 ];
 
 export function toSidecarConfig(s: EnvSettings): SidecarConfig {
@@ -79,6 +95,16 @@ export function toSidecarConfig(s: EnvSettings): SidecarConfig {
           timeoutMs: s.HEALTH_CHECK_TIMEOUT_SECONDS * 1000,
           intervalMs: s.HEALTH_CHECK_INTERVAL_SECONDS * 1000,
           insecureSkipVerify: s.INSECURE_SKIP_VERIFY,
+        }
+      : null,
+    connections: s.MONITOR_PORT
+      ? {
+          ports: s.MONITOR_PORT,
+          refreshMs: s.REFRESH_RATE_SECONDS * 1000,
+          idleSettleSeconds: s.IDLE_SETTLE_SECONDS,
+          stateFilePath: s.CONNECTIONS_FILE_PATH ?? join(s.SHARED_VOLUME_PATH, 'connections.txt'),
+          procNetPath: s.PROC_NET_PATH,
+          scriptDir: s.SHARED_VOLUME_PATH,
         }
       : null,
     sharedVolume: {
