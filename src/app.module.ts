@@ -2,6 +2,7 @@ import { DynamicModule, Module } from '@nestjs/common';
 import { ConfigModule } from '@nestjs/config';
 import { ScheduleModule } from '@nestjs/schedule';
 import type { SidecarConfig } from './config/sidecar-config';
+import { ConnectionsModule } from './connections/connections.module';
 import { DebugModule } from './debug/debug.module';
 import { HealthCheckModule } from './health-check/health-check.module';
 import { ManagementModule } from './management/management.module';
@@ -20,6 +21,7 @@ export class AppModule {
         MetricsModule,
         HealthCheckModule.register(config.healthCheck !== null),
         ...(config.relay ? [RelayModule] : []),
+        ...(config.connections ? [ConnectionsModule] : []),
         ManagementModule,
         ...(config.debug.enabled ? [DebugModule] : []),
       ],

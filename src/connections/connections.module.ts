@@ -1,0 +1,13 @@
+import { Module } from '@nestjs/common';
+import { ConnectionsController } from './connections.controller';
+import { ConnectionsMetrics, CONNECTIONS_METRICS } from './connections-metrics';
+import { ConnectionsService } from './connections.service';
+import { ProcNet } from './proc-net';
+
+/** Connection activity of MONITOR_PORT: /connections, gauges, the state file and wait-for-idle.sh. */
+@Module({
+  providers: [ProcNet, ConnectionsMetrics, ConnectionsService, ...CONNECTIONS_METRICS],
+  controllers: [ConnectionsController],
+  exports: [ConnectionsService],
+})
+export class ConnectionsModule {}
