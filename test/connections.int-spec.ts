@@ -130,6 +130,9 @@ describe('connection monitor on the real socket tables', () => {
     ]);
     expect(statSync(join(s.config.connections!.scriptDir, 'wait-for-idle.sh')).mode & 0o777).toBe(0o555);
     expect(stateFile(s)).toMatchObject({ status: 'ok', active_connections: '0', ports: `${dual.port},${v4.port}` });
+    const status = (await request(s.managementUrl).get('/status')).body;
+    expect(status.features).toMatchObject({ relay: null, healthCheck: false, connections: [dual.port, v4.port] });
+    expect(status.connections).toMatchObject({ active_connections: 0, listening: true });
 
     // An IPv4 client of the `::` listener (tcp6, ::ffff:127.0.0.1), an IPv6 one, and an IPv4 one of the other port.
     await dual.connect('127.0.0.1');
