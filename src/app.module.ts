@@ -7,6 +7,7 @@ import { DebugModule } from './debug/debug.module';
 import { HealthCheckModule } from './health-check/health-check.module';
 import { ManagementModule } from './management/management.module';
 import { MetricsModule } from './metrics/metrics.module';
+import { DispatchModule } from './relay/dispatch/dispatch.module';
 import { RelayModule } from './relay/relay.module';
 
 /** The whole sidecar; each feature module is imported only when its config slice is set. */
@@ -21,6 +22,7 @@ export class AppModule {
         MetricsModule,
         HealthCheckModule.register(config.healthCheck !== null),
         ...(config.relay ? [RelayModule] : []),
+        ...(config.dispatch ? [DispatchModule] : []),
         ...(config.connections ? [ConnectionsModule] : []),
         ManagementModule,
         ...(config.debug.enabled ? [DebugModule] : []),

@@ -22,7 +22,7 @@ const positiveInt = text.regex(/^\d+$/, 'expected a whole number').transform(Num
 const bool = text.toLowerCase().refine((v) => ['true', 'false', '1', '0', 'yes', 'no'].includes(v),
   'expected true or false').transform((v) => v === 'true' || v === '1' || v === 'yes');
 
-const httpUrl = text.refine((v) => {
+export const httpUrl = text.refine((v) => {
   try {
     const u = new URL(v);
     return (u.protocol === 'http:' || u.protocol === 'https:') && u.hostname !== '';

@@ -5,6 +5,7 @@ import type { EnvSettings } from './config.schema';
 export interface SidecarConfig {
   server: ServerConfig;
   relay: RelayConfig | null;
+  dispatch: DispatchConfig | null;
   healthCheck: HealthCheckConfig | null;
   connections: ConnectionsConfig | null;
   sharedVolume: SharedVolumeConfig;
@@ -28,6 +29,33 @@ export interface RelayConfig {
   mode: 'proxy' | 'spool';
   spoolPath: string;
 }
+
+/** Header-keyed routing of relayed requests (the `dispatch` section, or a sidecar_http_dispatcher file). */
+export interface DispatchConfig {
+  /** The request header whose value picks a rule, as written in the file. */
+  header: string;
+  /** For requests that match no rule, and rules without their own: the file's default, else DOWNSTREAM_SERVICE_URL. */
+  defaultDestination: URL | null;
+  rules: DispatchRuleConfig[];
+  /** Which shape the file had: the sidecar's own section or the dispatcher's config.yaml. */
+  format: 'sidecar' | 'sidecar_http_dispatcher';
+}
+
+export interface DispatchRuleConfig {
+  /** The header value this rule is for (exact match). */
+  value: string;
+  /** Label for metrics and logs; the value unless the file names it. */
+  name: string;
+  /** null: the default destination. */
+  destination: URL | null;
+  /** Send the caller's Host instead of the destination's. */
+  keepHost: boolean;
+  /** Applied in order, after hop-by-hop headers are dropped. */
+  patches: HeaderPatch[];
+}
+
+/** Set replaces every occurrence of the header (any case) with one; remove drops them all. */
+export type HeaderPatch = { op: 'set'; name: string; value: string } | { op: 'remove'; name: string };
 
 export interface HealthCheckConfig {
   channelUrl: string;
@@ -62,13 +90,16 @@ export interface LogConfig {
 
 /** The settings that switch each feature on, for the message shown when none is set. */
 export const FEATURE_SWITCHES: ReadonlyArray<[feature: string, settings: string]> = [
-  ['relay', 'DOWNSTREAM_SERVICE_URL'],
+  ['relay', 'DOWNSTREAM_SERVICE_URL (or dispatch rules)'],
+  ['dispatch', 'SIDECAR_CONFIG to a file with a dispatch section'],
   ['health check', 'SMEE_CHANNEL_URL'],
   ['connections', 'MONITOR_PORT'],
 ];
 
-export function toSidecarConfig(s: EnvSettings): SidecarConfig {
-  const relayOn = s.DOWNSTREAM_SERVICE_URL !== undefined;
+/** `dispatch` is the file's section as read; DOWNSTREAM_SERVICE_URL fills in its default destination when it has none. */
+export function toSidecarConfig(s: EnvSettings, dispatch: DispatchConfig | null = null): SidecarConfig {
+  const downstreamOn = s.DOWNSTREAM_SERVICE_URL !== undefined;
+  const relayOn = downstreamOn || dispatch !== null;
   const healthOn = s.SMEE_CHANNEL_URL !== undefined;
   return {
     server: {
@@ -81,7 +112,7 @@ export function toSidecarConfig(s: EnvSettings): SidecarConfig {
     // monitoring pod): its own events must come back somewhere.
     relay: relayOn || healthOn
       ? {
-          downstreamUrl: relayOn ? new URL(s.DOWNSTREAM_SERVICE_URL!) : null,
+          downstreamUrl: downstreamOn ? new URL(s.DOWNSTREAM_SERVICE_URL!) : null,
           timeoutMs: s.RELAY_TIMEOUT_SECONDS * 1000,
           maxBodyBytes: s.RELAY_MAX_BODY_BYTES,
           maxConnections: s.RELAY_MAX_CONNECTIONS,
@@ -89,6 +120,10 @@ export function toSidecarConfig(s: EnvSettings): SidecarConfig {
           spoolPath: s.SPOOL_PATH ?? join(s.SHARED_VOLUME_PATH, 'spool'),
         }
       : null,
+    dispatch: dispatch && {
+      ...dispatch,
+      defaultDestination: dispatch.defaultDestination ?? (downstreamOn ? new URL(s.DOWNSTREAM_SERVICE_URL!) : null),
+    },
     healthCheck: healthOn
       ? {
           channelUrl: s.SMEE_CHANNEL_URL!,

@@ -19,17 +19,21 @@ export class StatusController {
   @Get('status')
   status() {
     const relay = this.config.get('relay', { infer: true });
+    const dispatch = this.config.get('dispatch', { infer: true });
     const last = this.healthCheck?.last ?? null;
     const activity = this.connections?.last ?? null;
     return {
       time: new Date().toISOString(),
       features: {
-        relay: relay?.downstreamUrl ? relay.mode : null,
+        relay: relay?.downstreamUrl || dispatch ? relay!.mode : null,
+        dispatch: dispatch !== null,
         healthCheck: this.healthCheck !== undefined,
         debug: this.config.get('debug', { infer: true }).enabled,
         connections: this.config.get('connections', { infer: true })?.ports ?? null,
       },
       relay: this.relay ? { listening: this.relay.listening, port: this.relay.port, inFlight: this.relay.requestsInFlight } : null,
+      // Rule names only: destinations may carry credentials or tokens in their query.
+      dispatch: dispatch ? { header: dispatch.header, rules: dispatch.rules.map((r) => r.name), hasDefault: dispatch.defaultDestination !== null } : null,
       healthCheck: this.healthCheck
         ? {
             status: last?.status ?? 'pending',
