@@ -6,6 +6,7 @@ import { DebugModule } from './debug/debug.module';
 import { HealthCheckModule } from './health-check/health-check.module';
 import { ManagementModule } from './management/management.module';
 import { MetricsModule } from './metrics/metrics.module';
+import { RemoteWriteModule } from './metrics/remote-write/remote-write.module';
 import { RelayModule } from './relay/relay.module';
 
 /** The whole sidecar; each feature module is imported only when its config slice is set. */
@@ -22,6 +23,7 @@ export class AppModule {
         ...(config.relay ? [RelayModule] : []),
         ManagementModule,
         ...(config.debug.enabled ? [DebugModule] : []),
+        ...(config.remoteWrite ? [RemoteWriteModule] : []),
       ],
     };
   }

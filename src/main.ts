@@ -25,6 +25,7 @@ async function main(): Promise<void> {
     managementPort: sidecar.managementPort,
     relay: config.relay?.downstreamUrl ? config.relay.mode : 'off',
     healthCheck: config.healthCheck !== null,
+    remoteWrite: config.remoteWrite !== null,
   }, 'Bootstrap');
 
   let stopping = false;

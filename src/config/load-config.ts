@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { envSchema, SECRET_SETTINGS, SETTING_NAMES } from './config.schema';
+import { remoteWriteProblems } from './remote-write-settings';
 import { FEATURE_SWITCHES, SidecarConfig, toSidecarConfig } from './sidecar-config';
 
 /** Exit status for a configuration error (EX_CONFIG from sysexits.h). */
@@ -36,10 +37,11 @@ export function loadConfig(env: Env = process.env, readFile: (p: string) => stri
       problems.push(`${name}=${shown(name, raw[name])}: ${issue.message}`);
     }
   }
+  problems.push(...remoteWriteProblems(raw, readFile));
   if (problems.length > 0) return { ok: false, problems };
 
   const config = toSidecarConfig(parsed.data!);
-  if (!config.relay && !config.healthCheck) {
+  if (!config.relay && !config.healthCheck && !config.remoteWrite) {
     const hints = FEATURE_SWITCHES.map(([feature, names]) => `${feature}: set ${names}`).join('; ');
     return { ok: false, problems: [`no feature is configured (${hints})`] };
   }
@@ -83,7 +85,19 @@ function readConfigFile(path: string, readFile: (p: string) => string, problems:
 function shown(name: string, value: string | undefined): string {
   if (value === undefined) return '(unset)';
   if (SECRET_SETTINGS.has(name)) return '(hidden)';
-  return JSON.stringify(value);
+  return JSON.stringify(withoutPassword(value));
+}
+
+/** A URL's password never reaches a message, whichever setting it came in. */
+function withoutPassword(value: string): string {
+  try {
+    const u = new URL(value.trim());
+    if (u.password === '') return value;
+    u.password = '***';
+    return u.href;
+  } catch {
+    return value;
+  }
 }
 
 /** Prints every problem in one message and returns the exit status to use. */

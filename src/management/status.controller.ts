@@ -2,6 +2,7 @@ import { Controller, Get, Inject, Optional } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
 import type { SidecarConfig } from '../config/sidecar-config';
 import { HealthCheckService } from '../health-check/health-check.service';
+import { RemoteWriteService } from '../metrics/remote-write/remote-write.service';
 import { RelayServer } from '../relay/relay-server';
 
 /** A JSON summary for operators: which features are on and what each one last saw. */
@@ -11,6 +12,7 @@ export class StatusController {
     @Inject(ConfigService) private readonly config: ConfigService<SidecarConfig, true>,
     @Optional() private readonly relay?: RelayServer,
     @Optional() private readonly healthCheck?: HealthCheckService,
+    @Optional() private readonly remoteWrite?: RemoteWriteService,
   ) {}
 
   @Get('status')
@@ -23,6 +25,7 @@ export class StatusController {
         relay: relay?.downstreamUrl ? relay.mode : null,
         healthCheck: this.healthCheck !== undefined,
         debug: this.config.get('debug', { infer: true }).enabled,
+        remoteWrite: this.remoteWrite !== undefined,
       },
       relay: this.relay ? { listening: this.relay.listening, port: this.relay.port, inFlight: this.relay.requestsInFlight } : null,
       healthCheck: this.healthCheck
@@ -33,6 +36,7 @@ export class StatusController {
             roundTripMs: last?.roundTripMs !== undefined ? Math.round(last.roundTripMs) : null,
           }
         : null,
+      remoteWrite: this.remoteWrite?.status() ?? null,
     };
   }
 }
