@@ -16,7 +16,9 @@ import { TargetLabels, WriteRequestBuilder } from './write-request-builder';
 export const OWN_JOB = 'pod-sidecar';
 export const SCRAPE_JOB = 'scrape';
 
+/** One request of a push: the samples of one source (the sidecar, or one scrape target's instance). */
 interface Push {
+  source: string;
   /** Snappy-compressed WriteRequest. */
   body: Buffer;
   samples: number;
@@ -72,7 +74,8 @@ export class RemoteWriteService implements OnApplicationBootstrap, OnApplication
     private readonly scheduler: SchedulerRegistry,
   ) {
     this.config = configService.get('remoteWrite', { infer: true })!;
-    this.queue = new PushQueue(this.config.queueSize);
+    // REMOTE_WRITE_QUEUE_SIZE counts pushes; a push is one request per source.
+    this.queue = new PushQueue(this.config.queueSize * (1 + this.config.scrape.targets.length));
     // Defaults first: the configured extra labels win over them.
     const labelsOf = (defaults: Array<[string, string]>): TargetLabels => [...new Map([...defaults, ...this.config.labels])];
     this.ownLabels = labelsOf([['job', OWN_JOB], ['instance', this.config.instance]]);
@@ -130,8 +133,15 @@ export class RemoteWriteService implements OnApplicationBootstrap, OnApplication
     }
   }
 
+  /**
+   * One request per source: the sidecar's own registry (with an `up` series per target)
+   * and each target that answered. A receiver refuses a whole request for one sample it
+   * cannot take (too old, out of order: a target's own timestamps can be either), so a
+   * sloppy target costs only its own samples.
+   */
   private async takeSnapshot(): Promise<void> {
-    const builder = new WriteRequestBuilder();
+    const own = new WriteRequestBuilder();
+    const fromTargets: Array<[string, WriteRequestBuilder]> = [];
     const remaining = this.stopping ? Math.max(1, this.deadline - Date.now()) : Infinity;
     const scrapes = await Promise.all(this.config.scrape.targets.map(async (target) => {
       const outcome = await this.scraper.scrape(target, Math.min(this.config.scrape.timeoutMs, remaining));
@@ -140,21 +150,21 @@ export class RemoteWriteService implements OnApplicationBootstrap, OnApplication
     for (const { target, outcome, at } of scrapes) {
       const labels = this.targetLabels.get(target)!;
       this.recordScrape(target.instance, outcome.ok ? null : outcome.reason);
-      if (outcome.ok) builder.addExposition(outcome.exposition, labels, at);
+      if (outcome.ok) {
+        const builder = new WriteRequestBuilder();
+        builder.addExposition(outcome.exposition, labels, at);
+        fromTargets.push([target.instance, builder]);
+      }
       // As a Prometheus scrape does: `up` says whether the target answered.
-      builder.add('up', [], labels, outcome.ok ? 1 : 0, at);
+      own.add('up', [], labels, outcome.ok ? 1 : 0, at);
     }
-    const own = await this.registry.getMetricsAsJSON();
-    builder.addRegistry(own, this.ownLabels, this.stamp('', Date.now()));
-    const request = builder.build();
-    const push: Push = {
-      body: compress(encodeWriteRequest(request)),
-      samples: builder.sampleCount,
-      takenAt: new Date(),
-      cancel: new AbortController(),
-    };
-    if (builder.duplicates > 0) this.logger.debug({ msg: 'remote write: duplicate series left out', count: builder.duplicates });
-    this.enqueue(push);
+    own.addRegistry(await this.registry.getMetricsAsJSON(), this.ownLabels, this.stamp('', Date.now()));
+    const takenAt = new Date();
+    for (const [source, builder] of [['sidecar', own] as const, ...fromTargets]) {
+      if (builder.sampleCount === 0) continue;
+      if (builder.duplicates > 0) this.logger.debug({ msg: 'remote write: duplicate series left out', source, count: builder.duplicates });
+      this.enqueue({ source, body: compress(encodeWriteRequest(builder.build())), samples: builder.sampleCount, takenAt, cancel: new AbortController() });
+    }
   }
 
   /** Timestamps of one source only ever increase: two samples of a series at one instant would get the push refused. */
@@ -189,7 +199,7 @@ export class RemoteWriteService implements OnApplicationBootstrap, OnApplication
 
   private drop(reason: DropReason, push: Push): void {
     this.metrics.dropped(reason, push.samples);
-    this.logger.warn({ msg: 'remote write: push dropped', reason, samples: push.samples, takenAt: push.takenAt.toISOString(), lastError: this.lastError });
+    this.logger.warn({ msg: 'remote write: push dropped', reason, source: push.source, samples: push.samples, takenAt: push.takenAt.toISOString(), lastError: this.lastError });
   }
 
   /** Runs the delivery loop, or joins the one running. */
