@@ -12,18 +12,24 @@ export type TargetLabels = ReadonlyArray<readonly [name: string, value: string]>
  * Prometheus scrape does without honor_labels: the sidecar's configuration wins.
  */
 export function seriesLabels(name: string, sampleLabels: Iterable<readonly [string, string]>, target: TargetLabels): Label[] {
-  const out = new Map<string, string>();
-  for (const [n, v] of target) if (v !== '') out.set(n, v);
+  // Arrays and linear scans: a series has a handful of labels, and this runs per series.
+  const labels: Label[] = [{ name: '__name__', value: name }];
+  for (const [n, v] of target) if (v !== '') labels.push({ name: n, value: v });
   for (const [n, v] of sampleLabels) {
     if (v === '' || n === '__name__') continue;
     let key = n;
-    while (out.has(key)) key = `exported_${key}`;
-    out.set(key, v);
+    while (labels.some((l) => l.name === key)) key = `exported_${key}`;
+    labels.push({ name: key, value: v });
   }
-  out.set('__name__', name);
-  const labels: Label[] = [];
-  for (const [n, v] of out) labels.push({ name: n, value: v });
-  labels.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  for (let i = 1; i < labels.length; i++) {
+    const l = labels[i];
+    let j = i - 1;
+    while (j >= 0 && labels[j].name > l.name) {
+      labels[j + 1] = labels[j];
+      j--;
+    }
+    labels[j + 1] = l;
+  }
   return labels;
 }
 
@@ -72,9 +78,9 @@ export class WriteRequestBuilder {
       for (const v of metric.values as RegistryValue[]) {
         const name = 'metricName' in v && v.metricName ? v.metricName : metric.name;
         const labels: Array<[string, string]> = [];
-        for (const [n, value] of Object.entries({ ...v.labels, ...v.sharedLabels })) {
-          if (value !== undefined) labels.push([n, String(value)]);
-        }
+        for (const n in v.labels) if (v.labels[n] !== undefined) labels.push([n, String(v.labels[n])]);
+        // Histograms may keep their own labels apart from le (prom-client's sharedLabels).
+        if (v.sharedLabels) for (const n in v.sharedLabels) if (!(n in v.labels)) labels.push([n, String(v.sharedLabels[n])]);
         this.add(name, labels, target, Number(v.value), timestampMs);
       }
     }

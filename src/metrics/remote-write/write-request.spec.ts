@@ -1,7 +1,7 @@
 import { compress, uncompress } from 'snappyjs';
 import { decodeWriteRequest } from '../../../test/support/write-request-decoder';
 import { snappyBlockDecode } from '../../../test/support/snappy-block';
-import { encodeWriteRequest, WriteRequest } from './write-request';
+import { encodeWriteRequest, utf8Length, WriteRequest } from './write-request';
 
 describe('encodeWriteRequest', () => {
   it('writes the remote-write 1.0 wire format byte for byte', () => {
@@ -45,6 +45,14 @@ describe('encodeWriteRequest', () => {
       { type: 0, family: 'u', help: '', unit: '' },
       { type: 4, family: 'h', help: 'with unit', unit: 'seconds' },
     ]);
+  });
+
+  it('counts UTF-8 bytes as Buffer does, lone surrogates included', () => {
+    for (const s of ['', 'ascii', 'caf\u00e9', '\u20ac', '\u{1F600}', 'a\ud800b', '\udc00', '\ud800', 'x\u{10FFFF}\u07ff\u0800']) {
+      expect(utf8Length(s)).toBe(Buffer.byteLength(s));
+    }
+    const lone = decodeWriteRequest(encodeWriteRequest({ timeseries: [{ labels: [{ name: '__name__', value: 'a\ud800b' }], samples: [] }], metadata: [] }));
+    expect(lone.timeseries[0].labels[0][1]).toBe('a\ufffdb');
   });
 
   it('encodes an empty request as zero bytes', () => {

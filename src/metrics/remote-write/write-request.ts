@@ -9,7 +9,10 @@
  *   MetricMetadata { MetricType type = 1; string metric_family_name = 2; string help = 4; string unit = 5; }
  *
  * Hand-written because it is this small: sizes are computed first, then everything is
- * written into one buffer, with no intermediate objects per field.
+ * written into one buffer, with no intermediate objects per field. String lengths are
+ * counted and ASCII is copied in JS: a native call per label string (Buffer.byteLength,
+ * buf.write) costs more than the string itself at these sizes (measured: 10,000 series
+ * encode in a fraction of the time).
  */
 
 export interface Label {
@@ -95,7 +98,12 @@ class Writer {
   string(field: number, s: string, len: number): void {
     this.buf[this.pos++] = tag(field, WIRE_BYTES);
     this.varint(len);
-    this.pos += this.buf.write(s, this.pos, 'utf8');
+    if (len === s.length) {
+      // Pure ASCII (the UTF-8 length equals the UTF-16 length only then).
+      for (let i = 0; i < len; i++) this.buf[this.pos++] = s.charCodeAt(i);
+    } else {
+      this.pos += this.buf.write(s, this.pos, 'utf8');
+    }
   }
 
   header(field: number, len: number): void {
@@ -106,44 +114,66 @@ class Writer {
 
 const int64Size = (n: number) => (n >= 0 ? varintSize(n) : 10);
 
-function labelSize(l: Label): number {
-  return bytesField(Buffer.byteLength(l.name)) + bytesField(Buffer.byteLength(l.value));
+/** UTF-8 byte length of a JS string; a lone surrogate counts 3 bytes, as its replacement character is written. */
+export function utf8Length(s: string): number {
+  let n = s.length;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x80) continue;
+    if (c < 0x800) n += 1;
+    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length && (s.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
+      n += 2; // four bytes for the pair's two UTF-16 units
+      i++;
+    } else n += 2;
+  }
+  return n;
 }
 
 function sampleSize(s: Sample): number {
   return 1 + 8 + 1 + int64Size(s.timestampMs);
 }
 
-function seriesSize(ts: TimeSeries): number {
-  let size = 0;
-  for (const l of ts.labels) size += bytesField(labelSize(l));
-  for (const s of ts.samples) size += bytesField(sampleSize(s));
-  return size;
-}
-
 function metadataSize(m: MetricMetadata): number {
   let size = 0;
   if (METRIC_TYPES[m.type] !== 0) size += 1 + varintSize(METRIC_TYPES[m.type]);
-  size += bytesField(Buffer.byteLength(m.family));
-  if (m.help) size += bytesField(Buffer.byteLength(m.help));
-  if (m.unit) size += bytesField(Buffer.byteLength(m.unit));
+  size += bytesField(utf8Length(m.family));
+  if (m.help) size += bytesField(utf8Length(m.help));
+  if (m.unit) size += bytesField(utf8Length(m.unit));
   return size;
 }
 
 /** The serialised `WriteRequest`, ready for snappy. */
 export function encodeWriteRequest(req: WriteRequest): Buffer {
-  const seriesSizes = req.timeseries.map(seriesSize);
-  const metaSizes = req.metadata.map(metadataSize);
+  // First pass: every string's UTF-8 length, in writing order, and each series' size.
+  let labelCount = 0;
+  for (const ts of req.timeseries) labelCount += ts.labels.length;
+  const strLens = new Uint32Array(labelCount * 2);
+  const seriesSizes = new Array<number>(req.timeseries.length);
+  let k = 0;
   let total = 0;
-  for (const s of seriesSizes) total += bytesField(s);
+  for (let i = 0; i < req.timeseries.length; i++) {
+    const ts = req.timeseries[i];
+    let size = 0;
+    for (const l of ts.labels) {
+      const nameLen = (strLens[k++] = utf8Length(l.name));
+      const valueLen = (strLens[k++] = utf8Length(l.value));
+      size += bytesField(bytesField(nameLen) + bytesField(valueLen));
+    }
+    for (const s of ts.samples) size += bytesField(sampleSize(s));
+    seriesSizes[i] = size;
+    total += bytesField(size);
+  }
+  const metaSizes = req.metadata.map(metadataSize);
   for (const s of metaSizes) total += bytesField(s);
 
   const w = new Writer(total);
-  req.timeseries.forEach((ts, i) => {
+  k = 0;
+  for (let i = 0; i < req.timeseries.length; i++) {
+    const ts = req.timeseries[i];
     w.header(1, seriesSizes[i]);
     for (const l of ts.labels) {
-      const nameLen = Buffer.byteLength(l.name);
-      const valueLen = Buffer.byteLength(l.value);
+      const nameLen = strLens[k++];
+      const valueLen = strLens[k++];
       w.header(1, bytesField(nameLen) + bytesField(valueLen));
       w.string(1, l.name, nameLen);
       w.string(2, l.value, valueLen);
@@ -155,7 +185,7 @@ export function encodeWriteRequest(req: WriteRequest): Buffer {
       w.buf[w.pos++] = tag(2, WIRE_VARINT);
       w.int64(s.timestampMs);
     }
-  });
+  }
   req.metadata.forEach((m, i) => {
     w.header(3, metaSizes[i]);
     const type = METRIC_TYPES[m.type];
@@ -163,9 +193,9 @@ export function encodeWriteRequest(req: WriteRequest): Buffer {
       w.buf[w.pos++] = tag(1, WIRE_VARINT);
       w.varint(type);
     }
-    w.string(2, m.family, Buffer.byteLength(m.family));
-    if (m.help) w.string(4, m.help, Buffer.byteLength(m.help));
-    if (m.unit) w.string(5, m.unit, Buffer.byteLength(m.unit));
+    w.string(2, m.family, utf8Length(m.family));
+    if (m.help) w.string(4, m.help, utf8Length(m.help));
+    if (m.unit) w.string(5, m.unit, utf8Length(m.unit));
   });
   if (w.pos !== total) throw new Error(`remote-write encoding wrote ${w.pos} bytes, expected ${total}`);
   return w.buf;
