@@ -4,7 +4,7 @@ import { createServer as createHttpsServer, Server as HttpsServer } from 'node:h
 import type { AddressInfo } from 'node:net';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Histogram, register } from 'prom-client';
+import { Gauge, Histogram, register } from 'prom-client';
 import request from 'supertest';
 import { RemoteWriteService } from '../src/metrics/remote-write/remote-write.service';
 import { Recorded, RecordingServer } from './support/recording-server';
@@ -211,6 +211,24 @@ describe('remote write', () => {
     expect(await metric(s, 'sidecar_remote_write_pushes_total{result="success"}')).toBe(3);
   });
 
+  it('survives a registry collect callback that throws: that round is skipped, the next one pushes', async () => {
+    const s = await startWith();
+    await eventually(() => (receiver.requests.length >= 1 ? true : undefined), 3000, 'the start-up push');
+    let fail = true;
+    new Gauge({ name: 'test_flaky', help: 'Throws once.', registers: [register], collect() {
+      if (fail) {
+        fail = false;
+        throw new Error('collect failed');
+      }
+      this.set(1);
+    } });
+    await pushes(s).pushNow();
+    await pushes(s).pushNow();
+    const second = await eventually(() => receiver.requests[1], 3000, 'the next push');
+    expect(receiver.requests).toHaveLength(2);
+    expect(decode(second).timeseries.some((t) => seriesKey(t.labels).startsWith('test_flaky{'))).toBe(true);
+  });
+
   it('pushes once more at shutdown with the final values', async () => {
     const s = await startWith();
     await eventually(() => (receiver.requests.length >= 1 ? true : undefined), 3000, 'the first push');
@@ -226,7 +244,6 @@ describe('remote write', () => {
     receiver.respond = (_r, res) => res.writeHead(503).end();
     const s = await startWith({ REMOTE_WRITE_TIMEOUT: '400ms' });
     await eventually(() => (receiver.requests.length >= 2 ? true : undefined), 3000, 'failing pushes');
-    const { register } = await import('prom-client');
     const started = Date.now();
     await s.close();
     sidecar = undefined;
@@ -268,7 +285,7 @@ describe('remote write', () => {
     beforeAll(() => app.listen());
     afterAll(() => app.close());
 
-    it('pushes the main container\'s metrics with the extra labels, and up=0 for a target that fails', async () => {
+    it('pushes the main container\'s metrics with the extra labels in a request of their own, and up=0 for a target that fails', async () => {
       app.respond = (_r, res) => res.writeHead(200, { 'Content-Type': 'text/plain; version=0.0.4' }).end([
         '# HELP jobs_total Jobs done.',
         '# TYPE jobs_total counter',
@@ -286,8 +303,10 @@ describe('remote write', () => {
         REMOTE_WRITE_LABELS: 'namespace=team-a',
       });
       try {
-        const [first] = await eventually(() => (receiver.requests.length > 0 ? receiver.requests : undefined), 3000, 'the first push');
-        const req = decode(first);
+        // One request for the sidecar's series (with `up` of every target), one for the target that answered.
+        const [own, app1] = await eventually(() => (receiver.requests.length >= 2 ? receiver.requests.map(decode) : undefined), 3000, 'the first push');
+        expect(app1.timeseries.every((t) => t.labels.some(([n, v]) => n === 'job' && v === 'scrape'))).toBe(true);
+        const req = { timeseries: [...own.timeseries, ...app1.timeseries], metadata: [...own.metadata, ...app1.metadata] };
         const host = hostname();
         const by = (key: string) => req.timeseries.find((t) => seriesKey(t.labels) === key);
         expect(by(`jobs_total{exported_job="worker",instance="${host}:${port}",job="scrape",namespace="team-a",queue="a \\"b\\""}`)?.samples[0].value).toBe(12);

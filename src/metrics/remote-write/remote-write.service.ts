@@ -91,7 +91,10 @@ export class RemoteWriteService implements OnApplicationBootstrap, OnApplication
 
   /** Takes a snapshot into the queue and starts its delivery; joins a snapshot still being taken. */
   pushNow(): Promise<void> {
-    this.snapshotting ??= this.takeSnapshot().finally(() => (this.snapshotting = null));
+    this.snapshotting ??= this.takeSnapshot()
+      // A snapshot that fails (a collect callback that throws) costs this round only.
+      .catch((e: Error) => this.logger.error({ msg: 'remote write: snapshot failed', reason: e.message }))
+      .finally(() => (this.snapshotting = null));
     return this.snapshotting;
   }
 
@@ -204,7 +207,9 @@ export class RemoteWriteService implements OnApplicationBootstrap, OnApplication
 
   /** Runs the delivery loop, or joins the one running. */
   private deliver(): Promise<void> {
-    this.delivering ??= this.deliverQueued().finally(() => (this.delivering = null));
+    this.delivering ??= this.deliverQueued()
+      .catch((e: Error) => this.logger.error({ msg: 'remote write: delivery failed; the next push starts it again', reason: e.message }))
+      .finally(() => (this.delivering = null));
     return this.delivering;
   }
 
