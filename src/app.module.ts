@@ -2,11 +2,13 @@ import { DynamicModule, Module } from '@nestjs/common';
 import { ConfigModule } from '@nestjs/config';
 import { ScheduleModule } from '@nestjs/schedule';
 import type { SidecarConfig } from './config/sidecar-config';
+import { ConnectionsModule } from './connections/connections.module';
 import { DebugModule } from './debug/debug.module';
 import { HealthCheckModule } from './health-check/health-check.module';
 import { ManagementModule } from './management/management.module';
 import { MetricsModule } from './metrics/metrics.module';
 import { RemoteWriteModule } from './metrics/remote-write/remote-write.module';
+import { DispatchModule } from './relay/dispatch/dispatch.module';
 import { RelayModule } from './relay/relay.module';
 
 /** The whole sidecar; each feature module is imported only when its config slice is set. */
@@ -21,6 +23,8 @@ export class AppModule {
         MetricsModule,
         HealthCheckModule.register(config.healthCheck !== null),
         ...(config.relay ? [RelayModule] : []),
+        ...(config.dispatch ? [DispatchModule] : []),
+        ...(config.connections ? [ConnectionsModule] : []),
         ManagementModule,
         ...(config.debug.enabled ? [DebugModule] : []),
         ...(config.remoteWrite ? [RemoteWriteModule] : []),

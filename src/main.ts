@@ -23,8 +23,10 @@ async function main(): Promise<void> {
     msg: 'pod-sidecar ready',
     relayPort: sidecar.relayPort,
     managementPort: sidecar.managementPort,
-    relay: config.relay?.downstreamUrl ? config.relay.mode : 'off',
+    relay: config.relay?.downstreamUrl || config.dispatch ? config.relay!.mode : 'off',
+    dispatch: config.dispatch !== null,
     healthCheck: config.healthCheck !== null,
+    monitorPorts: config.connections?.ports ?? null,
     remoteWrite: config.remoteWrite !== null,
   }, 'Bootstrap');
 

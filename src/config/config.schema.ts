@@ -22,7 +22,7 @@ const positiveInt = text.regex(/^\d+$/, 'expected a whole number').transform(Num
 const bool = text.toLowerCase().refine((v) => ['true', 'false', '1', '0', 'yes', 'no'].includes(v),
   'expected true or false').transform((v) => v === 'true' || v === '1' || v === 'yes');
 
-const httpUrl = text.refine((v) => {
+export const httpUrl = text.refine((v) => {
   try {
     const u = new URL(v);
     return (u.protocol === 'http:' || u.protocol === 'https:') && u.hostname !== '';
@@ -45,6 +45,25 @@ export function parseDuration(v: string): number | null {
   }
   return consumed === v.length && consumed > 0 ? total : null;
 }
+
+/** One port or a comma-separated list of them; duplicates collapse, order is kept. */
+const portList = text.transform((v, ctx) => {
+  const items = v.split(',').map((p) => p.trim());
+  const ports: number[] = [];
+  for (const item of items) {
+    const n = /^\d+$/.test(item) ? Number(item) : NaN;
+    if (!(n >= 1 && n <= 65535)) {
+      ctx.addIssue({ code: 'custom', message: 'expected a TCP port or a comma-separated list of ports (1 to 65535)' });
+      return z.NEVER;
+    }
+    if (!ports.includes(n)) ports.push(n);
+  }
+  return ports;
+});
+
+/** Whole seconds from 0 to `max`: the probe scripts do integer arithmetic on them. */
+const wholeSeconds = (max: number) => text.regex(/^\d+$/, 'expected whole seconds').transform(Number)
+  .refine((n) => n <= max, `expected whole seconds from 0 to ${max}`);
 
 const duration = text.transform((v, ctx) => {
   const ms = parseDuration(v);
@@ -139,6 +158,13 @@ export const envSchema = z.object({
   RELAY_MODE: text.toLowerCase().pipe(z.enum(['proxy', 'spool'], 'expected proxy or spool')).prefault('proxy'),
   SPOOL_PATH: text.min(1).optional(),
   SHUTDOWN_TIMEOUT_SECONDS: seconds().prefault('20'),
+  // connections
+  MONITOR_PORT: portList.optional(),
+  REFRESH_RATE_SECONDS: text.regex(/^\d+(\.\d+)?$/, 'expected a number of seconds').transform(Number)
+    .refine((n) => n >= 0.1 && n <= 3600, 'expected from 0.1 to 3600 seconds').prefault('10'),
+  IDLE_SETTLE_SECONDS: wholeSeconds(3600).prefault('5'),
+  CONNECTIONS_FILE_PATH: text.min(1).optional(),
+  PROC_NET_PATH: text.min(1).prefault('/proc/net'),
   // remote write (metrics push)
   PROMETHEUS_REMOTE_WRITE_URL: remoteWriteUrl.optional(),
   PUSH_INTERVAL: duration.prefault('30s'),

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { envSchema, SECRET_SETTINGS, SETTING_NAMES } from './config.schema';
+import { DispatchFormat, readDispatch } from './dispatch.schema';
 import { remoteWriteProblems } from './remote-write-settings';
 import { FEATURE_SWITCHES, SidecarConfig, toSidecarConfig } from './sidecar-config';
 
@@ -20,9 +21,11 @@ export function loadConfig(env: Env = process.env, readFile: (p: string) => stri
   const raw: Record<string, string> = {};
 
   const file = env.SIDECAR_CONFIG?.trim();
+  let dispatchDoc: { doc: unknown; format: DispatchFormat } | null = null;
   if (file) {
     const fromFile = readConfigFile(file, readFile, problems);
-    Object.assign(raw, fromFile);
+    Object.assign(raw, fromFile.settings);
+    dispatchDoc = fromFile.dispatch;
   }
   for (const name of SETTING_NAMES) {
     const v = env[name];
@@ -37,41 +40,64 @@ export function loadConfig(env: Env = process.env, readFile: (p: string) => stri
       problems.push(`${name}=${shown(name, raw[name])}: ${issue.message}`);
     }
   }
+  let dispatch = null;
+  if (dispatchDoc) {
+    const read = readDispatch(dispatchDoc.doc, dispatchDoc.format, raw.DOWNSTREAM_SERVICE_URL !== undefined);
+    problems.push(...read.problems.map((p) => `${file}: ${p}`));
+    dispatch = read.config;
+  }
   problems.push(...remoteWriteProblems(raw, readFile));
   if (problems.length > 0) return { ok: false, problems };
 
-  const config = toSidecarConfig(parsed.data!);
-  if (!config.relay && !config.healthCheck && !config.remoteWrite) {
+  const config = toSidecarConfig(parsed.data!, dispatch);
+  if (!config.relay && !config.healthCheck && !config.connections && !config.remoteWrite) {
     const hints = FEATURE_SWITCHES.map(([feature, names]) => `${feature}: set ${names}`).join('; ');
     return { ok: false, problems: [`no feature is configured (${hints})`] };
   }
   return { ok: true, config };
 }
 
-function readConfigFile(path: string, readFile: (p: string) => string, problems: string[]): Record<string, string> {
+interface ConfigFile {
+  settings: Record<string, string>;
+  /** The dispatch rules as they stand in the file, checked later (their default may come from the environment). */
+  dispatch: { doc: unknown; format: DispatchFormat } | null;
+}
+
+/**
+ * The file holds settings by their variable names plus an optional `dispatch` section, or
+ * it is sidecar_http_dispatcher's own config.yaml (told apart by its `key` or `rewrites`).
+ */
+function readConfigFile(path: string, readFile: (p: string) => string, problems: string[]): ConfigFile {
+  const none: ConfigFile = { settings: {}, dispatch: null };
   let text: string;
   try {
     text = readFile(path);
   } catch (e) {
     problems.push(`SIDECAR_CONFIG=${path}: cannot read it (${(e as Error).message})`);
-    return {};
+    return none;
   }
   let doc: unknown;
   try {
     doc = parseYaml(text);
   } catch (e) {
     problems.push(`SIDECAR_CONFIG=${path}: cannot read it as YAML (${(e as Error).message.split('\n')[0]})`);
-    return {};
+    return none;
   }
-  if (doc === null || doc === undefined) return {};
+  if (doc === null || doc === undefined) return none;
   if (typeof doc !== 'object' || Array.isArray(doc)) {
     problems.push(`SIDECAR_CONFIG=${path}: expected a mapping of settings at the top level`);
-    return {};
+    return none;
   }
+  const entries = doc as Record<string, unknown>;
+  if ('key' in entries || 'rewrites' in entries) return { settings: {}, dispatch: { doc, format: 'sidecar_http_dispatcher' } };
+
   const known = new Set<string>(SETTING_NAMES);
   const out: Record<string, string> = {};
-  for (const [key, value] of Object.entries(doc as Record<string, unknown>)) {
-    if (!known.has(key)) {
+  let dispatch: ConfigFile['dispatch'] = null;
+  for (const [key, value] of Object.entries(entries)) {
+    if (key === 'dispatch') {
+      dispatch = { doc: value, format: 'sidecar' };
+    } else if (!known.has(key)) {
       problems.push(`${path}: ${key}: unknown setting`);
     } else if (value === null || typeof value === 'object') {
       problems.push(`${path}: ${key}: expected a single value`);
@@ -79,7 +105,7 @@ function readConfigFile(path: string, readFile: (p: string) => string, problems:
       out[key] = String(value);
     }
   }
-  return out;
+  return { settings: out, dispatch };
 }
 
 function shown(name: string, value: string | undefined): string {

@@ -6,7 +6,9 @@ import type { EnvSettings } from './config.schema';
 export interface SidecarConfig {
   server: ServerConfig;
   relay: RelayConfig | null;
+  dispatch: DispatchConfig | null;
   healthCheck: HealthCheckConfig | null;
+  connections: ConnectionsConfig | null;
   sharedVolume: SharedVolumeConfig;
   log: LogConfig;
   debug: { enabled: boolean };
@@ -30,11 +32,52 @@ export interface RelayConfig {
   spoolPath: string;
 }
 
+/** Header-keyed routing of relayed requests (the `dispatch` section, or a sidecar_http_dispatcher file). */
+export interface DispatchConfig {
+  /** The request header whose value picks a rule, as written in the file. */
+  header: string;
+  /** For requests that match no rule, and rules without their own: the file's default, else DOWNSTREAM_SERVICE_URL. */
+  defaultDestination: URL | null;
+  rules: DispatchRuleConfig[];
+  /** Which shape the file had: the sidecar's own section or the dispatcher's config.yaml. */
+  format: 'sidecar' | 'sidecar_http_dispatcher';
+}
+
+export interface DispatchRuleConfig {
+  /** The header value this rule is for (exact match). */
+  value: string;
+  /** Label for metrics and logs; the value unless the file names it. */
+  name: string;
+  /** null: the default destination. */
+  destination: URL | null;
+  /** Send the caller's Host instead of the destination's. */
+  keepHost: boolean;
+  /** Applied in order, after hop-by-hop headers are dropped. */
+  patches: HeaderPatch[];
+}
+
+/** Set replaces every occurrence of the header (any case) with one; remove drops them all. */
+export type HeaderPatch = { op: 'set'; name: string; value: string } | { op: 'remove'; name: string };
+
 export interface HealthCheckConfig {
   channelUrl: string;
   timeoutMs: number;
   intervalMs: number;
   insecureSkipVerify: boolean;
+}
+
+export interface ConnectionsConfig {
+  /** Local TCP ports whose sockets are counted. */
+  ports: number[];
+  refreshMs: number;
+  /** wait-for-idle.sh's default: how long no ESTABLISHED connection must have been seen. */
+  idleSettleSeconds: number;
+  /** The key=value state file that wait-for-idle.sh reads. */
+  stateFilePath: string;
+  /** Directory holding the kernel's `tcp` and `tcp6` tables. */
+  procNetPath: string;
+  /** Where wait-for-idle.sh is written (the shared volume). */
+  scriptDir: string;
 }
 
 export interface SharedVolumeConfig {
@@ -83,13 +126,17 @@ export interface ScrapeTarget {
 
 /** The settings that switch each feature on, for the message shown when none is set. */
 export const FEATURE_SWITCHES: ReadonlyArray<[feature: string, settings: string]> = [
-  ['relay', 'DOWNSTREAM_SERVICE_URL'],
+  ['relay', 'DOWNSTREAM_SERVICE_URL (or dispatch rules)'],
+  ['dispatch', 'SIDECAR_CONFIG to a file with a dispatch section'],
   ['health check', 'SMEE_CHANNEL_URL'],
+  ['connections', 'MONITOR_PORT'],
   ['remote write', 'PROMETHEUS_REMOTE_WRITE_URL'],
 ];
 
-export function toSidecarConfig(s: EnvSettings): SidecarConfig {
-  const relayOn = s.DOWNSTREAM_SERVICE_URL !== undefined;
+/** `dispatch` is the file's section as read; DOWNSTREAM_SERVICE_URL fills in its default destination when it has none. */
+export function toSidecarConfig(s: EnvSettings, dispatch: DispatchConfig | null = null): SidecarConfig {
+  const downstreamOn = s.DOWNSTREAM_SERVICE_URL !== undefined;
+  const relayOn = downstreamOn || dispatch !== null;
   const healthOn = s.SMEE_CHANNEL_URL !== undefined;
   return {
     server: {
@@ -102,7 +149,7 @@ export function toSidecarConfig(s: EnvSettings): SidecarConfig {
     // monitoring pod): its own events must come back somewhere.
     relay: relayOn || healthOn
       ? {
-          downstreamUrl: relayOn ? new URL(s.DOWNSTREAM_SERVICE_URL!) : null,
+          downstreamUrl: downstreamOn ? new URL(s.DOWNSTREAM_SERVICE_URL!) : null,
           timeoutMs: s.RELAY_TIMEOUT_SECONDS * 1000,
           maxBodyBytes: s.RELAY_MAX_BODY_BYTES,
           maxConnections: s.RELAY_MAX_CONNECTIONS,
@@ -110,12 +157,26 @@ export function toSidecarConfig(s: EnvSettings): SidecarConfig {
           spoolPath: s.SPOOL_PATH ?? join(s.SHARED_VOLUME_PATH, 'spool'),
         }
       : null,
+    dispatch: dispatch && {
+      ...dispatch,
+      defaultDestination: dispatch.defaultDestination ?? (downstreamOn ? new URL(s.DOWNSTREAM_SERVICE_URL!) : null),
+    },
     healthCheck: healthOn
       ? {
           channelUrl: s.SMEE_CHANNEL_URL!,
           timeoutMs: s.HEALTH_CHECK_TIMEOUT_SECONDS * 1000,
           intervalMs: s.HEALTH_CHECK_INTERVAL_SECONDS * 1000,
           insecureSkipVerify: s.INSECURE_SKIP_VERIFY,
+        }
+      : null,
+    connections: s.MONITOR_PORT
+      ? {
+          ports: s.MONITOR_PORT,
+          refreshMs: s.REFRESH_RATE_SECONDS * 1000,
+          idleSettleSeconds: s.IDLE_SETTLE_SECONDS,
+          stateFilePath: s.CONNECTIONS_FILE_PATH ?? join(s.SHARED_VOLUME_PATH, 'connections.txt'),
+          procNetPath: s.PROC_NET_PATH,
+          scriptDir: s.SHARED_VOLUME_PATH,
         }
       : null,
     sharedVolume: {

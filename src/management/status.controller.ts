@@ -1,6 +1,8 @@
 import { Controller, Get, Inject, Optional } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
 import type { SidecarConfig } from '../config/sidecar-config';
+import { toAnswer } from '../connections/activity';
+import { ConnectionsService } from '../connections/connections.service';
 import { HealthCheckService } from '../health-check/health-check.service';
 import { RemoteWriteService } from '../metrics/remote-write/remote-write.service';
 import { RelayServer } from '../relay/relay-server';
@@ -12,22 +14,29 @@ export class StatusController {
     @Inject(ConfigService) private readonly config: ConfigService<SidecarConfig, true>,
     @Optional() private readonly relay?: RelayServer,
     @Optional() private readonly healthCheck?: HealthCheckService,
+    @Optional() private readonly connections?: ConnectionsService,
     @Optional() private readonly remoteWrite?: RemoteWriteService,
   ) {}
 
   @Get('status')
   status() {
     const relay = this.config.get('relay', { infer: true });
+    const dispatch = this.config.get('dispatch', { infer: true });
     const last = this.healthCheck?.last ?? null;
+    const activity = this.connections?.last ?? null;
     return {
       time: new Date().toISOString(),
       features: {
-        relay: relay?.downstreamUrl ? relay.mode : null,
+        relay: relay?.downstreamUrl || dispatch ? relay!.mode : null,
+        dispatch: dispatch !== null,
         healthCheck: this.healthCheck !== undefined,
         debug: this.config.get('debug', { infer: true }).enabled,
+        connections: this.config.get('connections', { infer: true })?.ports ?? null,
         remoteWrite: this.remoteWrite !== undefined,
       },
       relay: this.relay ? { listening: this.relay.listening, port: this.relay.port, inFlight: this.relay.requestsInFlight } : null,
+      // Rule names only: destinations may carry credentials or tokens in their query.
+      dispatch: dispatch ? { header: dispatch.header, rules: dispatch.rules.map((r) => r.name), hasDefault: dispatch.defaultDestination !== null } : null,
       healthCheck: this.healthCheck
         ? {
             status: last?.status ?? 'pending',
@@ -36,6 +45,8 @@ export class StatusController {
             roundTripMs: last?.roundTripMs !== undefined ? Math.round(last.roundTripMs) : null,
           }
         : null,
+      // The last scheduled or requested read; GET /connections reads afresh.
+      connections: activity ? toAnswer(activity, Date.now()) : null,
       remoteWrite: this.remoteWrite?.status() ?? null,
     };
   }

@@ -1,4 +1,4 @@
-import { clientAddress, destinationPath, forwardRequestHeaders, forwardResponseHeaders, joinPath } from './forwarding';
+import { clientAddress, destinationPath, forwardRequestHeaders, forwardResponseHeaders, headerNameIs, joinPath } from './forwarding';
 
 describe('joinPath (as Go httputil joins)', () => {
   it.each([
@@ -102,5 +102,17 @@ describe('clientAddress', () => {
     expect(clientAddress('::ffff:127.0.0.1')).toBe('127.0.0.1');
     expect(clientAddress('::1')).toBe('::1');
     expect(clientAddress(undefined)).toBeUndefined();
+  });
+});
+
+describe('headerNameIs', () => {
+  it('compares a wire name with a lower-case one, ignoring ASCII case only', () => {
+    expect(headerNameIs('X-Environment', 'x-environment')).toBe(true);
+    expect(headerNameIs('x-ENVIRONMENT', 'x-environment')).toBe(true);
+    expect(headerNameIs('X-Environmen', 'x-environment')).toBe(false);
+    expect(headerNameIs('X-Environment2', 'x-environment')).toBe(false);
+    expect(headerNameIs('X_Environment', 'x-environment')).toBe(false);
+    // '[' + 32 is '{': only A-Z are folded
+    expect(headerNameIs('a[', 'a{')).toBe(false);
   });
 });

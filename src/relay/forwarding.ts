@@ -25,6 +25,31 @@ export function isHopByHop(lowerName: string): boolean {
   return HOP_BY_HOP.has(lowerName) || lowerName.startsWith('proxy-');
 }
 
+/**
+ * Whether a header name as it came on the wire is `lowerName`, ignoring ASCII case.
+ * Compares in place: the hot path lower-cases no string to find out.
+ */
+export function headerNameIs(name: string, lowerName: string): boolean {
+  if (name.length !== lowerName.length) return false;
+  for (let i = 0; i < lowerName.length; i++) {
+    let c = name.charCodeAt(i);
+    if (c >= 65 && c <= 90) c += 32;
+    if (c !== lowerName.charCodeAt(i)) return false;
+  }
+  return true;
+}
+
+/** A destination, resolved once: where to connect and what Host it expects. */
+export interface Destination {
+  url: URL;
+  origin: string;
+  host: string;
+}
+
+export function resolveDestination(url: URL): Destination {
+  return { url, origin: url.origin, host: url.host };
+}
+
 /** Joins two URL paths with exactly one slash between them, as Go's httputil does. */
 export function joinPath(base: string, path: string): string {
   const a = base.endsWith('/');

@@ -1,4 +1,4 @@
-import { Injectable, Logger, OnApplicationShutdown } from '@nestjs/common';
+import { Injectable, Logger, OnApplicationShutdown, Optional } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
 import { createServer, IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
@@ -6,23 +6,15 @@ import { Agent, Dispatcher } from 'undici';
 import type { RelayConfig, ServerConfig, SidecarConfig } from '../config/sidecar-config';
 import { RoundTrips } from '../health-check/round-trips';
 import { redactHeaders } from '../logging/json-logger';
+import { DispatchRouter } from './dispatch/dispatch-router';
+import { Route, singleRoute } from './dispatch/dispatch-table';
+import { applyHeaderPatches } from './dispatch/header-patches';
 import { clientAddress, destinationPath, forwardRequestHeaders, forwardResponseHeaders } from './forwarding';
 import { RelayMetrics } from './relay-metrics';
 
 const HEALTH_HEADER = 'x-health-check-id';
 const OWN_EVENT = Buffer.from('{"received":"own"}');
 const FOREIGN_EVENT = Buffer.from('{"received":"foreign"}');
-
-/** A destination, resolved once: where to connect and what Host to send. */
-interface Destination {
-  url: URL;
-  origin: string;
-  host: string;
-}
-
-function destination(url: URL): Destination {
-  return { url, origin: url.origin, host: url.host };
-}
 
 /**
  * The data plane: a bare node:http server (no router, no body parser) that relays every
@@ -36,7 +28,9 @@ export class RelayServer implements OnApplicationShutdown {
   private readonly server: ServerConfig;
   private readonly http: Server;
   private readonly agent: Agent;
-  private readonly fallback: Destination | null;
+  /** Without dispatch rules every request takes this one route. */
+  private readonly single: Route;
+  private readonly router: DispatchRouter | null;
   /** Decided once: the hot path pays for a per-request line only when LOG_LEVEL=debug. */
   private readonly traceRequests: boolean;
   private inFlight = 0;
@@ -46,11 +40,13 @@ export class RelayServer implements OnApplicationShutdown {
     configService: ConfigService<SidecarConfig, true>,
     private readonly roundTrips: RoundTrips,
     private readonly metrics: RelayMetrics,
+    @Optional() router?: DispatchRouter,
   ) {
     this.config = configService.get('relay', { infer: true })!;
     this.server = configService.get('server', { infer: true });
     this.traceRequests = configService.get('log', { infer: true }).level === 'debug';
-    this.fallback = this.config.downstreamUrl ? destination(this.config.downstreamUrl) : null;
+    this.single = singleRoute(this.config.downstreamUrl);
+    this.router = router ?? null;
     this.agent = new Agent({
       connections: this.config.maxConnections,
       keepAliveTimeout: 4_000,
@@ -145,12 +141,20 @@ export class RelayServer implements OnApplicationShutdown {
   }
 
   private forward(req: IncomingMessage, res: ServerResponse, body: Buffer | null): void {
-    const dest = this.fallback;
+    const route = this.router === null ? this.single : this.router.route(req.rawHeaders);
+    const dest = route.destination;
     if (dest === null) {
       this.metrics.count('no_destination');
-      return answer(res, 503, 'no_destination', 'no DOWNSTREAM_SERVICE_URL is configured; this sidecar only receives health-check events');
+      return answer(res, 503, 'no_destination', this.router === null
+        ? 'no DOWNSTREAM_SERVICE_URL is configured; this sidecar only receives health-check events'
+        : 'no dispatch rule matched and no default destination is configured (dispatch default or DOWNSTREAM_SERVICE_URL)');
     }
-    if (this.traceRequests) this.trace(req, dest);
+    if (this.traceRequests) this.trace(req, route);
+    const headers = forwardRequestHeaders(req.rawHeaders, {
+      destinationHost: route.keepHost ? (req.headers.host ?? dest.host) : dest.host,
+      clientAddress: clientAddress(req.socket.remoteAddress),
+    });
+    if (route.patches !== null) applyHeaderPatches(headers, route.patches);
     const exchange = new Exchange(res, this, performance.now());
     res.once('close', () => exchange.clientClosed());
     this.agent.dispatch(
@@ -158,18 +162,25 @@ export class RelayServer implements OnApplicationShutdown {
         origin: dest.origin,
         path: destinationPath(dest.url, req.url ?? '/'),
         method: req.method as Dispatcher.HttpMethod,
-        headers: forwardRequestHeaders(req.rawHeaders, { destinationHost: dest.host, clientAddress: clientAddress(req.socket.remoteAddress) }),
+        headers,
         body,
       },
       exchange,
     );
   }
 
-  private trace(req: IncomingMessage, dest: Destination): void {
+  private trace(req: IncomingMessage, route: Route): void {
     const url = req.url ?? '/';
     const q = url.indexOf('?');
     // The query may carry a token: only the path is logged.
-    this.logger.debug({ msg: 'relaying', method: req.method, path: q === -1 ? url : url.slice(0, q), destination: dest.origin, headers: redactHeaders(req.headers) });
+    this.logger.debug({
+      msg: 'relaying',
+      method: req.method,
+      path: q === -1 ? url : url.slice(0, q),
+      destination: route.destination!.origin,
+      rule: this.router === null ? undefined : route.name,
+      headers: redactHeaders(req.headers),
+    });
   }
 
   /** Called by an exchange when it ends, for metrics and the one log line an error gets. */

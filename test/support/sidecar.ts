@@ -6,6 +6,7 @@ import { register } from 'prom-client';
 import { loadConfig } from '../../src/config/load-config';
 import type { SidecarConfig } from '../../src/config/sidecar-config';
 import { Sidecar, startSidecar } from '../../src/sidecar';
+import { waitFor } from './wait-for';
 
 /** A config as the sidecar would load it from `env`, on ephemeral loopback ports and a fresh shared volume. */
 export function testConfig(env: Record<string, string>): SidecarConfig {
@@ -30,15 +31,9 @@ export function freePort(): Promise<number> {
   });
 }
 
-/** Polls `probe` until it returns a value other than undefined, or fails after `ms`. */
-export async function eventually<T>(probe: () => T | undefined | Promise<T | undefined>, ms = 5000, what = 'condition'): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
+/** Polls `probe` until it returns a value other than undefined, or fails after `ms` (see waitFor). */
+export function eventually<T>(probe: () => T | undefined | Promise<T | undefined>, ms = 5000, what = 'condition'): Promise<T> {
+  return waitFor(what, probe as () => T | undefined | Promise<T | undefined>, { timeoutMs: ms });
 }
 
 /** Starts a sidecar in this process; prom-client's global registry is emptied first. */

@@ -1,0 +1,795 @@
+import { spawnSync } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join, posix, relative, resolve } from 'node:path';
+import * as ts from 'typescript';
+import { parse as parseYaml, parseAllDocuments } from 'yaml';
+import { loadConfig } from '../src/config/load-config';
+import type { SidecarConfig } from '../src/config/sidecar-config';
+import { PROBE_SCRIPTS, WAIT_FOR_IDLE_SCRIPT } from '../src/status-file/probe-scripts';
+
+/**
+ * Every kustomization under k8s/ is built with `kubectl kustomize` (missing kubectl fails
+ * this suite: CI must not skip it), every object is validated against the Kubernetes
+ * OpenAPI schemas (kubernetes-models), and the pods are checked against what the sidecar
+ * really does: the probe scripts it writes and where, the ports it listens on (from its
+ * configuration as loadConfig reads the container's environment), and the hardening and
+ * resources every container must have.
+ */
+
+const ROOT = resolve(__dirname, '..');
+const K8S = join(ROOT, 'k8s');
+const KUBECTL = process.env.KUBECTL ?? 'kubectl';
+/** Our image, whatever its tag: the container running it is the sidecar. */
+const SIDECAR_IMAGE = 'ghcr.io/example/pod-sidecar';
+const RUN_AS = 65532;
+/** The kustomizations this suite must find; more are checked as they appear. */
+const EXPECTED = ['base', 'examples/connections', 'examples/native-sidecar', 'examples/smee-client-pod', 'examples/smee-server-monitor'];
+
+/** Which argument of a probe script is its max age, and its default: read off the script (`MAX_AGE=${1:-60}`). */
+function maxAgeParameter(script: string): { index: number; defaultSeconds: number } {
+  const text = readFileSync(join(ROOT, 'scripts', 'probes', script), 'utf8');
+  const m = /^\s*MAX_AGE\w*=\$\{(\d+):-(\d+)\}/m.exec(text);
+  if (!m) throw new Error(`cannot find the max-age parameter (MAX_AGE=\${N:-seconds}) in scripts/probes/${script}`);
+  return { index: Number(m[1]) - 1, defaultSeconds: Number(m[2]) };
+}
+
+/** wait-for-idle.sh's default timeout, read off the script (`TIMEOUT=${1:-25}`). */
+function waitForIdleDefaultTimeout(): number {
+  const m = /^TIMEOUT=\$\{1:-(\d+)\}/m.exec(readFileSync(join(ROOT, 'scripts', 'probes', WAIT_FOR_IDLE_SCRIPT), 'utf8'));
+  if (!m) throw new Error(`cannot find the timeout parameter (TIMEOUT=\${1:-seconds}) in scripts/probes/${WAIT_FOR_IDLE_SCRIPT}`);
+  return Number(m[1]);
+}
+
+// ---------------------------------------------------------------------------------------
+// Kubernetes object shapes, as far as these checks read them.
+
+interface K8sObject {
+  apiVersion: string;
+  kind: string;
+  metadata?: { name?: string; namespace?: string };
+  [key: string]: unknown;
+}
+interface EnvVar {
+  name: string;
+  value?: string;
+  valueFrom?: { configMapKeyRef?: { name: string; key: string; optional?: boolean }; [k: string]: unknown };
+}
+interface EnvFrom {
+  prefix?: string;
+  configMapRef?: { name: string; optional?: boolean };
+  secretRef?: { name: string };
+}
+interface Probe {
+  exec?: { command?: string[] };
+  httpGet?: { path?: string; port: number | string };
+  tcpSocket?: { port: number | string };
+  grpc?: { port: number };
+  timeoutSeconds?: number;
+}
+interface Container {
+  name: string;
+  image?: string;
+  args?: string[];
+  command?: string[];
+  env?: EnvVar[];
+  envFrom?: EnvFrom[];
+  ports?: Array<{ name?: string; containerPort: number }>;
+  livenessProbe?: Probe;
+  readinessProbe?: Probe;
+  startupProbe?: Probe;
+  lifecycle?: { preStop?: { exec?: { command?: string[] } } };
+  restartPolicy?: string;
+  resources?: { requests?: Record<string, string | number>; limits?: Record<string, string | number> };
+  securityContext?: SecurityContext;
+  volumeMounts?: Array<{ name: string; mountPath: string; readOnly?: boolean }>;
+}
+interface SecurityContext {
+  runAsNonRoot?: boolean;
+  runAsUser?: number;
+  readOnlyRootFilesystem?: boolean;
+  allowPrivilegeEscalation?: boolean;
+  capabilities?: { drop?: string[]; add?: string[] };
+  seccompProfile?: { type?: string };
+  privileged?: boolean;
+}
+interface PodSpec {
+  containers: Container[];
+  initContainers?: Container[];
+  volumes?: Array<{ name: string; emptyDir?: unknown; [k: string]: unknown }>;
+  securityContext?: SecurityContext;
+  enableServiceLinks?: boolean;
+  terminationGracePeriodSeconds?: number;
+}
+interface PodTemplate {
+  where: string;
+  spec: PodSpec;
+}
+
+// ---------------------------------------------------------------------------------------
+// Finding and building the kustomizations.
+
+function findKustomizations(dir: string): string[] {
+  const found: string[] = [];
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    if (entry.isDirectory()) found.push(...findKustomizations(join(dir, entry.name)));
+    else if (['kustomization.yaml', 'kustomization.yml', 'Kustomization'].includes(entry.name)) found.push(dir);
+  }
+  return found.sort();
+}
+
+function kustomizationFile(dir: string): Record<string, unknown> {
+  for (const name of ['kustomization.yaml', 'kustomization.yml', 'Kustomization']) {
+    try {
+      return parseYaml(readFileSync(join(dir, name), 'utf8')) as Record<string, unknown>;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    }
+  }
+  throw new Error(`no kustomization file in ${dir}`);
+}
+
+function kubectlMissing(): string | null {
+  const r = spawnSync(KUBECTL, ['version', '--client'], { encoding: 'utf8' });
+  if (r.error) {
+    return `kubectl is needed to build the kustomizations under k8s/ and was not found (${r.error.message}). ` +
+      'Install kubectl (it builds kustomizations offline) or point KUBECTL at it; this suite must not be skipped.';
+  }
+  if (r.status !== 0) return `"${KUBECTL} version --client" failed: ${r.stderr}`;
+  return null;
+}
+
+const builds = new Map<string, K8sObject[]>();
+
+/** `kubectl kustomize <dir>`, parsed; memoised, so each directory is built once. */
+function build(dir: string): K8sObject[] {
+  const cached = builds.get(dir);
+  if (cached) return cached;
+  const missing = kubectlMissing();
+  if (missing) throw new Error(missing);
+  const r = spawnSync(KUBECTL, ['kustomize', dir], { encoding: 'utf8', maxBuffer: 16 * 1024 * 1024 });
+  if (r.status !== 0) throw new Error(`kubectl kustomize ${relative(ROOT, dir)} failed:\n${r.stderr}`);
+  const objects: K8sObject[] = [];
+  for (const doc of parseAllDocuments(r.stdout)) {
+    if (doc.errors.length > 0) throw new Error(`kubectl kustomize ${relative(ROOT, dir)} wrote YAML that does not parse: ${doc.errors[0].message}`);
+    const value = doc.toJS() as K8sObject | null;
+    if (value !== null) objects.push(value);
+  }
+  builds.set(dir, objects);
+  return objects;
+}
+
+// ---------------------------------------------------------------------------------------
+// Schema validation with kubernetes-models. Its packages are ESM only, which jest (CJS
+// here) cannot load, so the validation runs in a child Node process.
+
+const VALIDATOR = `
+const chunks = [];
+for await (const chunk of process.stdin) chunks.push(chunk);
+const results = [];
+for (const object of JSON.parse(Buffer.concat(chunks).toString('utf8'))) {
+  const where = object.kind + '/' + (object.metadata?.name ?? '(no name)');
+  const [group, version] = String(object.apiVersion).includes('/') ? object.apiVersion.split('/') : [null, object.apiVersion];
+  let Model;
+  try {
+    Model = (await import('kubernetes-models/' + (group ? group + '/' : '') + version + '/' + object.kind))[object.kind];
+  } catch (e) {
+    results.push({ where, error: 'kubernetes-models has no schema for ' + object.apiVersion + ' ' + object.kind + ': ' + e.message });
+    continue;
+  }
+  try {
+    new Model(object).validate();
+    results.push({ where });
+  } catch (e) {
+    results.push({ where, error: e.message });
+  }
+}
+process.stdout.write(JSON.stringify(results));
+`;
+
+function schemaProblems(objects: K8sObject[]): string[] {
+  if (objects.length === 0) return [];
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', VALIDATOR], {
+    cwd: ROOT,
+    input: JSON.stringify(objects),
+    encoding: 'utf8',
+  });
+  if (r.status !== 0) throw new Error(`the kubernetes-models validator failed to run:\n${r.stderr}`);
+  const results = JSON.parse(r.stdout) as Array<{ where: string; error?: string }>;
+  if (results.length !== objects.length) throw new Error(`the validator answered for ${results.length} of ${objects.length} objects`);
+  return results.filter((x) => x.error).map((x) => `${x.where}: ${x.error}`);
+}
+
+/**
+ * Fields the API server would reject as unknown. The OpenAPI schemas leave objects open
+ * (no additionalProperties: false), so a misspelt field such as `readinesProbe` passes
+ * them and is dropped, or refused by `kubectl apply`'s strict field validation. The
+ * TypeScript types of the same models are closed: each object is type-checked as an
+ * object literal of its model's interface, whose excess-property check finds them.
+ */
+const sourceFiles = new Map<string, ts.SourceFile | undefined>();
+function unknownFieldProblems(objects: K8sObject[]): string[] {
+  if (objects.length === 0) return [];
+  const file = join(ROOT, '__k8s_manifests__.ts');
+  const ranges: Array<{ start: number; end: number; where: string }> = [];
+  let source = '';
+  objects.forEach((o, i) => {
+    const [group, version] = o.apiVersion.includes('/') ? o.apiVersion.split('/') : [null, o.apiVersion];
+    source += `import type { I${o.kind} as T${i} } from 'kubernetes-models/${group ? `${group}/` : ''}${version}/${o.kind}';\n`;
+  });
+  objects.forEach((o, i) => {
+    const start = source.length;
+    source += `export const o${i}: T${i} = ${JSON.stringify(o, null, 2)};\n`;
+    ranges.push({ start, end: source.length, where: `${o.kind}/${o.metadata?.name}` });
+  });
+  const options: ts.CompilerOptions = {
+    strict: true, noEmit: true, skipLibCheck: true, types: [],
+    module: ts.ModuleKind.ESNext, moduleResolution: ts.ModuleResolutionKind.Bundler, target: ts.ScriptTarget.ES2022,
+  };
+  const host = ts.createCompilerHost(options);
+  const { getSourceFile, fileExists } = host;
+  // The library's declarations are parsed once for all the builds.
+  host.getSourceFile = (name, language, ...rest) => {
+    if (name === file) return ts.createSourceFile(name, source, language);
+    if (!sourceFiles.has(name)) sourceFiles.set(name, getSourceFile.call(host, name, language, ...rest));
+    return sourceFiles.get(name);
+  };
+  host.fileExists = (name) => name === file || fileExists.call(host, name);
+  const program = ts.createProgram([file], options, host);
+  return ts.getPreEmitDiagnostics(program).map((d) => {
+    const message = ts.flattenDiagnosticMessageText(d.messageText, ' ');
+    const at = d.file?.fileName === file && d.start !== undefined ? ranges.find((r) => d.start! >= r.start && d.start! < r.end) : undefined;
+    if (!at) return `type-check of the built objects failed: ${message}`;
+    const line = source.slice(0, d.start).split('\n').length - source.slice(0, at.start).split('\n').length + 1;
+    return `${at.where} (line ${line} of its JSON): ${message}`;
+  });
+}
+
+// ---------------------------------------------------------------------------------------
+// Pods.
+
+function podTemplates(objects: K8sObject[], dir: string): PodTemplate[] {
+  const pods: PodTemplate[] = [];
+  for (const o of objects) {
+    const where = `${relative(K8S, dir)}: ${o.kind}/${o.metadata?.name}`;
+    const spec = o.spec as Record<string, any> | undefined;
+    if (o.kind === 'Pod') pods.push({ where, spec: spec as PodSpec });
+    else if (['Deployment', 'StatefulSet', 'DaemonSet', 'ReplicaSet', 'Job'].includes(o.kind)) pods.push({ where, spec: spec?.template?.spec });
+    else if (o.kind === 'CronJob') pods.push({ where, spec: spec?.jobTemplate?.spec?.template?.spec });
+  }
+  return pods;
+}
+
+function allContainers(spec: PodSpec): Container[] {
+  return [...(spec.initContainers ?? []), ...spec.containers];
+}
+
+function configMaps(objects: K8sObject[]): Map<string, Record<string, string>> {
+  const maps = new Map<string, Record<string, string>>();
+  for (const o of objects) if (o.kind === 'ConfigMap') maps.set(o.metadata!.name!, (o.data as Record<string, string>) ?? {});
+  return maps;
+}
+
+/** Kubernetes' $(VAR) expansion in env values, command and args; $$ escapes. */
+function expand(text: string, env: Record<string, string>): string {
+  return text.replace(/\$\$|\$\(([A-Za-z_][A-Za-z0-9_]*)\)/g, (m, name: string | undefined) =>
+    name === undefined ? '$' : (env[name] ?? m));
+}
+
+/** The container's environment as the kubelet would build it, from literal values and ConfigMaps of the build. */
+function containerEnv(c: Container, maps: Map<string, Record<string, string>>): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const from of c.envFrom ?? []) {
+    if (from.configMapRef) {
+      const data = maps.get(from.configMapRef.name);
+      if (!data) {
+        if (from.configMapRef.optional) continue;
+        throw new Error(`container ${c.name}: envFrom ConfigMap ${from.configMapRef.name} is not part of the build`);
+      }
+      for (const [k, v] of Object.entries(data)) env[(from.prefix ?? '') + k] = v;
+    } else {
+      throw new Error(`container ${c.name}: envFrom ${JSON.stringify(from)} cannot be resolved by this test`);
+    }
+  }
+  for (const e of c.env ?? []) {
+    if (e.value !== undefined) env[e.name] = expand(e.value, env);
+    else if (e.valueFrom?.configMapKeyRef) {
+      const ref = e.valueFrom.configMapKeyRef;
+      const v = maps.get(ref.name)?.[ref.key];
+      if (v === undefined) {
+        if (ref.optional) continue;
+        throw new Error(`container ${c.name}: env ${e.name} refers to ConfigMap ${ref.name} key ${ref.key}, which is not in the build`);
+      }
+      env[e.name] = v;
+    } else if (e.valueFrom) {
+      throw new Error(`container ${c.name}: env ${e.name} comes from ${Object.keys(e.valueFrom).join(', ')}, which this test cannot resolve`);
+    } else {
+      env[e.name] = '';
+    }
+  }
+  return env;
+}
+
+function isSidecar(c: Container): boolean {
+  return c.image === SIDECAR_IMAGE || (c.image ?? '').startsWith(`${SIDECAR_IMAGE}:`) || (c.image ?? '').startsWith(`${SIDECAR_IMAGE}@`);
+}
+
+// ---------------------------------------------------------------------------------------
+// Quantities, for requests <= limits.
+
+function cpuMillis(q: string | number): number {
+  const s = String(q);
+  return s.endsWith('m') ? Number(s.slice(0, -1)) : Number(s) * 1000;
+}
+
+function bytes(q: string | number): number {
+  const m = /^(\d+(?:\.\d+)?)([EPTGMK]i?|[mk])?$/.exec(String(q));
+  if (!m) return Number.NaN;
+  const units: Record<string, number> = {
+    '': 1, m: 1e-3, k: 1e3, K: 1e3, M: 1e6, G: 1e9, T: 1e12, P: 1e15, E: 1e18,
+    Ki: 2 ** 10, Mi: 2 ** 20, Gi: 2 ** 30, Ti: 2 ** 40, Pi: 2 ** 50, Ei: 2 ** 60,
+  };
+  return Number(m[1]) * units[m[2] ?? ''];
+}
+
+// ---------------------------------------------------------------------------------------
+// The checks. Each returns its problems, one sentence each, so that a failure says what
+// to fix and the checks themselves can be tried on broken pods (at the end).
+
+/** Resource requests and limits, and the hardened securityContext, on every container. */
+function hardeningProblems(pod: PodTemplate): string[] {
+  const problems: string[] = [];
+  const podSc = pod.spec.securityContext ?? {};
+  for (const c of allContainers(pod.spec)) {
+    const at = `${pod.where} container ${c.name}`;
+    const { requests = {}, limits = {} } = c.resources ?? {};
+    for (const r of ['cpu', 'memory']) {
+      if (requests[r] === undefined) problems.push(`${at}: no ${r} request`);
+      if (limits[r] === undefined) problems.push(`${at}: no ${r} limit`);
+    }
+    if (requests.cpu !== undefined && limits.cpu !== undefined && cpuMillis(requests.cpu) > cpuMillis(limits.cpu)) {
+      problems.push(`${at}: cpu request ${requests.cpu} is above its limit ${limits.cpu}`);
+    }
+    if (requests.memory !== undefined && limits.memory !== undefined && !(bytes(requests.memory) <= bytes(limits.memory))) {
+      problems.push(`${at}: memory request ${requests.memory} is above its limit ${limits.memory}`);
+    }
+    const sc = c.securityContext;
+    if (!sc) {
+      problems.push(`${at}: no securityContext`);
+      continue;
+    }
+    // runAsNonRoot, runAsUser and seccompProfile are inherited from the pod's context.
+    if ((sc.runAsNonRoot ?? podSc.runAsNonRoot) !== true) problems.push(`${at}: runAsNonRoot is not true`);
+    if ((sc.runAsUser ?? podSc.runAsUser) !== RUN_AS) problems.push(`${at}: runAsUser is not ${RUN_AS}`);
+    if ((sc.seccompProfile ?? podSc.seccompProfile)?.type !== 'RuntimeDefault') problems.push(`${at}: seccompProfile is not RuntimeDefault`);
+    if (sc.readOnlyRootFilesystem !== true) problems.push(`${at}: readOnlyRootFilesystem is not true`);
+    if (sc.allowPrivilegeEscalation !== false) problems.push(`${at}: allowPrivilegeEscalation is not false`);
+    if (!(sc.capabilities?.drop ?? []).includes('ALL')) problems.push(`${at}: capabilities do not drop ALL`);
+    if ((sc.capabilities?.add ?? []).length > 0) problems.push(`${at}: capabilities add ${sc.capabilities!.add!.join(', ')}`);
+    if (sc.privileged) problems.push(`${at}: privileged`);
+    const image = c.image ?? '';
+    if (!/[:@]/.test(image.slice(image.lastIndexOf('/') + 1)) || image.endsWith(':latest')) {
+      problems.push(`${at}: image ${image} is not pinned to a tag or digest`);
+    }
+  }
+  return problems;
+}
+
+interface ScriptCall {
+  script: string;
+  dir: string;
+  args: string[];
+}
+
+/** The probe script an exec probe runs: `sh <script> [args]` or `<script> [args]`. */
+function scriptCall(command: string[]): ScriptCall | null {
+  const [first, ...rest] = command;
+  const [path, ...args] = ['sh', '/bin/sh', '/usr/bin/sh'].includes(first) ? rest : command;
+  if (path === undefined || !path.endsWith('.sh')) return null;
+  return { script: posix.basename(path), dir: posix.dirname(path), args };
+}
+
+function resolvePort(c: Container, port: number | string): number | undefined {
+  if (typeof port === 'number') return port;
+  if (/^\d+$/.test(port)) return Number(port);
+  return c.ports?.find((p) => p.name === port)?.containerPort;
+}
+
+/**
+ * The pod against the sidecar's configuration: its ports, the probe scripts it writes and
+ * where they live, the clients that must reach its relay port on its channel.
+ */
+function sidecarProblems(pod: PodTemplate, maps: Map<string, Record<string, string>>): string[] {
+  const problems: string[] = [];
+  const sidecars = allContainers(pod.spec).filter(isSidecar);
+  if (sidecars.length === 0) return problems;
+  if (sidecars.length > 1) return [`${pod.where}: ${sidecars.length} pod-sidecar containers, expected one`];
+  const sidecar = sidecars[0];
+  const at = `${pod.where} container ${sidecar.name}`;
+
+  const loaded = loadConfig(containerEnv(sidecar, maps), (p) => {
+    throw new Error(`SIDECAR_CONFIG=${p} is a file in the pod, which this test cannot read`);
+  });
+  if (!loaded.ok) return [`${at}: the sidecar would not start with this environment: ${loaded.problems.join('; ')}`];
+  const config: SidecarConfig = loaded.config;
+  const { relayPort, managementPort } = config.server;
+
+  if ((pod.spec.initContainers ?? []).includes(sidecar) && sidecar.restartPolicy !== 'Always') {
+    problems.push(`${at}: an init container without restartPolicy: Always would have to exit before the pod starts`);
+  }
+  if (pod.spec.enableServiceLinks !== false) {
+    problems.push(`${pod.where}: enableServiceLinks is not false: a Service named "relay" or "management" would set RELAY_PORT or MANAGEMENT_PORT to tcp://... and stop the sidecar`);
+  }
+  const grace = pod.spec.terminationGracePeriodSeconds ?? 30;
+  if (grace * 1000 <= config.server.shutdownTimeoutMs) {
+    problems.push(`${pod.where}: terminationGracePeriodSeconds ${grace} does not leave the sidecar its ${config.server.shutdownTimeoutMs / 1000} s to drain`);
+  }
+
+  // Ports: what it declares is what it listens on.
+  const listens = new Map<number, string>([[managementPort, 'management']]);
+  if (config.relay) listens.set(relayPort, 'relay');
+  for (const p of sidecar.ports ?? []) {
+    const role = listens.get(p.containerPort);
+    if (!role) problems.push(`${at}: containerPort ${p.containerPort} is not a port the sidecar listens on (relay ${config.relay ? relayPort : 'off'}, management ${managementPort})`);
+    else if (p.name && p.name !== role) problems.push(`${at}: containerPort ${p.containerPort} is named ${p.name}, but it is the ${role} port`);
+    if (p.name === 'relay' && p.containerPort !== relayPort) problems.push(`${at}: port "relay" is ${p.containerPort}, the sidecar relays on ${relayPort}`);
+    if (p.name === 'management' && p.containerPort !== managementPort) problems.push(`${at}: port "management" is ${p.containerPort}, the sidecar manages on ${managementPort}`);
+  }
+  if (!(sidecar.ports ?? []).some((p) => p.containerPort === managementPort)) problems.push(`${at}: the management port ${managementPort} is not declared`);
+  for (const kind of ['livenessProbe', 'readinessProbe', 'startupProbe'] as const) {
+    const probe = sidecar[kind];
+    if (!probe) continue;
+    for (const target of [probe.httpGet, probe.tcpSocket]) {
+      if (!target) continue;
+      const port = resolvePort(sidecar, target.port);
+      if (port !== managementPort) problems.push(`${at}: ${kind} goes to port ${target.port} (${port ?? 'no such port'}), the sidecar serves its probes on ${managementPort}`);
+    }
+    const path = probe.httpGet?.path;
+    if (path !== undefined && !['/healthz', '/readyz'].includes(path)) problems.push(`${at}: ${kind} asks ${path}, which the sidecar does not serve`);
+  }
+  if (sidecar.readinessProbe?.httpGet && sidecar.readinessProbe.httpGet.path !== '/readyz') problems.push(`${at}: readinessProbe is not /readyz`);
+  // The file probe needs the status file, which only the health check writes.
+  const liveness = sidecar.livenessProbe?.exec?.command;
+  if (config.healthCheck && (!liveness || scriptCall(liveness)?.script !== 'check-sidecar-health.sh')) {
+    problems.push(`${at}: livenessProbe does not run check-sidecar-health.sh (SPEC 6)`);
+  }
+  if (!config.healthCheck && sidecar.livenessProbe?.httpGet?.path !== '/healthz') {
+    problems.push(`${at}: livenessProbe is not /healthz (with the health check off there is no status file for check-sidecar-health.sh)`);
+  }
+
+  // The shared volume: an emptyDir the sidecar can write, mounted where it writes.
+  const sharedPath = config.sharedVolume.path;
+  const sharedMount = (sidecar.volumeMounts ?? []).find((m) => m.mountPath === sharedPath);
+  const sharedVolume = pod.spec.volumes?.find((v) => v.name === sharedMount?.name);
+  if (!sharedMount) problems.push(`${at}: nothing is mounted at SHARED_VOLUME_PATH ${sharedPath}; on a read-only root the sidecar cannot write its scripts`);
+  else if (sharedMount.readOnly) problems.push(`${at}: the shared volume at ${sharedPath} is mounted read-only`);
+  else if (!sharedVolume?.emptyDir) problems.push(`${at}: the volume ${sharedMount.name} at ${sharedPath} is not an emptyDir shared by the pod`);
+  if (!config.sharedVolume.healthFilePath.startsWith(`${sharedPath}/`)) {
+    problems.push(`${at}: HEALTH_FILE_PATH ${config.sharedVolume.healthFilePath} is outside the shared volume ${sharedPath}`);
+  }
+  if (sidecar.securityContext?.readOnlyRootFilesystem && !(sidecar.volumeMounts ?? []).some((m) => m.mountPath === '/tmp')) {
+    problems.push(`${at}: no volume at /tmp, the only other place the sidecar may write on a read-only root`);
+  }
+
+  // The probe scripts, in every container of the pod.
+  const rewriteEverySeconds = config.healthCheck ? (config.healthCheck.intervalMs + config.healthCheck.timeoutMs) / 1000 : null;
+  for (const c of allContainers(pod.spec)) {
+    for (const kind of ['livenessProbe', 'readinessProbe', 'startupProbe'] as const) {
+      const command = c[kind]?.exec?.command;
+      if (!command) continue;
+      const where = `${pod.where} container ${c.name} ${kind}`;
+      const call = scriptCall(command);
+      if (!call) {
+        if (command.some((a) => a.startsWith(`${sharedPath}/`))) problems.push(`${where}: ${command.join(' ')} names no probe script the sidecar writes`);
+        continue;
+      }
+      if (!(PROBE_SCRIPTS as readonly string[]).includes(call.script)) {
+        problems.push(`${where}: ${call.script} is not a script the sidecar writes (${PROBE_SCRIPTS.join(', ')})`);
+        continue;
+      }
+      if (call.dir !== sharedPath) problems.push(`${where}: runs ${call.dir}/${call.script}, but the sidecar writes its scripts into ${sharedPath}`);
+      const mount = (c.volumeMounts ?? []).find((m) => m.mountPath === call.dir);
+      if (!mount) problems.push(`${where}: ${call.dir} is not mounted in this container`);
+      else if (sharedMount && mount.name !== sharedMount.name) problems.push(`${where}: ${call.dir} is volume ${mount.name}, the sidecar writes into ${sharedMount.name}`);
+      if (!config.healthCheck) {
+        problems.push(`${where}: ${call.script} reads the health status file, but the sidecar's health check is off (no SMEE_CHANNEL_URL)`);
+        continue;
+      }
+      const { index, defaultSeconds } = maxAgeParameter(call.script);
+      if (call.args.length < index) problems.push(`${where}: ${call.script} needs ${index} argument(s) before the max age`);
+      const ageArg = call.args[index];
+      const maxAge = ageArg === undefined ? defaultSeconds : Number(ageArg);
+      if (!(maxAge >= rewriteEverySeconds!)) {
+        problems.push(`${where}: max age ${ageArg ?? `${maxAge} (default)`} s is below interval + timeout = ${rewriteEverySeconds} s, the longest the status file may go unchanged between checks`);
+      }
+      if ((c[kind]?.timeoutSeconds ?? 1) < 2) problems.push(`${where}: timeoutSeconds below 2 s kills the script under CPU throttling`);
+    }
+  }
+
+  // preStop hooks waiting for the monitored port to go idle.
+  for (const c of allContainers(pod.spec)) {
+    const command = c.lifecycle?.preStop?.exec?.command;
+    const call = command ? scriptCall(command) : null;
+    if (!call) continue;
+    const where = `${pod.where} container ${c.name} preStop`;
+    if (call.script !== WAIT_FOR_IDLE_SCRIPT) {
+      if (call.dir === sharedPath) problems.push(`${where}: ${call.script} is not the script the sidecar writes for preStop (${WAIT_FOR_IDLE_SCRIPT})`);
+      continue;
+    }
+    if (call.dir !== sharedPath) problems.push(`${where}: runs ${call.dir}/${call.script}, but the sidecar writes its scripts into ${sharedPath}`);
+    const mount = (c.volumeMounts ?? []).find((m) => m.mountPath === call.dir);
+    if (!mount) problems.push(`${where}: ${call.dir} is not mounted in this container`);
+    else if (sharedMount && mount.name !== sharedMount.name) problems.push(`${where}: ${call.dir} is volume ${mount.name}, the sidecar writes into ${sharedMount.name}`);
+    if (!config.connections) {
+      problems.push(`${where}: ${call.script} reads the connections state, but the connection monitor is off (no MONITOR_PORT)`);
+      continue;
+    }
+    const timeout = call.args[0] === undefined ? waitForIdleDefaultTimeout() : Number(call.args[0]);
+    if (!/^\d+$/.test(String(timeout))) {
+      problems.push(`${where}: timeout ${call.args[0]} is not whole seconds`);
+    } else {
+      if (timeout < config.connections.idleSettleSeconds) {
+        problems.push(`${where}: timeout ${timeout} s is below the settle time ${config.connections.idleSettleSeconds} s, so it never returns idle`);
+      }
+      // The script looks once a second and may overrun by a second or two; after it, the
+      // kubelet sends SIGTERM and the server needs time of its own to stop.
+      if (grace < timeout + 10) {
+        problems.push(`${where}: terminationGracePeriodSeconds ${grace} does not cover the ${timeout} s wait, its overrun and the server's own shutdown (at least ${timeout + 10})`);
+      }
+    }
+    if (!(pod.spec.initContainers ?? []).includes(sidecar)) {
+      problems.push(`${where}: the sidecar is an ordinary container, stopped as the hook starts: the state goes stale and the script gives up; run it as a native sidecar`);
+    }
+  }
+  if (config.connections) {
+    const declared = new Set(allContainers(pod.spec).filter((c) => c !== sidecar).flatMap((c) => (c.ports ?? []).map((p) => p.containerPort)));
+    for (const port of config.connections.ports) {
+      if (!declared.has(port)) problems.push(`${at}: MONITOR_PORT ${port} is no containerPort of the pod's other containers`);
+    }
+  }
+
+  // gosmee clients in the pod deliver the sidecar's channel to its relay port.
+  for (const c of allContainers(pod.spec)) {
+    if (!(c.image ?? '').includes('gosmee') || c.args?.[0] !== 'client') continue;
+    const where = `${pod.where} container ${c.name}`;
+    const env = containerEnv(c, maps);
+    const positional = c.args.slice(1).filter((a) => !a.startsWith('-')).map((a) => expand(a, env));
+    const [channel, target] = positional.slice(-2);
+    if (config.healthCheck && channel !== config.healthCheck.channelUrl) {
+      problems.push(`${where}: subscribes to ${channel}, but the sidecar's health check posts to ${config.healthCheck.channelUrl}`);
+    }
+    const t = URL.canParse(target ?? '') ? new URL(target) : null;
+    if (!t || !['localhost', '127.0.0.1', '[::1]'].includes(t.hostname) || Number(t.port || 80) !== relayPort) {
+      problems.push(`${where}: forwards to ${target}, not to the sidecar's relay port http://localhost:${relayPort}`);
+    }
+    const probe = c.livenessProbe?.exec?.command;
+    if (!probe || scriptCall(probe)?.script !== 'check-smee-health.sh') problems.push(`${where}: the smee client's livenessProbe does not run check-smee-health.sh (SPEC 6)`);
+  }
+
+  const downstream = config.relay?.downstreamUrl;
+  if (downstream && ['localhost', '127.0.0.1', '[::1]'].includes(downstream.hostname) && Number(downstream.port || 80) === relayPort) {
+    problems.push(`${at}: DOWNSTREAM_SERVICE_URL ${downstream} is the sidecar's own relay port`);
+  }
+  return problems;
+}
+
+// ---------------------------------------------------------------------------------------
+
+const DIRS = findKustomizations(K8S);
+const isComponent = (dir: string) => kustomizationFile(dir).kind === 'Component';
+
+describe('Kubernetes manifests under k8s/', () => {
+  it('can run kubectl', () => {
+    const missing = kubectlMissing();
+    if (missing) throw new Error(missing);
+  });
+
+  it('has the base component and the examples', () => {
+    expect(DIRS.map((d) => relative(K8S, d))).toEqual(expect.arrayContaining(EXPECTED));
+  });
+
+  it('includes every component in some kustomization that builds a pod from it', () => {
+    const users = new Set<string>();
+    for (const dir of DIRS) {
+      for (const c of (kustomizationFile(dir).components as string[] | undefined) ?? []) users.add(resolve(dir, c));
+    }
+    const unused = DIRS.filter((d) => isComponent(d) && !users.has(d)).map((d) => relative(K8S, d));
+    expect(unused).toEqual([]);
+  });
+
+  describe.each(DIRS.map((d) => [relative(K8S, d), d]))('%s', (_name, dir) => {
+    it('builds with kubectl kustomize', () => {
+      const objects = build(dir);
+      if (!isComponent(dir)) {
+        expect(podTemplates(objects, dir).length).toBeGreaterThan(0);
+      }
+    });
+
+    it('validates against the Kubernetes schemas (kubernetes-models)', () => {
+      expect(schemaProblems(build(dir))).toEqual([]);
+    });
+
+    it('has no field the API server does not know', () => {
+      expect(unknownFieldProblems(build(dir))).toEqual([]);
+    });
+
+    it('gives every container requests, limits and the hardened securityContext', () => {
+      expect(podTemplates(build(dir), dir).flatMap(hardeningProblems)).toEqual([]);
+    });
+
+    it("matches the sidecar's probe scripts, shared volume, ports and channel", () => {
+      const objects = build(dir);
+      const maps = configMaps(objects);
+      const pods = podTemplates(objects, dir);
+      if (!isComponent(dir)) expect(pods.some((p) => allContainers(p.spec).some(isSidecar))).toBe(true);
+      expect(pods.flatMap((p) => sidecarProblems(p, maps))).toEqual([]);
+    });
+  });
+
+  it('runs the sidecar as a native sidecar (init container, restartPolicy Always) in examples/native-sidecar', () => {
+    const [pod] = podTemplates(build(join(K8S, 'examples/native-sidecar')), join(K8S, 'examples/native-sidecar'));
+    expect(pod.spec.containers.filter(isSidecar)).toEqual([]);
+    const init = (pod.spec.initContainers ?? []).filter(isSidecar);
+    expect(init).toHaveLength(1);
+    expect(init[0].restartPolicy).toBe('Always');
+    expect(init[0].startupProbe?.httpGet?.path).toBe('/healthz');
+  });
+
+  it('relays nowhere but watches the channel in examples/smee-server-monitor', () => {
+    const dir = join(K8S, 'examples/smee-server-monitor');
+    const objects = build(dir);
+    const [pod] = podTemplates(objects, dir);
+    const sidecar = allContainers(pod.spec).find(isSidecar)!;
+    const loaded = loadConfig(containerEnv(sidecar, configMaps(objects)));
+    expect(loaded.ok && loaded.config.relay?.downstreamUrl).toBeNull();
+    expect(loaded.ok && loaded.config.healthCheck?.channelUrl).toMatch(/^http:\/\/localhost:3333\//);
+    expect(pod.spec.containers.map((c) => c.name)).toEqual(expect.arrayContaining(['smee-server', 'health-check-client']));
+  });
+
+  it('waits for idle connections before the server stops, in examples/connections', () => {
+    const dir = join(K8S, 'examples/connections');
+    const objects = build(dir);
+    const [pod] = podTemplates(objects, dir);
+    const [sidecar] = (pod.spec.initContainers ?? []).filter(isSidecar);
+    expect(sidecar.restartPolicy).toBe('Always');
+    const loaded = loadConfig(containerEnv(sidecar, configMaps(objects)));
+    expect(loaded.ok && loaded.config).toMatchObject({ relay: null, healthCheck: null, connections: { ports: [8080] } });
+    const preStops = pod.spec.containers.map((c) => c.lifecycle?.preStop?.exec?.command);
+    expect(preStops).toEqual([['sh', '/shared/wait-for-idle.sh', expect.stringMatching(/^\d+$/)]]);
+  });
+
+  describe('the checks themselves catch', () => {
+    const dir = join(K8S, 'examples/smee-client-pod');
+    const broken = (change: (pod: PodTemplate, objects: K8sObject[]) => void) => {
+      const objects = structuredClone(build(dir));
+      const [pod] = podTemplates(objects, dir);
+      change(pod, objects);
+      return { pod, objects, maps: configMaps(objects) };
+    };
+    const sidecarOf = (pod: PodTemplate) => allContainers(pod.spec).find(isSidecar)!;
+    const client = (pod: PodTemplate) => pod.spec.containers.find((c) => c.name === 'smee-client')!;
+
+    it('a probe script the sidecar does not write', () => {
+      const { pod, maps } = broken((p) => (client(p).livenessProbe!.exec!.command = ['/bin/sh', '/shared/check-health.sh']));
+      expect(sidecarProblems(pod, maps).join('\n')).toMatch(/check-health\.sh is not a script the sidecar writes/);
+    });
+
+    it('a probe script outside the shared volume', () => {
+      const { pod, maps } = broken((p) => (client(p).livenessProbe!.exec!.command = ['/bin/sh', '/health/check-smee-health.sh']));
+      expect(sidecarProblems(pod, maps).join('\n')).toMatch(/the sidecar writes its scripts into \/shared/);
+    });
+
+    it('a max age shorter than the check interval and timeout', () => {
+      const { pod, maps } = broken((p) => (client(p).livenessProbe!.exec!.command = ['/bin/sh', '/shared/check-smee-health.sh', '40']));
+      expect(sidecarProblems(pod, maps).join('\n')).toMatch(/max age 40 s is below interval \+ timeout = 50 s/);
+    });
+
+    it('a management port the sidecar does not listen on', () => {
+      const { pod, maps } = broken((p) => (sidecarOf(p).ports!.find((x) => x.name === 'management')!.containerPort = 9090));
+      expect(sidecarProblems(pod, maps).join('\n')).toMatch(/port "management" is 9090, the sidecar manages on 9100/);
+    });
+
+    it('ports moved by MANAGEMENT_PORT in the environment but not in the manifest', () => {
+      const { pod, maps } = broken((_p, objects) => {
+        const cm = objects.find((o) => o.kind === 'ConfigMap') as K8sObject & { data: Record<string, string> };
+        cm.data.MANAGEMENT_PORT = '9200';
+      });
+      expect(sidecarProblems(pod, maps).join('\n')).toMatch(/the sidecar serves its probes on 9200/);
+    });
+
+    it('a client on another channel than the health check', () => {
+      const { pod, maps } = broken((p) => (client(p).args = ['client', 'https://smee.io/other', 'http://localhost:8080']));
+      expect(sidecarProblems(pod, maps).join('\n')).toMatch(/subscribes to https:\/\/smee\.io\/other/);
+    });
+
+    it('a configuration the sidecar refuses', () => {
+      const { pod, maps } = broken((_p, objects) => {
+        const cm = objects.find((o) => o.kind === 'ConfigMap') as K8sObject & { data: Record<string, string> };
+        cm.data.RELAY_PORT = 'tcp://10.0.0.1:8080';
+      });
+      expect(sidecarProblems(pod, maps).join('\n')).toMatch(/would not start with this environment: RELAY_PORT=/);
+    });
+
+    it('a container without limits or with a writable root filesystem', () => {
+      const { pod } = broken((p) => {
+        delete client(p).resources!.limits;
+        client(p).securityContext!.readOnlyRootFilesystem = false;
+      });
+      const text = hardeningProblems(pod).join('\n');
+      expect(text).toMatch(/smee-client: no memory limit/);
+      expect(text).toMatch(/smee-client: readOnlyRootFilesystem is not true/);
+    });
+
+    it('a misspelt field', () => {
+      const { objects } = broken((p) => {
+        const c = client(p) as Container & Record<string, unknown>;
+        c.livenesProbe = c.livenessProbe;
+        delete c.livenessProbe;
+      });
+      expect(unknownFieldProblems(objects).join('\n')).toMatch(/'"?livenesProbe"?' does not exist in type/);
+    });
+
+    describe('in a pod that waits for idle connections', () => {
+      const connectionsDir = join(K8S, 'examples/connections');
+      const brokenConnections = (change: (pod: PodTemplate) => void) => {
+        const objects = structuredClone(build(connectionsDir));
+        const [pod] = podTemplates(objects, connectionsDir);
+        change(pod);
+        return sidecarProblems(pod, configMaps(objects)).join('\n');
+      };
+      const server = (pod: PodTemplate) => pod.spec.containers[0];
+      const preStop = (pod: PodTemplate) => server(pod).lifecycle!.preStop!.exec!;
+      const env = (pod: PodTemplate) => pod.spec.initContainers!.find(isSidecar)!.env!;
+
+      it('is clean as it is', () => {
+        expect(brokenConnections(() => undefined)).toBe('');
+      });
+
+      it('a preStop wait the grace period does not cover', () => {
+        expect(brokenConnections((p) => (preStop(p).command = ['sh', '/shared/wait-for-idle.sh', '55']))).toMatch(
+          /terminationGracePeriodSeconds 60 does not cover the 55 s wait/,
+        );
+        expect(brokenConnections((p) => (preStop(p).command = ['sh', '/shared/wait-for-idle.sh']))).toBe(''); // default 25 s
+        expect(brokenConnections((p) => (p.spec.terminationGracePeriodSeconds = 30))).toMatch(/terminationGracePeriodSeconds 30 does not cover the 45 s wait/);
+      });
+
+      it('a timeout below the settle time', () => {
+        expect(brokenConnections((p) => (preStop(p).command = ['sh', '/shared/wait-for-idle.sh', '3']))).toMatch(/timeout 3 s is below the settle time 5 s/);
+      });
+
+      it('wait-for-idle.sh outside the shared volume, or the volume not mounted', () => {
+        expect(brokenConnections((p) => (preStop(p).command = ['sh', '/scripts/wait-for-idle.sh', '45']))).toMatch(/the sidecar writes its scripts into \/shared/);
+        expect(brokenConnections((p) => (server(p).volumeMounts = []))).toMatch(/preStop: \/shared is not mounted in this container/);
+      });
+
+      it('wait-for-idle.sh with the connection monitor off', () => {
+        const text = brokenConnections((p) => {
+          env(p).splice(env(p).findIndex((e) => e.name === 'MONITOR_PORT'), 1, { name: 'DOWNSTREAM_SERVICE_URL', value: 'http://localhost:8080' });
+        });
+        expect(text).toMatch(/reads the connections state, but the connection monitor is off/);
+      });
+
+      it('the sidecar as an ordinary container', () => {
+        const text = brokenConnections((p) => {
+          const [sidecar] = p.spec.initContainers!.splice(0, 1);
+          delete sidecar.restartPolicy;
+          p.spec.containers.push(sidecar);
+        });
+        expect(text).toMatch(/the sidecar is an ordinary container, stopped as the hook starts/);
+      });
+
+      it('a monitored port no container declares', () => {
+        expect(brokenConnections((p) => (env(p).find((e) => e.name === 'MONITOR_PORT')!.value = '8081'))).toMatch(/MONITOR_PORT 8081 is no containerPort/);
+      });
+
+      it('a file liveness probe with the health check off', () => {
+        const text = brokenConnections((p) => (p.spec.initContainers!.find(isSidecar)!.livenessProbe = { exec: { command: ['/bin/sh', '/shared/check-sidecar-health.sh'] } }));
+        expect(text).toMatch(/livenessProbe is not \/healthz/);
+      });
+    });
+
+    it('an object the Kubernetes schema rejects', () => {
+      const { objects } = broken((p) => ((sidecarOf(p).ports![0] as { containerPort: unknown }).containerPort = '8080'));
+      expect(schemaProblems(objects).join('\n')).toMatch(/containerPort must be integer/);
+    });
+  });
+});
