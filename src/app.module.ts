@@ -7,6 +7,7 @@ import { DebugModule } from './debug/debug.module';
 import { HealthCheckModule } from './health-check/health-check.module';
 import { ManagementModule } from './management/management.module';
 import { MetricsModule } from './metrics/metrics.module';
+import { RemoteWriteModule } from './metrics/remote-write/remote-write.module';
 import { DispatchModule } from './relay/dispatch/dispatch.module';
 import { RelayModule } from './relay/relay.module';
 
@@ -26,6 +27,7 @@ export class AppModule {
         ...(config.connections ? [ConnectionsModule] : []),
         ManagementModule,
         ...(config.debug.enabled ? [DebugModule] : []),
+        ...(config.remoteWrite ? [RemoteWriteModule] : []),
       ],
     };
   }

@@ -27,6 +27,7 @@ async function main(): Promise<void> {
     dispatch: config.dispatch !== null,
     healthCheck: config.healthCheck !== null,
     monitorPorts: config.connections?.ports ?? null,
+    remoteWrite: config.remoteWrite !== null,
   }, 'Bootstrap');
 
   let stopping = false;

@@ -4,6 +4,7 @@ import type { SidecarConfig } from '../config/sidecar-config';
 import { toAnswer } from '../connections/activity';
 import { ConnectionsService } from '../connections/connections.service';
 import { HealthCheckService } from '../health-check/health-check.service';
+import { RemoteWriteService } from '../metrics/remote-write/remote-write.service';
 import { RelayServer } from '../relay/relay-server';
 
 /** A JSON summary for operators: which features are on and what each one last saw. */
@@ -14,6 +15,7 @@ export class StatusController {
     @Optional() private readonly relay?: RelayServer,
     @Optional() private readonly healthCheck?: HealthCheckService,
     @Optional() private readonly connections?: ConnectionsService,
+    @Optional() private readonly remoteWrite?: RemoteWriteService,
   ) {}
 
   @Get('status')
@@ -30,6 +32,7 @@ export class StatusController {
         healthCheck: this.healthCheck !== undefined,
         debug: this.config.get('debug', { infer: true }).enabled,
         connections: this.config.get('connections', { infer: true })?.ports ?? null,
+        remoteWrite: this.remoteWrite !== undefined,
       },
       relay: this.relay ? { listening: this.relay.listening, port: this.relay.port, inFlight: this.relay.requestsInFlight } : null,
       // Rule names only: destinations may carry credentials or tokens in their query.
@@ -44,6 +47,7 @@ export class StatusController {
         : null,
       // The last scheduled or requested read; GET /connections reads afresh.
       connections: activity ? toAnswer(activity, Date.now()) : null,
+      remoteWrite: this.remoteWrite?.status() ?? null,
     };
   }
 }
