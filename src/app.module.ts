@@ -3,10 +3,12 @@ import { ConfigModule } from '@nestjs/config';
 import { ScheduleModule } from '@nestjs/schedule';
 import { AgentModule } from './agent/agent.module';
 import type { SidecarConfig } from './config/sidecar-config';
+import { ConnectionsModule } from './connections/connections.module';
 import { DebugModule } from './debug/debug.module';
 import { HealthCheckModule } from './health-check/health-check.module';
 import { ManagementModule } from './management/management.module';
 import { MetricsModule } from './metrics/metrics.module';
+import { RemoteWriteModule } from './metrics/remote-write/remote-write.module';
 import { DispatchModule } from './relay/dispatch/dispatch.module';
 import { RelayModule } from './relay/relay.module';
 
@@ -24,8 +26,10 @@ export class AppModule {
         ...(config.relay ? [RelayModule] : []),
         ...(config.dispatch ? [DispatchModule] : []),
         ...(config.agent ? [AgentModule] : []),
+        ...(config.connections ? [ConnectionsModule] : []),
         ManagementModule,
         ...(config.debug.enabled ? [DebugModule] : []),
+        ...(config.remoteWrite ? [RemoteWriteModule] : []),
       ],
     };
   }

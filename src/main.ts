@@ -28,6 +28,8 @@ async function main(): Promise<void> {
     healthCheck: config.healthCheck !== null,
     agent: config.agent !== null,
     agentPort: sidecar.agentPort,
+    monitorPorts: config.connections?.ports ?? null,
+    remoteWrite: config.remoteWrite !== null,
   }, 'Bootstrap');
 
   let stopping = false;

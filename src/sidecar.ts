@@ -5,6 +5,7 @@ import { AgentServer } from './agent/agent-server';
 import { AgentService } from './agent/agent.service';
 import { AppModule } from './app.module';
 import type { SidecarConfig } from './config/sidecar-config';
+import { ConnectionsService } from './connections/connections.service';
 import { HealthCheckService } from './health-check/health-check.service';
 import { RelayServer } from './relay/relay-server';
 import { StatusFile } from './status-file/status-file';
@@ -21,10 +22,11 @@ export interface Sidecar {
 }
 
 /**
- * Builds and starts the sidecar: every module initialised, the probe scripts in place,
- * relay and management listeners bound, the first health check started, the agent's first
- * round done and only then its port bound (HAProxy keeps a server's state while its agent
- * cannot be reached, rather than see it down for a moment). Shared by main.ts and tests.
+ * Builds and starts the sidecar: every module initialised, the probe scripts and the
+ * connections state in place, relay and management listeners bound, the first health
+ * check started, the agent's first round done and only then its port bound (HAProxy keeps
+ * a server's state while its agent cannot be reached, rather than see it down for a
+ * moment). Shared by main.ts and tests.
  */
 export async function startSidecar(config: SidecarConfig, logger: LoggerService | false = false): Promise<Sidecar> {
   const app = await NestFactory.create<NestFastifyApplication>(AppModule.forRoot(config), new FastifyAdapter(), {
@@ -35,6 +37,8 @@ export async function startSidecar(config: SidecarConfig, logger: LoggerService 
     await app.init();
     const healthCheck = config.healthCheck ? app.get(HealthCheckService) : null;
     if (healthCheck) await app.get(StatusFile).installProbes();
+    // First read and state file before "ready": a preStop right after start-up finds them.
+    if (config.connections) await app.get(ConnectionsService).start();
     const relay = config.relay ? app.get(RelayServer) : null;
     await relay?.listen();
     await app.listen(config.server.managementPort, config.server.listenHost);

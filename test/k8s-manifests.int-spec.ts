@@ -5,7 +5,7 @@ import * as ts from 'typescript';
 import { parse as parseYaml, parseAllDocuments } from 'yaml';
 import { loadConfig } from '../src/config/load-config';
 import type { SidecarConfig } from '../src/config/sidecar-config';
-import { PROBE_SCRIPTS } from '../src/status-file/probe-scripts';
+import { PROBE_SCRIPTS, WAIT_FOR_IDLE_SCRIPT } from '../src/status-file/probe-scripts';
 
 /**
  * Every kustomization under k8s/ is built with `kubectl kustomize` (missing kubectl fails
@@ -23,7 +23,7 @@ const KUBECTL = process.env.KUBECTL ?? 'kubectl';
 const SIDECAR_IMAGE = 'ghcr.io/example/pod-sidecar';
 const RUN_AS = 65532;
 /** The kustomizations this suite must find; more are checked as they appear. */
-const EXPECTED = ['base', 'examples/haproxy-agent', 'examples/native-sidecar', 'examples/smee-client-pod', 'examples/smee-server-monitor'];
+const EXPECTED = ['base', 'examples/connections', 'examples/haproxy-agent', 'examples/native-sidecar', 'examples/smee-client-pod', 'examples/smee-server-monitor'];
 
 /** Which argument of a probe script is its max age, and its default: read off the script (`MAX_AGE=${1:-60}`). */
 function maxAgeParameter(script: string): { index: number; defaultSeconds: number } {
@@ -31,6 +31,13 @@ function maxAgeParameter(script: string): { index: number; defaultSeconds: numbe
   const m = /^\s*MAX_AGE\w*=\$\{(\d+):-(\d+)\}/m.exec(text);
   if (!m) throw new Error(`cannot find the max-age parameter (MAX_AGE=\${N:-seconds}) in scripts/probes/${script}`);
   return { index: Number(m[1]) - 1, defaultSeconds: Number(m[2]) };
+}
+
+/** wait-for-idle.sh's default timeout, read off the script (`TIMEOUT=${1:-25}`). */
+function waitForIdleDefaultTimeout(): number {
+  const m = /^TIMEOUT=\$\{1:-(\d+)\}/m.exec(readFileSync(join(ROOT, 'scripts', 'probes', WAIT_FOR_IDLE_SCRIPT), 'utf8'));
+  if (!m) throw new Error(`cannot find the timeout parameter (TIMEOUT=\${1:-seconds}) in scripts/probes/${WAIT_FOR_IDLE_SCRIPT}`);
+  return Number(m[1]);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -444,14 +451,13 @@ function sidecarProblems(pod: PodTemplate, maps: Map<string, Record<string, stri
     if (path !== undefined && !['/healthz', '/readyz'].includes(path)) problems.push(`${at}: ${kind} asks ${path}, which the sidecar does not serve`);
   }
   if (sidecar.readinessProbe?.httpGet && sidecar.readinessProbe.httpGet.path !== '/readyz') problems.push(`${at}: readinessProbe is not /readyz`);
+  // The file probe needs the status file, which only the health check writes.
   const liveness = sidecar.livenessProbe?.exec?.command;
-  if (config.healthCheck) {
-    if (!liveness || scriptCall(liveness)?.script !== 'check-sidecar-health.sh') {
-      problems.push(`${at}: livenessProbe does not run check-sidecar-health.sh (SPEC 6)`);
-    }
-  } else if (sidecar.livenessProbe?.httpGet?.path !== '/healthz') {
-    // Without the health check nothing writes the status file the scripts read.
-    problems.push(`${at}: livenessProbe is not httpGet /healthz (without SMEE_CHANNEL_URL no status file is written for check-sidecar-health.sh)`);
+  if (config.healthCheck && (!liveness || scriptCall(liveness)?.script !== 'check-sidecar-health.sh')) {
+    problems.push(`${at}: livenessProbe does not run check-sidecar-health.sh (SPEC 6)`);
+  }
+  if (!config.healthCheck && sidecar.livenessProbe?.httpGet?.path !== '/healthz') {
+    problems.push(`${at}: livenessProbe is not /healthz (with the health check off there is no status file for check-sidecar-health.sh)`);
   }
 
   // The shared volume: an emptyDir the sidecar can write, mounted where it writes.
@@ -500,6 +506,48 @@ function sidecarProblems(pod: PodTemplate, maps: Map<string, Record<string, stri
         problems.push(`${where}: max age ${ageArg ?? `${maxAge} (default)`} s is below interval + timeout = ${rewriteEverySeconds} s, the longest the status file may go unchanged between checks`);
       }
       if ((c[kind]?.timeoutSeconds ?? 1) < 2) problems.push(`${where}: timeoutSeconds below 2 s kills the script under CPU throttling`);
+    }
+  }
+
+  // preStop hooks waiting for the monitored port to go idle.
+  for (const c of allContainers(pod.spec)) {
+    const command = c.lifecycle?.preStop?.exec?.command;
+    const call = command ? scriptCall(command) : null;
+    if (!call) continue;
+    const where = `${pod.where} container ${c.name} preStop`;
+    if (call.script !== WAIT_FOR_IDLE_SCRIPT) {
+      if (call.dir === sharedPath) problems.push(`${where}: ${call.script} is not the script the sidecar writes for preStop (${WAIT_FOR_IDLE_SCRIPT})`);
+      continue;
+    }
+    if (call.dir !== sharedPath) problems.push(`${where}: runs ${call.dir}/${call.script}, but the sidecar writes its scripts into ${sharedPath}`);
+    const mount = (c.volumeMounts ?? []).find((m) => m.mountPath === call.dir);
+    if (!mount) problems.push(`${where}: ${call.dir} is not mounted in this container`);
+    else if (sharedMount && mount.name !== sharedMount.name) problems.push(`${where}: ${call.dir} is volume ${mount.name}, the sidecar writes into ${sharedMount.name}`);
+    if (!config.connections) {
+      problems.push(`${where}: ${call.script} reads the connections state, but the connection monitor is off (no MONITOR_PORT)`);
+      continue;
+    }
+    const timeout = call.args[0] === undefined ? waitForIdleDefaultTimeout() : Number(call.args[0]);
+    if (!/^\d+$/.test(String(timeout))) {
+      problems.push(`${where}: timeout ${call.args[0]} is not whole seconds`);
+    } else {
+      if (timeout < config.connections.idleSettleSeconds) {
+        problems.push(`${where}: timeout ${timeout} s is below the settle time ${config.connections.idleSettleSeconds} s, so it never returns idle`);
+      }
+      // The script looks once a second and may overrun by a second or two; after it, the
+      // kubelet sends SIGTERM and the server needs time of its own to stop.
+      if (grace < timeout + 10) {
+        problems.push(`${where}: terminationGracePeriodSeconds ${grace} does not cover the ${timeout} s wait, its overrun and the server's own shutdown (at least ${timeout + 10})`);
+      }
+    }
+    if (!(pod.spec.initContainers ?? []).includes(sidecar)) {
+      problems.push(`${where}: the sidecar is an ordinary container, stopped as the hook starts: the state goes stale and the script gives up; run it as a native sidecar`);
+    }
+  }
+  if (config.connections) {
+    const declared = new Set(allContainers(pod.spec).filter((c) => c !== sidecar).flatMap((c) => (c.ports ?? []).map((p) => p.containerPort)));
+    for (const port of config.connections.ports) {
+      if (!declared.has(port)) problems.push(`${at}: MONITOR_PORT ${port} is no containerPort of the pod's other containers`);
     }
   }
 
@@ -621,6 +669,18 @@ describe('Kubernetes manifests under k8s/', () => {
     expect(hook).toMatch(/printf 'drain\\n' > \/shared\/\.shard-status\.tmp/);
   });
 
+  it('waits for idle connections before the server stops, in examples/connections', () => {
+    const dir = join(K8S, 'examples/connections');
+    const objects = build(dir);
+    const [pod] = podTemplates(objects, dir);
+    const [sidecar] = (pod.spec.initContainers ?? []).filter(isSidecar);
+    expect(sidecar.restartPolicy).toBe('Always');
+    const loaded = loadConfig(containerEnv(sidecar, configMaps(objects)));
+    expect(loaded.ok && loaded.config).toMatchObject({ relay: null, healthCheck: null, connections: { ports: [8080] } });
+    const preStops = pod.spec.containers.map((c) => c.lifecycle?.preStop?.exec?.command);
+    expect(preStops).toEqual([['sh', '/shared/wait-for-idle.sh', expect.stringMatching(/^\d+$/)]]);
+  });
+
   describe('the checks themselves catch', () => {
     const dir = join(K8S, 'examples/smee-client-pod');
     const broken = (change: (pod: PodTemplate, objects: K8sObject[]) => void) => {
@@ -669,7 +729,7 @@ describe('Kubernetes manifests under k8s/', () => {
       sc.livenessProbe = { exec: { command: ['/bin/sh', '/shared/check-sidecar-health.sh'] }, timeoutSeconds: 5 };
       const text = sidecarProblems(pod, configMaps(objects)).join('\n');
       expect(text).toMatch(/the agent port 6060 is not declared/);
-      expect(text).toMatch(/livenessProbe is not httpGet \/healthz/);
+      expect(text).toMatch(/livenessProbe is not \/healthz \(with the health check off/);
       expect(text).toMatch(/check-sidecar-health\.sh reads the health status file, but the sidecar's health check is off/);
     });
 
@@ -703,6 +763,65 @@ describe('Kubernetes manifests under k8s/', () => {
         delete c.livenessProbe;
       });
       expect(unknownFieldProblems(objects).join('\n')).toMatch(/'"?livenesProbe"?' does not exist in type/);
+    });
+
+    describe('in a pod that waits for idle connections', () => {
+      const connectionsDir = join(K8S, 'examples/connections');
+      const brokenConnections = (change: (pod: PodTemplate) => void) => {
+        const objects = structuredClone(build(connectionsDir));
+        const [pod] = podTemplates(objects, connectionsDir);
+        change(pod);
+        return sidecarProblems(pod, configMaps(objects)).join('\n');
+      };
+      const server = (pod: PodTemplate) => pod.spec.containers[0];
+      const preStop = (pod: PodTemplate) => server(pod).lifecycle!.preStop!.exec!;
+      const env = (pod: PodTemplate) => pod.spec.initContainers!.find(isSidecar)!.env!;
+
+      it('is clean as it is', () => {
+        expect(brokenConnections(() => undefined)).toBe('');
+      });
+
+      it('a preStop wait the grace period does not cover', () => {
+        expect(brokenConnections((p) => (preStop(p).command = ['sh', '/shared/wait-for-idle.sh', '55']))).toMatch(
+          /terminationGracePeriodSeconds 60 does not cover the 55 s wait/,
+        );
+        expect(brokenConnections((p) => (preStop(p).command = ['sh', '/shared/wait-for-idle.sh']))).toBe(''); // default 25 s
+        expect(brokenConnections((p) => (p.spec.terminationGracePeriodSeconds = 30))).toMatch(/terminationGracePeriodSeconds 30 does not cover the 45 s wait/);
+      });
+
+      it('a timeout below the settle time', () => {
+        expect(brokenConnections((p) => (preStop(p).command = ['sh', '/shared/wait-for-idle.sh', '3']))).toMatch(/timeout 3 s is below the settle time 5 s/);
+      });
+
+      it('wait-for-idle.sh outside the shared volume, or the volume not mounted', () => {
+        expect(brokenConnections((p) => (preStop(p).command = ['sh', '/scripts/wait-for-idle.sh', '45']))).toMatch(/the sidecar writes its scripts into \/shared/);
+        expect(brokenConnections((p) => (server(p).volumeMounts = []))).toMatch(/preStop: \/shared is not mounted in this container/);
+      });
+
+      it('wait-for-idle.sh with the connection monitor off', () => {
+        const text = brokenConnections((p) => {
+          env(p).splice(env(p).findIndex((e) => e.name === 'MONITOR_PORT'), 1, { name: 'DOWNSTREAM_SERVICE_URL', value: 'http://localhost:8080' });
+        });
+        expect(text).toMatch(/reads the connections state, but the connection monitor is off/);
+      });
+
+      it('the sidecar as an ordinary container', () => {
+        const text = brokenConnections((p) => {
+          const [sidecar] = p.spec.initContainers!.splice(0, 1);
+          delete sidecar.restartPolicy;
+          p.spec.containers.push(sidecar);
+        });
+        expect(text).toMatch(/the sidecar is an ordinary container, stopped as the hook starts/);
+      });
+
+      it('a monitored port no container declares', () => {
+        expect(brokenConnections((p) => (env(p).find((e) => e.name === 'MONITOR_PORT')!.value = '8081'))).toMatch(/MONITOR_PORT 8081 is no containerPort/);
+      });
+
+      it('a file liveness probe with the health check off', () => {
+        const text = brokenConnections((p) => (p.spec.initContainers!.find(isSidecar)!.livenessProbe = { exec: { command: ['/bin/sh', '/shared/check-sidecar-health.sh'] } }));
+        expect(text).toMatch(/livenessProbe is not \/healthz/);
+      });
     });
 
     it('an object the Kubernetes schema rejects', () => {

@@ -81,7 +81,7 @@ describe('agent settings', () => {
     ]);
   });
 
-  it.each(['AGENT_PORT', 'RELAY_PORT', 'MANAGEMENT_PORT'])('explains a Kubernetes service link in %s', (name) => {
+  it.each(['AGENT_PORT', 'RELAY_PORT', 'MANAGEMENT_PORT', 'MONITOR_PORT'])('explains a Kubernetes service link in %s', (name) => {
     const [p] = problems({ AGENT_PORT: '5000', [name]: 'tcp://10.0.0.1:5000' });
     expect(p).toBe(`${name}="tcp://10.0.0.1:5000": expected a TCP port number, not a URL: a tcp://… value is what Kubernetes injects for a Service of the same name (set enableServiceLinks: false in the pod spec)`);
   });

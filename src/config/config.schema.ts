@@ -68,6 +68,25 @@ export function parseDuration(v: string): number | null {
   return consumed === v.length && consumed > 0 ? total : null;
 }
 
+/** One port or a comma-separated list of them; duplicates collapse, order is kept. */
+const portList = text.transform((v, ctx) => {
+  const items = v.split(',').map((p) => p.trim());
+  const ports: number[] = [];
+  for (const item of items) {
+    const n = /^\d+$/.test(item) ? Number(item) : NaN;
+    if (!(n >= 1 && n <= 65535)) {
+      ctx.addIssue({ code: 'custom', message: /^(tcp|udp|sctp):\/\//i.test(v) ? SERVICE_LINK_HINT : 'expected a TCP port or a comma-separated list of ports (1 to 65535)' });
+      return z.NEVER;
+    }
+    if (!ports.includes(n)) ports.push(n);
+  }
+  return ports;
+});
+
+/** Whole seconds from 0 to `max`: the probe scripts do integer arithmetic on them. */
+const wholeSeconds = (max: number) => text.regex(/^\d+$/, 'expected whole seconds').transform(Number)
+  .refine((n) => n <= max, `expected whole seconds from 0 to ${max}`);
+
 const duration = text.transform((v, ctx) => {
   const ms = parseDuration(v);
   if (ms === null || ms <= 0) {
@@ -75,6 +94,69 @@ const duration = text.transform((v, ctx) => {
     return z.NEVER;
   }
   return ms;
+});
+
+/** A Prometheus label name a user may set: not reserved (`__` prefix), as the remote-write specification requires. */
+export const LABEL_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
+
+/** `name=value,name=value`: the extra labels of every pushed series. */
+const labelPairs = text.transform((v, ctx) => {
+  const pairs: Array<[string, string]> = [];
+  const seen = new Set<string>();
+  for (const item of v.split(',').map((p) => p.trim()).filter((p) => p !== '')) {
+    const eq = item.indexOf('=');
+    const name = eq === -1 ? item : item.slice(0, eq).trim();
+    const value = eq === -1 ? '' : item.slice(eq + 1).trim();
+    if (!LABEL_NAME.test(name) || name.startsWith('__')) {
+      ctx.addIssue({ code: 'custom', message: `label name ${JSON.stringify(name)} must match [a-zA-Z_][a-zA-Z0-9_]* and not start with __` });
+    } else if (value === '') {
+      ctx.addIssue({ code: 'custom', message: `label ${name} needs a non-empty value (name=value)` });
+    } else if (seen.has(name)) {
+      ctx.addIssue({ code: 'custom', message: `label ${name} is set twice` });
+    } else {
+      seen.add(name);
+      pairs.push([name, value]);
+    }
+  }
+  return pairs;
+});
+
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+/** Headers the remote-write client sets itself, or that have their own setting. */
+const OWN_HEADERS = new Set(['content-type', 'content-encoding', 'content-length', 'user-agent', 'x-prometheus-remote-write-version', 'authorization', 'host']);
+
+/** `Name=value,Name=value`: extra request headers, such as Mimir's X-Scope-OrgID. */
+const headerPairs = text.transform((v, ctx) => {
+  const pairs: Array<[string, string]> = [];
+  for (const item of v.split(',').map((p) => p.trim()).filter((p) => p !== '')) {
+    const eq = item.indexOf('=');
+    const name = eq === -1 ? item : item.slice(0, eq).trim();
+    const value = eq === -1 ? '' : item.slice(eq + 1).trim();
+    if (!HEADER_NAME.test(name) || value === '') {
+      ctx.addIssue({ code: 'custom', message: 'expected Name=value pairs separated by commas' });
+    } else if (OWN_HEADERS.has(name.toLowerCase())) {
+      ctx.addIssue({ code: 'custom', message: `header ${name} is set by the sidecar (authorization: use REMOTE_WRITE_BEARER_TOKEN_FILE or REMOTE_WRITE_USERNAME)` });
+    } else {
+      pairs.push([name, value]);
+    }
+  }
+  return pairs;
+});
+
+const remoteWriteUrl = httpUrl.refine((v) => {
+  const u = new URL(v);
+  return u.username === '' && u.password === '';
+}, 'expected no credentials in the URL: use REMOTE_WRITE_USERNAME with REMOTE_WRITE_PASSWORD_FILE');
+
+/** A comma list of http(s) URLs, each once. */
+const urlList = text.transform((v, ctx) => {
+  const urls = v.split(',').map((u) => u.trim()).filter((u) => u !== '');
+  for (const u of urls) {
+    if (!httpUrl.safeParse(u).success) ctx.addIssue({ code: 'custom', message: `${JSON.stringify(u)}: expected an absolute http:// or https:// URL` });
+  }
+  if (new Set(urls).size !== urls.length) ctx.addIssue({ code: 'custom', message: 'a URL is listed twice' });
+  if (urls.length === 0) ctx.addIssue({ code: 'custom', message: 'expected a comma list of URLs' });
+  return urls;
 });
 
 export const envSchema = z.object({
@@ -113,6 +195,32 @@ export const envSchema = z.object({
   PROSODY_ORIG: httpUrl.optional(),
   PARTICIPANT_MAX: positiveInt.optional(),
   WEIGHT_PARTICIPANTS: bool.optional(),
+  // connections
+  MONITOR_PORT: portList.optional(),
+  REFRESH_RATE_SECONDS: text.regex(/^\d+(\.\d+)?$/, 'expected a number of seconds').transform(Number)
+    .refine((n) => n >= 0.1 && n <= 3600, 'expected from 0.1 to 3600 seconds').prefault('10'),
+  IDLE_SETTLE_SECONDS: wholeSeconds(3600).prefault('5'),
+  CONNECTIONS_FILE_PATH: text.min(1).optional(),
+  PROC_NET_PATH: text.min(1).prefault('/proc/net'),
+  // remote write (metrics push)
+  PROMETHEUS_REMOTE_WRITE_URL: remoteWriteUrl.optional(),
+  PUSH_INTERVAL: duration.prefault('30s'),
+  REMOTE_WRITE_TIMEOUT: duration.prefault('30s'),
+  REMOTE_WRITE_QUEUE_SIZE: positiveInt.prefault('60'),
+  REMOTE_WRITE_MIN_BACKOFF: duration.prefault('30ms'),
+  REMOTE_WRITE_MAX_BACKOFF: duration.prefault('5s'),
+  REMOTE_WRITE_LABELS: labelPairs.optional(),
+  REMOTE_WRITE_HEADERS: headerPairs.optional(),
+  REMOTE_WRITE_USERNAME: text.min(1).optional(),
+  REMOTE_WRITE_PASSWORD: text.min(1).optional(),
+  REMOTE_WRITE_PASSWORD_FILE: text.min(1).optional(),
+  REMOTE_WRITE_BEARER_TOKEN_FILE: text.min(1).optional(),
+  REMOTE_WRITE_CA_FILE: text.min(1).optional(),
+  REMOTE_WRITE_CERT_FILE: text.min(1).optional(),
+  REMOTE_WRITE_KEY_FILE: text.min(1).optional(),
+  REMOTE_WRITE_INSECURE_SKIP_VERIFY: bool.prefault('false'),
+  SCRAPE_TARGETS: urlList.optional(),
+  SCRAPE_TIMEOUT: duration.prefault('10s'),
   // logs
   LOG_LEVEL: text.toLowerCase().pipe(z.enum(['debug', 'info', 'warn', 'error'], 'expected debug, info, warn or error')).prefault('info'),
   LOG_FORMAT: text.toLowerCase().pipe(z.enum(['json', 'pretty'], 'expected json or pretty')).prefault('json'),
@@ -124,4 +232,4 @@ export type EnvSettings = z.output<typeof envSchema>;
 export const SETTING_NAMES = Object.keys(envSchema.shape) as (keyof EnvSettings)[];
 
 /** Settings whose values never appear in a message or a log line. */
-export const SECRET_SETTINGS: ReadonlySet<string> = new Set<string>([]);
+export const SECRET_SETTINGS: ReadonlySet<string> = new Set<string>(['REMOTE_WRITE_PASSWORD', 'REMOTE_WRITE_HEADERS']);

@@ -119,6 +119,73 @@ describe('loadConfig', () => {
     });
   });
 
+  describe('connections (MONITOR_PORT)', () => {
+    it('is off unless MONITOR_PORT is set, and switches the sidecar on alone', () => {
+      expect(ok(base).connections).toBeNull();
+      const c = ok({ MONITOR_PORT: '8080' });
+      expect(c.relay).toBeNull();
+      expect(c.healthCheck).toBeNull();
+      expect(c.connections).toEqual({
+        ports: [8080],
+        refreshMs: 10000,
+        idleSettleSeconds: 5,
+        stateFilePath: '/shared/connections.txt',
+        procNetPath: '/proc/net',
+        scriptDir: '/shared',
+      });
+    });
+
+    it('names MONITOR_PORT among the switches when nothing is configured', () => {
+      expect(problems({})[0]).toContain('connections: set MONITOR_PORT');
+    });
+
+    it('takes a comma list of ports, spaces allowed, duplicates collapsed', () => {
+      expect(ok({ MONITOR_PORT: ' 8080, 9090 ,8080,1' }).connections!.ports).toEqual([8080, 9090, 1]);
+    });
+
+    it('takes its other settings, fractional refresh rates included', () => {
+      const c = ok({
+        MONITOR_PORT: '3000',
+        REFRESH_RATE_SECONDS: '0.2',
+        IDLE_SETTLE_SECONDS: '0',
+        CONNECTIONS_FILE_PATH: '/run/conn.txt',
+        PROC_NET_PATH: '/host/proc/1/net',
+        SHARED_VOLUME_PATH: '/vol',
+      });
+      expect(c.connections).toEqual({
+        ports: [3000],
+        refreshMs: 200,
+        idleSettleSeconds: 0,
+        stateFilePath: '/run/conn.txt',
+        procNetPath: '/host/proc/1/net',
+        scriptDir: '/vol',
+      });
+      expect(ok({ MONITOR_PORT: '3000', SHARED_VOLUME_PATH: '/vol' }).connections!.stateFilePath).toBe('/vol/connections.txt');
+    });
+
+    it.each([
+      ['MONITOR_PORT', '0', 'expected a TCP port or a comma-separated list of ports (1 to 65535)'],
+      ['MONITOR_PORT', '8080,', 'expected a TCP port or a comma-separated list of ports (1 to 65535)'],
+      ['MONITOR_PORT', '8080;9090', 'expected a TCP port or a comma-separated list of ports (1 to 65535)'],
+      ['MONITOR_PORT', '65536', 'expected a TCP port or a comma-separated list of ports (1 to 65535)'],
+      ['MONITOR_PORT', 'http', 'expected a TCP port or a comma-separated list of ports (1 to 65535)'],
+      ['REFRESH_RATE_SECONDS', '0', 'expected from 0.1 to 3600 seconds'],
+      ['REFRESH_RATE_SECONDS', '0.05', 'expected from 0.1 to 3600 seconds'],
+      ['REFRESH_RATE_SECONDS', '3601', 'expected from 0.1 to 3600 seconds'],
+      ['REFRESH_RATE_SECONDS', '10s', 'expected a number of seconds'],
+      ['IDLE_SETTLE_SECONDS', '2.5', 'expected whole seconds'],
+      ['IDLE_SETTLE_SECONDS', '-1', 'expected whole seconds'],
+      ['IDLE_SETTLE_SECONDS', '3601', 'expected whole seconds from 0 to 3600'],
+    ])('refuses %s=%s: %s', (name, value, message) => {
+      expect(problems({ MONITOR_PORT: '8080', [name]: value })).toEqual([`${name}=${JSON.stringify(value)}: ${message}`]);
+    });
+
+    it('reads MONITOR_PORT from the YAML file as a number or a comma list', () => {
+      expect(ok({ SIDECAR_CONFIG: '/c.yaml' }, 'MONITOR_PORT: 8080\nREFRESH_RATE_SECONDS: 1\n').connections).toMatchObject({ ports: [8080], refreshMs: 1000 });
+      expect(ok({ SIDECAR_CONFIG: '/c.yaml' }, 'MONITOR_PORT: "8080,8443"\n').connections!.ports).toEqual([8080, 8443]);
+    });
+  });
+
   it('formats the problems as one message', () => {
     expect(formatProblems(['a', 'b'])).toBe('pod-sidecar: invalid configuration (2 problems):\n  - a\n  - b');
     expect(EXIT_CONFIG).toBe(78);

@@ -3,6 +3,7 @@ import { parse as parseYaml } from 'yaml';
 import { AgentSection, buildAgentConfig, readAgentSection } from './agent.schema';
 import { envSchema, SECRET_SETTINGS, SETTING_NAMES } from './config.schema';
 import { DispatchFormat, readDispatch } from './dispatch.schema';
+import { remoteWriteProblems } from './remote-write-settings';
 import { FEATURE_SWITCHES, SidecarConfig, toSidecarConfig } from './sidecar-config';
 
 /** Exit status for a configuration error (EX_CONFIG from sysexits.h). */
@@ -53,6 +54,7 @@ export function loadConfig(env: Env = process.env, readFile: (p: string) => stri
     problems.push(...read.problems.map((p) => `${file}: ${p}`));
     dispatch = read.config;
   }
+  problems.push(...remoteWriteProblems(raw, readFile));
   let agent = null;
   if (parsed.success) {
     const built = buildAgentConfig(parsed.data, agentSection);
@@ -63,7 +65,7 @@ export function loadConfig(env: Env = process.env, readFile: (p: string) => stri
   if (problems.length > 0) return { ok: false, problems };
 
   const config = toSidecarConfig(parsed.data!, dispatch, agent);
-  if (!config.relay && !config.healthCheck && !config.agent) {
+  if (!config.relay && !config.healthCheck && !config.agent && !config.connections && !config.remoteWrite) {
     const hints = FEATURE_SWITCHES.map(([feature, names]) => `${feature}: set ${names}`).join('; ');
     return { ok: false, problems: [`no feature is configured (${hints})`] };
   }
@@ -129,7 +131,19 @@ function readConfigFile(path: string, readFile: (p: string) => string, problems:
 function shown(name: string, value: string | undefined): string {
   if (value === undefined) return '(unset)';
   if (SECRET_SETTINGS.has(name)) return '(hidden)';
-  return JSON.stringify(value);
+  return JSON.stringify(withoutPassword(value));
+}
+
+/** A URL's password never reaches a message, whichever setting it came in. */
+function withoutPassword(value: string): string {
+  try {
+    const u = new URL(value.trim());
+    if (u.password === '') return value;
+    u.password = '***';
+    return u.href;
+  } catch {
+    return value;
+  }
 }
 
 /** Prints every problem in one message and returns the exit status to use. */

@@ -1,3 +1,4 @@
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { EnvSettings } from './config.schema';
 
@@ -8,9 +9,11 @@ export interface SidecarConfig {
   dispatch: DispatchConfig | null;
   healthCheck: HealthCheckConfig | null;
   agent: AgentConfig | null;
+  connections: ConnectionsConfig | null;
   sharedVolume: SharedVolumeConfig;
   log: LogConfig;
   debug: { enabled: boolean };
+  remoteWrite: RemoteWriteConfig | null;
 }
 
 export interface ServerConfig {
@@ -115,6 +118,20 @@ export interface LoadSourceConfig {
   timeoutMs: number;
 }
 
+export interface ConnectionsConfig {
+  /** Local TCP ports whose sockets are counted. */
+  ports: number[];
+  refreshMs: number;
+  /** wait-for-idle.sh's default: how long no ESTABLISHED connection must have been seen. */
+  idleSettleSeconds: number;
+  /** The key=value state file that wait-for-idle.sh reads. */
+  stateFilePath: string;
+  /** Directory holding the kernel's `tcp` and `tcp6` tables. */
+  procNetPath: string;
+  /** Where wait-for-idle.sh is written (the shared volume). */
+  scriptDir: string;
+}
+
 export interface SharedVolumeConfig {
   path: string;
   healthFilePath: string;
@@ -125,12 +142,48 @@ export interface LogConfig {
   format: 'json' | 'pretty';
 }
 
+export interface RemoteWriteConfig {
+  url: string;
+  /** The `instance` label of the sidecar's own series: the host name, which is the pod's name in Kubernetes. */
+  instance: string;
+  intervalMs: number;
+  /** Bounds one push request, and the final push at shutdown as a whole. */
+  timeoutMs: number;
+  /** Pushes (snapshots) waiting for delivery at most; the oldest is dropped beyond. */
+  queueSize: number;
+  minBackoffMs: number;
+  maxBackoffMs: number;
+  /** Extra labels of every pushed series, such as namespace and pod from the downward API. */
+  labels: Array<[name: string, value: string]>;
+  headers: Array<[name: string, value: string]>;
+  auth: RemoteWriteAuth;
+  tls: { caFile: string | null; certFile: string | null; keyFile: string | null; insecureSkipVerify: boolean };
+  scrape: { targets: ScrapeTarget[]; timeoutMs: number };
+}
+
+export type RemoteWriteAuth =
+  | { kind: 'none' }
+  | { kind: 'basic'; username: string; password: { value: string } | { file: string } }
+  | { kind: 'bearer'; tokenFile: string };
+
+export interface ScrapeTarget {
+  url: string;
+  /**
+   * The `instance` label of its series: host:port, with the pod's host name for a loopback
+   * host (every replica scrapes its own 127.0.0.1), and with the path when two targets
+   * share a host:port.
+   */
+  instance: string;
+}
+
 /** The settings that switch each feature on, for the message shown when none is set. */
 export const FEATURE_SWITCHES: ReadonlyArray<[feature: string, settings: string]> = [
   ['relay', 'DOWNSTREAM_SERVICE_URL (or dispatch rules)'],
   ['dispatch', 'SIDECAR_CONFIG to a file with a dispatch section'],
   ['health check', 'SMEE_CHANNEL_URL'],
   ['agent', 'AGENT_PORT or UPSTREAM_HEALTH_URLS (or JICOFO_ORIG/PROSODY_ORIG, or an agent section in SIDECAR_CONFIG)'],
+  ['connections', 'MONITOR_PORT'],
+  ['remote write', 'PROMETHEUS_REMOTE_WRITE_URL'],
 ];
 
 /**
@@ -173,11 +226,67 @@ export function toSidecarConfig(s: EnvSettings, dispatch: DispatchConfig | null 
         }
       : null,
     agent,
+    connections: s.MONITOR_PORT
+      ? {
+          ports: s.MONITOR_PORT,
+          refreshMs: s.REFRESH_RATE_SECONDS * 1000,
+          idleSettleSeconds: s.IDLE_SETTLE_SECONDS,
+          stateFilePath: s.CONNECTIONS_FILE_PATH ?? join(s.SHARED_VOLUME_PATH, 'connections.txt'),
+          procNetPath: s.PROC_NET_PATH,
+          scriptDir: s.SHARED_VOLUME_PATH,
+        }
+      : null,
     sharedVolume: {
       path: s.SHARED_VOLUME_PATH,
       healthFilePath: s.HEALTH_FILE_PATH ?? join(s.SHARED_VOLUME_PATH, 'health-status.txt'),
     },
     log: { level: s.LOG_LEVEL, format: s.LOG_FORMAT },
     debug: { enabled: s.ENABLE_PPROF },
+    remoteWrite: s.PROMETHEUS_REMOTE_WRITE_URL !== undefined ? toRemoteWriteConfig(s, s.PROMETHEUS_REMOTE_WRITE_URL, hostname()) : null,
   };
+}
+
+function toRemoteWriteConfig(s: EnvSettings, url: string, host: string): RemoteWriteConfig {
+  let auth: RemoteWriteAuth = { kind: 'none' };
+  if (s.REMOTE_WRITE_USERNAME !== undefined) {
+    const password = s.REMOTE_WRITE_PASSWORD_FILE !== undefined ? { file: s.REMOTE_WRITE_PASSWORD_FILE } : { value: s.REMOTE_WRITE_PASSWORD ?? '' };
+    auth = { kind: 'basic', username: s.REMOTE_WRITE_USERNAME, password };
+  } else if (s.REMOTE_WRITE_BEARER_TOKEN_FILE !== undefined) {
+    auth = { kind: 'bearer', tokenFile: s.REMOTE_WRITE_BEARER_TOKEN_FILE };
+  }
+  return {
+    url,
+    instance: host,
+    intervalMs: s.PUSH_INTERVAL,
+    timeoutMs: s.REMOTE_WRITE_TIMEOUT,
+    queueSize: s.REMOTE_WRITE_QUEUE_SIZE,
+    minBackoffMs: s.REMOTE_WRITE_MIN_BACKOFF,
+    maxBackoffMs: s.REMOTE_WRITE_MAX_BACKOFF,
+    labels: s.REMOTE_WRITE_LABELS ?? [],
+    headers: s.REMOTE_WRITE_HEADERS ?? [],
+    auth,
+    tls: {
+      caFile: s.REMOTE_WRITE_CA_FILE ?? null,
+      certFile: s.REMOTE_WRITE_CERT_FILE ?? null,
+      keyFile: s.REMOTE_WRITE_KEY_FILE ?? null,
+      insecureSkipVerify: s.REMOTE_WRITE_INSECURE_SKIP_VERIFY,
+    },
+    scrape: { targets: scrapeTargets(s.SCRAPE_TARGETS ?? [], host), timeoutMs: s.SCRAPE_TIMEOUT },
+  };
+}
+
+const DEFAULT_PORTS: Record<string, string> = { 'http:': '80', 'https:': '443' };
+
+const LOOPBACK = /^(localhost|127(\.\d{1,3}){3}|\[::1\])$/i;
+
+export function scrapeTargets(urls: string[], host: string): ScrapeTarget[] {
+  // URL.hostname keeps an IPv6 address in brackets, as host:port needs it.
+  const hostPort = (u: URL) => `${LOOPBACK.test(u.hostname) ? host : u.hostname}:${u.port || DEFAULT_PORTS[u.protocol]}`;
+  const parsed = urls.map((url) => new URL(url));
+  const counts = new Map<string, number>();
+  for (const u of parsed) counts.set(hostPort(u), (counts.get(hostPort(u)) ?? 0) + 1);
+  return parsed.map((u, i) => ({
+    url: urls[i],
+    instance: counts.get(hostPort(u))! > 1 ? `${hostPort(u)}${u.pathname}` : hostPort(u),
+  }));
 }

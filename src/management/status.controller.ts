@@ -2,7 +2,10 @@ import { Controller, Get, Inject, Optional } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
 import { AgentService } from '../agent/agent.service';
 import type { SidecarConfig } from '../config/sidecar-config';
+import { toAnswer } from '../connections/activity';
+import { ConnectionsService } from '../connections/connections.service';
 import { HealthCheckService } from '../health-check/health-check.service';
+import { RemoteWriteService } from '../metrics/remote-write/remote-write.service';
 import { RelayServer } from '../relay/relay-server';
 
 /** A JSON summary for operators: which features are on and what each one last saw. */
@@ -13,6 +16,8 @@ export class StatusController {
     @Optional() private readonly relay?: RelayServer,
     @Optional() private readonly healthCheck?: HealthCheckService,
     @Optional() private readonly agent?: AgentService,
+    @Optional() private readonly connections?: ConnectionsService,
+    @Optional() private readonly remoteWrite?: RemoteWriteService,
   ) {}
 
   @Get('status')
@@ -20,6 +25,7 @@ export class StatusController {
     const relay = this.config.get('relay', { infer: true });
     const dispatch = this.config.get('dispatch', { infer: true });
     const last = this.healthCheck?.last ?? null;
+    const activity = this.connections?.last ?? null;
     return {
       time: new Date().toISOString(),
       features: {
@@ -28,6 +34,8 @@ export class StatusController {
         healthCheck: this.healthCheck !== undefined,
         agent: this.agent !== undefined,
         debug: this.config.get('debug', { infer: true }).enabled,
+        connections: this.config.get('connections', { infer: true })?.ports ?? null,
+        remoteWrite: this.remoteWrite !== undefined,
       },
       relay: this.relay ? { listening: this.relay.listening, port: this.relay.port, inFlight: this.relay.requestsInFlight } : null,
       // Rule names only: destinations may carry credentials or tokens in their query.
@@ -40,6 +48,9 @@ export class StatusController {
             roundTripMs: last?.roundTripMs !== undefined ? Math.round(last.roundTripMs) : null,
           }
         : null,
+      // The last scheduled or requested read; GET /connections reads afresh.
+      connections: activity ? toAnswer(activity, Date.now()) : null,
+      remoteWrite: this.remoteWrite?.status() ?? null,
       // The full picture is /agent/report.
       agent: this.agent ? agentSummary(this.agent.verdict()) : null,
     };
