@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import request from 'supertest';
 import { Recorded, RecordingServer } from './support/recording-server';
 import { start } from './support/sidecar';
+import { DISPATCHER_README_EXAMPLE } from './fixtures/dispatcher-readme-example';
 
 type Started = Awaited<ReturnType<typeof start>>;
 
@@ -205,18 +206,6 @@ dispatch:
   });
 });
 
-/** sidecar_http_dispatcher's README example, character for character, with its two destinations pointed at local servers. */
-const DISPATCHER_README_EXAMPLE = `rewrites: # set of rewrite rules
-  dev: # value of key propery. i.e -H 'environment: dev'
-    patch: # action type
-      - key: Host # header key
-        val: example.com # header value
-      - key: dispatched
-        val: true
-    destination: http://example.com # (optional) destination url
-key: environment # key used to dispatch request
-destination: http://example.org # default destination url
-`;
 
 describe('a sidecar_http_dispatcher config file, as it is', () => {
   const exampleCom = new RecordingServer();

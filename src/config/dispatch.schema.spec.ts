@@ -1,5 +1,6 @@
 import { loadConfig } from './load-config';
 import { pathText } from './dispatch.schema';
+import { DISPATCHER_README_EXAMPLE } from '../../test/fixtures/dispatcher-readme-example';
 
 function load(file: string, env: Record<string, string> = {}) {
   return loadConfig({ SIDECAR_CONFIG: '/etc/sidecar.yaml', ...env }, () => file);
@@ -164,22 +165,10 @@ dispatch:
   });
 });
 
-/** The example of sidecar_http_dispatcher's README, as its users have it. */
-const dispatcherExample = `rewrites: # set of rewrite rules
-  dev: # value of key propery. i.e -H 'environment: dev'
-    patch: # action type
-      - key: Host # header key
-        val: example.com # header value
-      - key: dispatched
-        val: true
-    destination: http://example.com # (optional) destination url
-key: environment # key used to dispatch request
-destination: http://example.org # default destination url
-`;
 
 describe('sidecar_http_dispatcher config file', () => {
   it('reads the README example as it is', () => {
-    const c = ok(dispatcherExample);
+    const c = ok(DISPATCHER_README_EXAMPLE);
     expect(c.dispatch).toEqual({
       header: 'environment',
       defaultDestination: new URL('http://example.org'),
