@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import request from 'supertest';
 import { agentLine } from './support/agent-client';
-import { spawnSidecar, SidecarProcess } from './support/process';
+import { spawnSidecar, SidecarProcess, killLeftover } from './support/process';
 import { freePort } from './support/sidecar';
 
 /** The built sidecar with only the agent on: configuration errors, the ready line, SIGTERM. */
@@ -12,10 +12,7 @@ describe('the sidecar process with the agent', () => {
   let running: SidecarProcess | undefined;
 
   afterEach(async () => {
-    if (running && running.proc.exitCode === null) {
-      running.proc.kill('SIGKILL');
-      await running.exited;
-    }
+    await killLeftover(running);
     running = undefined;
   });
   afterAll(() => rmSync(dir, { recursive: true, force: true }));

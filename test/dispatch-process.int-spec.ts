@@ -2,7 +2,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import request from 'supertest';
-import { spawnSidecar, SidecarProcess } from './support/process';
+import { spawnSidecar, SidecarProcess, killLeftover } from './support/process';
 import { RecordingServer } from './support/recording-server';
 import { eventually, freePort } from './support/sidecar';
 
@@ -20,10 +20,7 @@ describe('the sidecar process with dispatch rules', () => {
   beforeAll(() => destination.listen());
   afterAll(() => destination.close());
   afterEach(async () => {
-    if (running && running.proc.exitCode === null) {
-      running.proc.kill('SIGKILL');
-      await running.exited;
-    }
+    await killLeftover(running);
     running = undefined;
   });
 

@@ -1,6 +1,6 @@
 import { request as httpRequest } from 'node:http';
 import request from 'supertest';
-import { spawnSidecar, SidecarProcess } from './support/process';
+import { spawnSidecar, SidecarProcess, killLeftover } from './support/process';
 import { RecordingServer } from './support/recording-server';
 import { freePort } from './support/sidecar';
 
@@ -12,10 +12,7 @@ describe('the sidecar process', () => {
   beforeAll(() => downstream.listen());
   afterAll(() => downstream.close());
   afterEach(async () => {
-    if (running && running.proc.exitCode === null) {
-      running.proc.kill('SIGKILL');
-      await running.exited;
-    }
+    await killLeftover(running);
     running = undefined;
     downstream.respond = (_r, res) => res.end('ok');
   });

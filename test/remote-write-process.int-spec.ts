@@ -1,7 +1,7 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { spawnSidecar, SidecarProcess } from './support/process';
+import { spawnSidecar, SidecarProcess, killLeftover } from './support/process';
 import { RecordingServer } from './support/recording-server';
 import { eventually, freePort } from './support/sidecar';
 import { snappyBlockDecode } from './support/snappy-block';
@@ -16,10 +16,7 @@ describe('the sidecar process with remote write only', () => {
   beforeAll(() => receiver.listen());
   afterAll(() => receiver.close());
   afterEach(async () => {
-    if (running && running.proc.exitCode === null) {
-      running.proc.kill('SIGKILL');
-      await running.exited;
-    }
+    await killLeftover(running);
     running = undefined;
     receiver.requests.length = 0;
   });

@@ -41,3 +41,11 @@ export function spawnSidecar(env: Record<string, string>): SidecarProcess {
   const exited = new Promise<number | null>((r) => proc.on('exit', (code) => r(code)));
   return { proc, lines, stderr: () => err, exited, ready };
 }
+
+/** Kills a sidecar a test left running (SIGKILL) and waits for it to be gone. */
+export async function killLeftover(running: SidecarProcess | undefined): Promise<void> {
+  if (running && running.proc.exitCode === null && running.proc.signalCode === null) {
+    running.proc.kill('SIGKILL');
+    await running.exited;
+  }
+}
