@@ -8,6 +8,7 @@ import { ManagementModule } from './management/management.module';
 import { MetricsModule } from './metrics/metrics.module';
 import { DispatchModule } from './relay/dispatch/dispatch.module';
 import { RelayModule } from './relay/relay.module';
+import { SpoolModule } from './relay/spool/spool.module';
 
 /** The whole sidecar; each feature module is imported only when its config slice is set. */
 @Module({})
@@ -22,6 +23,7 @@ export class AppModule {
         HealthCheckModule.register(config.healthCheck !== null),
         ...(config.relay ? [RelayModule] : []),
         ...(config.dispatch ? [DispatchModule] : []),
+        ...(config.spool ? [SpoolModule] : []),
         ManagementModule,
         ...(config.debug.enabled ? [DebugModule] : []),
       ],

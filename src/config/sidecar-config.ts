@@ -6,6 +6,8 @@ export interface SidecarConfig {
   server: ServerConfig;
   relay: RelayConfig | null;
   dispatch: DispatchConfig | null;
+  /** Store-and-forward (RELAY_MODE=spool); null in proxy mode or when the relay has nowhere to send to. */
+  spool: SpoolConfig | null;
   healthCheck: HealthCheckConfig | null;
   sharedVolume: SharedVolumeConfig;
   log: LogConfig;
@@ -27,6 +29,24 @@ export interface RelayConfig {
   maxConnections: number;
   mode: 'proxy' | 'spool';
   spoolPath: string;
+}
+
+export interface SpoolConfig {
+  /** The directory that holds the segment files and the dead letters. */
+  path: string;
+  /** Bytes the spool may take on disk (segment files and dead letters); past it new events get 507. */
+  maxBytes: number;
+  /** How long an event is retried, from when it was queued, before it becomes a dead letter. */
+  maxAgeMs: number;
+  retryInitialMs: number;
+  retryMaxMs: number;
+  /** Deliveries in flight per destination; 1 keeps strict arrival order. */
+  concurrency: number;
+  /** The request header that names a delivery (for duplicates), as configured; null: no duplicate detection. */
+  dedupHeader: string | null;
+  dedupWindowMs: number;
+  /** A delivery must see response headers within this (RELAY_TIMEOUT_SECONDS). */
+  deliveryTimeoutMs: number;
 }
 
 /** Header-keyed routing of relayed requests (the `dispatch` section, or a sidecar_http_dispatcher file). */
@@ -78,6 +98,7 @@ export const FEATURE_SWITCHES: ReadonlyArray<[feature: string, settings: string]
   ['relay', 'DOWNSTREAM_SERVICE_URL (or dispatch rules)'],
   ['dispatch', 'SIDECAR_CONFIG to a file with a dispatch section'],
   ['health check', 'SMEE_CHANNEL_URL'],
+  ['spool', 'RELAY_MODE=spool beside a relay destination'],
 ];
 
 /** `dispatch` is the file's section as read; DOWNSTREAM_SERVICE_URL fills in its default destination when it has none. */
@@ -108,6 +129,19 @@ export function toSidecarConfig(s: EnvSettings, dispatch: DispatchConfig | null 
       ...dispatch,
       defaultDestination: dispatch.defaultDestination ?? (downstreamOn ? new URL(s.DOWNSTREAM_SERVICE_URL!) : null),
     },
+    spool: relayOn && s.RELAY_MODE === 'spool'
+      ? {
+          path: s.SPOOL_PATH ?? join(s.SHARED_VOLUME_PATH, 'spool'),
+          maxBytes: s.SPOOL_MAX_BYTES,
+          maxAgeMs: s.SPOOL_MAX_AGE,
+          retryInitialMs: s.SPOOL_RETRY_INITIAL,
+          retryMaxMs: s.SPOOL_RETRY_MAX,
+          concurrency: s.SPOOL_CONCURRENCY,
+          dedupHeader: s.SPOOL_DEDUP_HEADER,
+          dedupWindowMs: s.SPOOL_DEDUP_WINDOW,
+          deliveryTimeoutMs: s.RELAY_TIMEOUT_SECONDS * 1000,
+        }
+      : null,
     healthCheck: healthOn
       ? {
           channelUrl: s.SMEE_CHANNEL_URL!,
