@@ -85,14 +85,15 @@ export class DeadLetterFolder {
     return rec;
   }
 
+  /** Unlisted at once, even when the unlink fails (the file is then settled at the next start). */
   async remove(id: string): Promise<void> {
     const letter = this.letters.get(id);
     if (!letter) return;
+    this.letters.delete(id);
+    this.bytesOnDisk -= letter.bytes;
     await unlink(this.path(id)).catch((e: NodeJS.ErrnoException) => {
       if (e.code !== 'ENOENT') throw e;
     });
-    this.letters.delete(id);
-    this.bytesOnDisk -= letter.bytes;
   }
 
   async close(): Promise<void> {

@@ -457,43 +457,64 @@ export class Spool implements OnModuleInit, OnApplicationBootstrap {
    * SPOOL_MAX_BYTES: it moves bytes that are already counted. null: no such letter.
    */
   async requeue(id: string): Promise<{ id: string } | null> {
-    const letter = this.letters.get(id);
-    if (letter === undefined || this.moving.has(id)) return null;
-    if (this.state === 'closed') throw new Error('the spool is closed');
-    this.moving.add(id);
-    try {
-      const { meta: stored, body } = await this.letters.read(id);
-      const { dead, ...meta } = stored;
-      meta.queuedAt = Math.max(Date.now(), dead!.at + 1);
-      const appended = this.append(meta, body, false)!;
-      let location: RecordLocation;
-      try {
-        location = await appended.written;
-      } finally {
-        this.reserved -= appended.length;
-      }
-      await this.letters.remove(id);
-      this.enqueue(meta, this.routeFor(meta), location);
-      this.logger.log({ msg: 'dead letter requeued', id, rule: meta.route });
-      return { id };
-    } finally {
-      this.moving.delete(id);
-    }
+    if (this.letters.get(id) === undefined || this.moving.has(id)) return null;
+    const { requeued, errors } = await this.requeueInOrder([id]);
+    if (errors.length > 0) throw errors[0];
+    return requeued === 1 ? { id } : null;
   }
 
   async requeueAll(): Promise<{ requeued: number; failed: number }> {
+    const ids = this.letters.list().map((l) => l.id).filter((id) => !this.moving.has(id));
     let requeued = 0;
     let failed = 0;
-    const ids = this.letters.list().map((l) => l.id);
-    // A few at a time: their appends share syncs, and memory holds only a few bodies.
+    // Some at a time: their appends share syncs, and memory holds only a few bodies.
     for (let i = 0; i < ids.length; i += 16) {
-      const results = await Promise.allSettled(ids.slice(i, i + 16).map((id) => this.requeue(id)));
-      for (const r of results) {
-        if (r.status === 'fulfilled' && r.value !== null) requeued++;
-        else if (r.status === 'rejected') failed++;
-      }
+      const r = await this.requeueInOrder(ids.slice(i, i + 16));
+      requeued += r.requeued;
+      failed += r.errors.length;
     }
     return { requeued, failed };
+  }
+
+  /** Reads the letters together, then appends them in the order given, so that they keep their order in the queue. */
+  private async requeueInOrder(ids: string[]): Promise<{ requeued: number; errors: Error[] }> {
+    if (this.closing !== null) return { requeued: 0, errors: [new Error('the spool is closing')] };
+    for (const id of ids) this.moving.add(id);
+    const errors: Error[] = [];
+    let requeued = 0;
+    try {
+      const read = await Promise.allSettled(ids.map((id) => this.letters.read(id)));
+      const appends = read.map((r) => {
+        if (r.status === 'rejected') {
+          errors.push(r.reason as Error);
+          return null;
+        }
+        const { dead, ...meta } = r.value.meta;
+        meta.queuedAt = Math.max(Date.now(), dead!.at + 1);
+        const appended = this.append(meta, r.value.body, false)!;
+        const written = appended.written.finally(() => (this.reserved -= appended.length));
+        return { meta, written };
+      });
+      for (const a of appends) {
+        if (a === null) continue;
+        let location: RecordLocation;
+        try {
+          location = await a.written;
+        } catch (err) {
+          errors.push(err as Error);
+          continue;
+        }
+        this.enqueue(a.meta, this.routeFor(a.meta), location);
+        requeued++;
+        await this.letters.remove(a.meta.id).catch((err: Error) => {
+          this.logger.error({ msg: 'removing a requeued dead letter failed; it goes at the next start', id: a.meta.id, reason: err.message });
+        });
+        this.logger.log({ msg: 'dead letter requeued', id: a.meta.id, rule: a.meta.route });
+      }
+    } finally {
+      for (const id of ids) this.moving.delete(id);
+    }
+    return { requeued, errors };
   }
 
   /** Deletes a dead letter for good. false: no such letter. */
@@ -601,9 +622,12 @@ export class Spool implements OnModuleInit, OnApplicationBootstrap {
   }
 }
 
-/** Segments small enough that finished ones free space soon, large enough that few files exist. */
+/**
+ * Segments small against the limit, so that space held by delivered events in a segment
+ * that still has live ones stays a small part of it; large enough that files are few.
+ */
 export function segmentRollBytes(maxBytes: number): number {
-  return Math.min(16 * 1024 * 1024, Math.max(64 * 1024, Math.floor(maxBytes / 16)));
+  return Math.min(16 * 1024 * 1024, Math.max(4096, Math.floor(maxBytes / 16)));
 }
 
 function firstValue(rawHeaders: readonly string[], lowerName: string): string | null {
