@@ -329,6 +329,12 @@ describe('spool mode', () => {
     }
   });
 
+  it('does not start when the spool cannot be opened, and says why', async () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'spool-bad-')), 'a-file');
+    writeFileSync(file, '');
+    await expect(start({ ...fast, DOWNSTREAM_SERVICE_URL: 'http://127.0.0.1:9', SPOOL_PATH: join(file, 'spool') })).rejects.toThrow(/ENOTDIR/);
+  });
+
   it('dispatches in spool mode: the rule is chosen at receipt, its destination and patches apply at delivery', async () => {
     const dev = new RecordingServer();
     const base = new RecordingServer();

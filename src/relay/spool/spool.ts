@@ -1,7 +1,7 @@
 import { Injectable, Logger, OnApplicationBootstrap, OnModuleInit, Optional } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
 import { randomUUID } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { SidecarConfig, SpoolConfig } from '../../config/sidecar-config';
 import { writeFileAtomic } from '../../status-file/atomic-write';
@@ -17,6 +17,7 @@ import { reconcile } from './recovery';
 import { nextAttemptAt, retryAfterMs, verdictFor } from './retry-policy';
 import { RecordLocation, SegmentLog } from './segment-log';
 import { DecodedRecord, encodeRecord, EventMeta } from './spool-record';
+import { SpoolLock } from './spool-lock';
 import { SpoolMetrics } from './spool-metrics';
 
 /** A request as the relay hands it over: already matched to its route, body complete. */
@@ -51,6 +52,7 @@ export class Spool implements OnModuleInit, OnApplicationBootstrap {
   private readonly config: SpoolConfig;
   private readonly log: SegmentLog;
   private readonly letters: DeadLetterFolder;
+  private readonly lock: SpoolLock;
   private readonly ids: DeliveryIdIndex | null;
   private readonly dedupHeader: string | null;
   /** Writes under way per delivery id, so that a duplicate arriving meanwhile waits for the first. */
@@ -83,6 +85,7 @@ export class Spool implements OnModuleInit, OnApplicationBootstrap {
     const relay = configService.get('relay', { infer: true })!;
     this.log = new SegmentLog(join(this.config.path, 'segments'), segmentRollBytes(this.config.maxBytes));
     this.letters = new DeadLetterFolder(join(this.config.path, 'dead-letters'));
+    this.lock = new SpoolLock(join(this.config.path, 'lock'));
     this.ids = this.config.dedupHeader === null ? null : new DeliveryIdIndex(this.config.dedupWindowMs);
     this.dedupHeader = this.config.dedupHeader?.toLowerCase() ?? null;
     this.client = new DeliveryClient(this.config.deliveryTimeoutMs, this.config.concurrency);
@@ -111,6 +114,8 @@ export class Spool implements OnModuleInit, OnApplicationBootstrap {
   /** Recovery: every intact event on disk is queued again before the relay port opens. */
   async onModuleInit(): Promise<void> {
     const started = performance.now();
+    await mkdir(this.config.path, { recursive: true, mode: 0o700 });
+    await this.lock.acquire();
     const { damaged } = await this.letters.open();
     const { records, report } = await this.log.recover();
     const settled = reconcile(records, (id) => this.letters.get(id));
@@ -561,6 +566,7 @@ export class Spool implements OnModuleInit, OnApplicationBootstrap {
     await this.saveDeliveryIds();
     await this.log.close();
     await this.letters.close();
+    await this.lock.release();
     this.state = 'closed';
   }
 
