@@ -232,6 +232,7 @@ describe('spool mode', () => {
       expect(s.destinations).toEqual([expect.objectContaining({ destination: downstream.url, rules: ['default'], events: 2, inFlight: 1 })]);
       expect(JSON.stringify(s)).not.toContain('token=t1');
       expect(await metric(sidecar, 'sidecar_spool_events')).toBe(2);
+      expect((await request(sidecar.managementUrl).get('/status')).body).toMatchObject({ features: { relay: 'spool' }, spool: { events: 2, deadLetters: 0 } });
       expect(await metric(sidecar, 'sidecar_spool_oldest_event_age_seconds')).toBeGreaterThan(0);
       expect(await metric(sidecar, 'sidecar_spool_bytes')).toBeGreaterThan(0);
       release();

@@ -3,6 +3,7 @@ import { ConfigService } from '@nestjs/config';
 import type { SidecarConfig } from '../config/sidecar-config';
 import { HealthCheckService } from '../health-check/health-check.service';
 import { RelayServer } from '../relay/relay-server';
+import { Spool } from '../relay/spool/spool';
 
 /** A JSON summary for operators: which features are on and what each one last saw. */
 @Controller()
@@ -11,6 +12,7 @@ export class StatusController {
     @Inject(ConfigService) private readonly config: ConfigService<SidecarConfig, true>,
     @Optional() private readonly relay?: RelayServer,
     @Optional() private readonly healthCheck?: HealthCheckService,
+    @Optional() private readonly spool?: Spool,
   ) {}
 
   @Get('status')
@@ -29,6 +31,7 @@ export class StatusController {
       relay: this.relay ? { listening: this.relay.listening, port: this.relay.port, inFlight: this.relay.requestsInFlight } : null,
       // Rule names only: destinations may carry credentials or tokens in their query.
       dispatch: dispatch ? { header: dispatch.header, rules: dispatch.rules.map((r) => r.name), hasDefault: dispatch.defaultDestination !== null } : null,
+      spool: this.spool?.figures() ?? null,
       healthCheck: this.healthCheck
         ? {
             status: last?.status ?? 'pending',
@@ -40,3 +43,4 @@ export class StatusController {
     };
   }
 }
+

@@ -1,15 +1,17 @@
 import type { Route } from '../dispatch/dispatch-table';
 import type { RecordLocation } from './segment-log';
 
-/** An event waiting in the spool, as the worker keeps it in memory (its headers and body stay on disk). */
-export interface SpooledEvent {
+/**
+ * An event waiting in the spool, as the worker keeps it in memory: what scheduling needs
+ * and where its record lies (it is its own RecordLocation, one object per event). Its
+ * headers and body stay on disk until it is sent.
+ */
+export interface SpooledEvent extends RecordLocation {
   readonly id: string;
-  readonly seq: number;
   readonly route: Route;
   readonly deliveryId: string | null;
   readonly receivedAt: number;
   readonly queuedAt: number;
-  readonly location: RecordLocation;
   attempts: number;
   lastStatus: number | null;
   lastError: string | null;
@@ -30,6 +32,8 @@ export class DestinationQueue {
   private items: SpooledEvent[] = [];
   private head = 0;
   private unfinished = 0;
+  /** Unfinished events by rule name, for listings without walking the queue. */
+  private readonly byRule = new Map<string, number>();
   inFlight = 0;
   /** The last attempt failed and will be retried: logged once when it starts, once when it ends. */
   failing = false;
@@ -50,6 +54,11 @@ export class DestinationQueue {
   push(e: SpooledEvent): void {
     this.items.push(e);
     this.unfinished++;
+    this.byRule.set(e.route.name, (this.byRule.get(e.route.name) ?? 0) + 1);
+  }
+
+  get rules(): string[] {
+    return [...this.byRule.keys()];
   }
 
   /** The first unfinished event, for the oldest-age figure and listings. */
@@ -74,11 +83,10 @@ export class DestinationQueue {
     if (e.done) return;
     e.done = true;
     this.unfinished--;
+    const left = this.byRule.get(e.route.name)! - 1;
+    if (left === 0) this.byRule.delete(e.route.name);
+    else this.byRule.set(e.route.name, left);
     this.advance();
-  }
-
-  *all(): IterableIterator<SpooledEvent> {
-    for (let i = this.head; i < this.items.length; i++) if (!this.items[i].done) yield this.items[i];
   }
 
   private advance(): void {

@@ -1,9 +1,16 @@
 import type { DeadLetter } from './dead-letter-folder';
 import type { RecordLocation, RecoveredRecord } from './segment-log';
 
-export interface Reconciled {
+/** What reconciling needs of a record's meta. */
+export interface Identity {
+  id: string;
+  seq: number;
+  queuedAt: number;
+}
+
+export interface Reconciled<M extends Identity> {
   /** One record per event still to deliver, in arrival (seq) order. */
-  live: RecoveredRecord[];
+  live: RecoveredRecord<M>[];
   /** Records whose event is finished after all: already a dead letter, or a second copy of a kept one. */
   finish: RecordLocation[];
   /** Dead letters that were requeued (a newer record of the event exists): their file goes. */
@@ -19,8 +26,8 @@ export interface Reconciled {
  * - an event found twice in the log (a requeue whose earlier record was never
  *   finished) is kept once, its newest copy.
  */
-export function reconcile(records: readonly RecoveredRecord[], letterOf: (id: string) => DeadLetter | undefined): Reconciled {
-  const newest = new Map<string, RecoveredRecord>();
+export function reconcile<M extends Identity>(records: readonly RecoveredRecord<M>[], letterOf: (id: string) => DeadLetter | undefined): Reconciled<M> {
+  const newest = new Map<string, RecoveredRecord<M>>();
   const finish: RecordLocation[] = [];
   for (const r of records) {
     const kept = newest.get(r.meta.id);
@@ -33,7 +40,7 @@ export function reconcile(records: readonly RecoveredRecord[], letterOf: (id: st
       finish.push(r.location);
     }
   }
-  const live: RecoveredRecord[] = [];
+  const live: RecoveredRecord<M>[] = [];
   const requeued: string[] = [];
   for (const r of newest.values()) {
     const letter = letterOf(r.meta.id);

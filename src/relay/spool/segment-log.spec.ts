@@ -83,6 +83,21 @@ describe('SegmentLog', () => {
     expect(records.map((r) => r.meta.seq)).toEqual([2]);
   });
 
+  it('reads a segment through a window smaller than its records at recovery, byte for byte', async () => {
+    const log = logAt();
+    await log.recover();
+    const bodies = [10, 5000, 3, 300, 70_000, 1].map((n, i) => Buffer.concat([Buffer.from(`${i}:`), randomBytes(n)]));
+    await Promise.all(bodies.map((b, i) => log.append(encodeRecord(meta(i + 1), b), i + 1)));
+    appendFileSync(join(dir, '000000000001.log'), recordBytes(meta(99), bodyOf(99)).subarray(0, 150));
+
+    const again = new SegmentLog(dir, 1 << 20, 1000, 256);
+    logs.push(again);
+    const { records, report } = await again.recover();
+    expect(records.map((r) => r.meta.seq)).toEqual([1, 2, 3, 4, 5, 6]);
+    expect(report.damagedBytes).toBe(150);
+    for (const [i, r] of records.entries()) expect((await again.read(r.location)).body.equals(bodies[i])).toBe(true);
+  });
+
   it('keeps finished records out after a restart while their segment is still there', async () => {
     const log = logAt();
     await log.recover();

@@ -1,6 +1,7 @@
+import { Logger } from '@nestjs/common';
 import { FileHandle, mkdir, open, readdir, readFile, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ACK_ENTRY_BYTES, decodeAcks, decodeRecord, DecodedRecord, encodeAck, EncodedRecord, EventMeta, scanSegment } from './spool-record';
+import { ACK_ENTRY_BYTES, ByteSource, decodeAcks, decodeRecord, DecodedRecord, encodeAck, EncodedRecord, EventMeta, scanSegment } from './spool-record';
 
 /**
  * The spool's events on disk: append-only segment files `<n>.log` of records
@@ -22,9 +23,9 @@ export interface RecordLocation {
   readonly seq: number;
 }
 
-export interface RecoveredRecord {
+export interface RecoveredRecord<M = EventMeta> {
   location: RecordLocation;
-  meta: EventMeta;
+  meta: M;
 }
 
 /** What recovery found wrong and dealt with, for the log. */
@@ -69,6 +70,7 @@ interface PendingAppend {
 export type WriteStep = 'write' | 'sync';
 
 export class SegmentLog {
+  private readonly logger = new Logger('Spool');
   private readonly segments = new Map<number, Segment>();
   private active: Segment | null = null;
   private lastNumber = 0;
@@ -88,6 +90,8 @@ export class SegmentLog {
     private readonly rollBytes: number,
     /** How often written acks are synced (they survive a process crash at once; this bounds what a power loss can undo). */
     private readonly ackSyncMs = 1000,
+    /** Recovery reads segments through a window this large (a larger record gets its own), not whole files. */
+    private readonly readWindowBytes = 1024 * 1024,
   ) {}
 
   /** Bytes of every segment and ack file. */
@@ -101,9 +105,11 @@ export class SegmentLog {
 
   /**
    * Opens the directory and returns every intact, unfinished record, oldest segment
-   * first. Torn tails are cut off; segments with nothing left are deleted.
+   * first. Torn tails are cut off; segments with nothing left are deleted. `keep` reduces
+   * each record's meta to what the caller holds on to, so that a large spool is not held
+   * in memory as whole metas while it is read.
    */
-  async recover(): Promise<{ records: RecoveredRecord[]; report: RecoveryReport }> {
+  async recover<M = EventMeta>(keep: (meta: EventMeta) => M = (m) => m as M): Promise<{ records: RecoveredRecord<M>[]; report: RecoveryReport }> {
     await mkdir(this.dir, { recursive: true, mode: 0o700 });
     this.dirHandle = await open(this.dir, 'r');
     const logs = new Set<number>();
@@ -116,19 +122,19 @@ export class SegmentLog {
       this.lastNumber = Math.max(this.lastNumber, n);
     }
     const report: RecoveryReport = { segments: 0, damagedBytes: 0, damagedSegments: [], deletedSegments: 0 };
-    const records: RecoveredRecord[] = [];
+    const records: RecoveredRecord<M>[] = [];
     for (const n of [...logs].sort((a, b) => a - b)) {
       const logPath = this.path(n, 'log');
       const ackPath = this.path(n, 'ack');
-      const bytes = await readFile(logPath);
-      const scan = scanSegment(bytes);
-      const acked = acks.has(n) ? decodeAcks(await readFile(ackPath)) : new Map<number, number>();
       const handle = await open(logPath, 'r+');
+      const size = (await handle.stat()).size;
+      const scan = await scanSegment(new FileWindow(handle, size, this.readWindowBytes));
+      const acked = acks.has(n) ? decodeAcks(await readFile(ackPath)) : new Map<number, number>();
       if (scan.damaged.length > 0) {
         report.damagedBytes += scan.damaged.reduce((s, d) => s + d.length, 0);
         report.damagedSegments.push(`${String(n).padStart(12, '0')}.log`);
       }
-      if (scan.validEnd < bytes.length) {
+      if (scan.validEnd < size) {
         await handle.truncate(scan.validEnd);
         await handle.datasync();
       }
@@ -140,7 +146,7 @@ export class SegmentLog {
       for (const r of scan.records) {
         if (acked.get(r.offset) === r.meta.seq) continue;
         segment.live++;
-        records.push({ location: { segment, offset: r.offset, length: r.length, seq: r.meta.seq }, meta: r.meta });
+        records.push({ location: { segment, offset: r.offset, length: r.length, seq: r.meta.seq }, meta: keep(r.meta) });
       }
       report.segments++;
       if (segment.live === 0) {
@@ -302,7 +308,7 @@ export class SegmentLog {
         }
         if (seg.sealed && seg.live === 0 && seg.pendingAcks.length === 0 && !seg.deleted) {
           worked = true;
-          await this.delete(seg).catch(() => undefined);
+          await this.delete(seg).catch((e: Error) => this.logger.warn({ msg: 'deleting a finished segment failed; the next start deletes it', file: seg.logPath, reason: e.message }));
         }
       }
     }
@@ -322,8 +328,9 @@ export class SegmentLog {
       seg.ackBytes += entries.length;
       this.bytesOnDisk += entries.length;
       seg.ackDirty = true;
-    } catch {
+    } catch (e) {
       // The records stay unfinished on disk: after a restart they are delivered again (at least once).
+      this.logger.warn({ msg: 'writing acks failed: these events will be delivered again after a restart', file: seg.ackPath, events: entries.length / ACK_ENTRY_BYTES, reason: (e as Error).message });
     }
   }
 
@@ -356,5 +363,30 @@ export class SegmentLog {
 
   private path(n: number, kind: 'log' | 'ack'): string {
     return join(this.dir, `${String(n).padStart(12, '0')}.${kind}`);
+  }
+}
+
+/** A segment file read through one reused buffer, so that recovery holds a window of it, not all of it. */
+class FileWindow implements ByteSource {
+  private buf: Buffer;
+  private start = 0;
+  private end = 0;
+
+  constructor(
+    private readonly handle: FileHandle,
+    readonly size: number,
+    window: number,
+  ) {
+    this.buf = Buffer.allocUnsafe(Math.min(window, Math.max(size, 1)));
+  }
+
+  async bytes(offset: number, length: number): Promise<Buffer> {
+    const want = Math.max(0, Math.min(length, this.size - offset));
+    if (offset >= this.start && offset + want <= this.end) return this.buf.subarray(offset - this.start, offset - this.start + want);
+    if (want > this.buf.length) this.buf = Buffer.allocUnsafe(want);
+    const { bytesRead } = await this.handle.read(this.buf, 0, Math.min(this.buf.length, this.size - offset), offset);
+    this.start = offset;
+    this.end = offset + bytesRead;
+    return this.buf.subarray(0, Math.min(want, bytesRead));
   }
 }

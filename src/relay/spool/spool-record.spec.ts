@@ -1,5 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import { ACK_ENTRY_BYTES, decodeAcks, decodeRecord, encodeAck, EventMeta, recordBytes, scanSegment } from './spool-record';
+import { ACK_ENTRY_BYTES, bufferSource, decodeAcks, decodeRecord, encodeAck, EventMeta, recordBytes, scanSegment as scanSource } from './spool-record';
+
+const scanSegment = (buf: Buffer) => scanSource(bufferSource(buf));
 
 function meta(seq: number, extra: Partial<EventMeta> = {}): EventMeta {
   return {
@@ -53,56 +55,56 @@ describe('scanSegment', () => {
   const whole = Buffer.concat(records);
   const ends = records.map((_, i) => records.slice(0, i + 1).reduce((s, r) => s + r.length, 0));
 
-  it('finds every record of an intact segment', () => {
-    const scan = scanSegment(whole);
+  it('finds every record of an intact segment', async () => {
+    const scan = await scanSegment(whole);
     expect(scan.records.map((r) => r.meta.seq)).toEqual([1, 2, 3]);
     expect(scan.records.map((r) => r.offset)).toEqual([0, ends[0], ends[1]]);
     expect(scan.damaged).toEqual([]);
     expect(scan.validEnd).toBe(whole.length);
   });
 
-  it('a crash at any byte of the last write leaves the whole records before it and never a part', () => {
+  it('a crash at any byte of the last write leaves the whole records before it and never a part', async () => {
     const next = recordBytes(meta(4), randomBytes(200));
     for (let cut = 0; cut < next.length; cut++) {
-      const scan = scanSegment(Buffer.concat([whole, next.subarray(0, cut)]));
+      const scan = await scanSegment(Buffer.concat([whole, next.subarray(0, cut)]));
       expect(scan.records.map((r) => r.meta.seq)).toEqual([1, 2, 3]);
       expect(scan.validEnd).toBe(whole.length);
     }
   });
 
-  it('drops zeros or garbage after the last record (a power loss can leave them)', () => {
+  it('drops zeros or garbage after the last record (a power loss can leave them)', async () => {
     for (const tail of [Buffer.alloc(4096), randomBytes(777), Buffer.from('SPL1')]) {
-      const scan = scanSegment(Buffer.concat([whole, tail]));
+      const scan = await scanSegment(Buffer.concat([whole, tail]));
       expect(scan.records).toHaveLength(3);
       expect(scan.damaged).toEqual([{ offset: whole.length, length: tail.length }]);
       expect(scan.validEnd).toBe(whole.length);
     }
   });
 
-  it('skips a record damaged in its body when its length leads to the next intact record', () => {
+  it('skips a record damaged in its body when its length leads to the next intact record', async () => {
     const damaged = Buffer.from(whole);
     damaged[ends[0] + 40] ^= 0xff;
-    const scan = scanSegment(damaged);
+    const scan = await scanSegment(damaged);
     expect(scan.records.map((r) => r.meta.seq)).toEqual([1, 3]);
     expect(scan.damaged).toEqual([{ offset: ends[0], length: records[1].length }]);
   });
 
-  it('drops the rest of the file when a damaged length cannot be trusted', () => {
+  it('drops the rest of the file when a damaged length cannot be trusted', async () => {
     const damaged = Buffer.from(whole);
     damaged[ends[0] + 9] ^= 0x10; // the second record's length field
-    const scan = scanSegment(damaged);
+    const scan = await scanSegment(damaged);
     expect(scan.records.map((r) => r.meta.seq)).toEqual([1]);
     expect(scan.validEnd).toBe(ends[0]);
   });
 
-  it('never returns a record that was only a body: a torn event whose body holds a well-formed record', () => {
+  it('never returns a record that was only a body: a torn event whose body holds a well-formed record', async () => {
     const smuggled = recordBytes(meta(99, { url: '/smuggled' }), Buffer.from('not an event of ours'));
     const carrier = recordBytes(meta(4), Buffer.concat([Buffer.from('prefix'), smuggled, Buffer.from('suffix')]));
     for (const cut of [20, carrier.length - 3]) {
-      const scan = scanSegment(Buffer.concat([whole, carrier.subarray(0, cut)]));
+      const scan = await scanSegment(Buffer.concat([whole, carrier.subarray(0, cut)]));
       expect(scan.records.map((r) => r.meta.seq)).toEqual([1, 2, 3]);
     }
-    expect(scanSegment(Buffer.concat([whole, carrier])).records.map((r) => r.meta.seq)).toEqual([1, 2, 3, 4]);
+    expect((await scanSegment(Buffer.concat([whole, carrier]))).records.map((r) => r.meta.seq)).toEqual([1, 2, 3, 4]);
   });
 });
 

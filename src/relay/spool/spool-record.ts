@@ -107,42 +107,66 @@ export interface SegmentScan {
   validEnd: number;
 }
 
+/** Random access to a segment's bytes: a buffer in tests, a window over the file at recovery. */
+export interface ByteSource {
+  readonly size: number;
+  /**
+   * Up to `length` bytes from `offset` (fewer at the end). The view may be reused by the
+   * next call: nothing of it is kept.
+   */
+  bytes(offset: number, length: number): Promise<Buffer>;
+}
+
+export function bufferSource(buf: Buffer): ByteSource {
+  return { size: buf.length, bytes: async (offset, length) => buf.subarray(offset, Math.min(buf.length, offset + length)) };
+}
+
 /**
- * Walks a segment file's bytes record by record; nothing that fails its checksum is
+ * Walks a segment's bytes record by record; nothing that fails its checksum is
  * returned. A crash can only tear the tail (each batch is written after the one before
  * it is synced), and the tail is dropped. A damaged record further in is skipped only
  * when its length field leads exactly to the next intact record; otherwise the rest of
  * the file is dropped. It never hunts for the next "SPL1" in the bytes: an event's body
  * may itself contain a well-formed record, and that must never come back as an event.
  */
-export function scanSegment(buf: Buffer): SegmentScan {
+export async function scanSegment(src: ByteSource): Promise<SegmentScan> {
   const records: SegmentScan['records'] = [];
   const damaged: SegmentScan['damaged'] = [];
   let offset = 0;
   let validEnd = 0;
-  while (offset < buf.length) {
-    const rec = decodeRecord(buf, offset);
+  while (offset < src.size) {
+    const rec = await recordAt(src, offset);
     if (rec !== null) {
       records.push({ offset, length: rec.length, meta: rec.meta });
       offset += rec.length;
       validEnd = offset;
       continue;
     }
-    const next = skippableTo(buf, offset);
-    const end = next ?? buf.length;
+    const end = (await skippableTo(src, offset)) ?? src.size;
     damaged.push({ offset, length: end - offset });
     offset = end;
   }
   return { records, damaged, validEnd };
 }
 
+async function recordAt(src: ByteSource, offset: number): Promise<(DecodedRecord & { length: number }) | null> {
+  const total = await claimedLength(src, offset);
+  if (total === null || offset + total > src.size) return null;
+  return decodeRecord(await src.bytes(offset, total), 0);
+}
+
+/** The length the header at `offset` claims for its record, when the header is whole and starts with the magic. */
+async function claimedLength(src: ByteSource, offset: number): Promise<number | null> {
+  const head = await src.bytes(offset, RECORD_HEADER_BYTES);
+  if (head.length < RECORD_HEADER_BYTES || head.compare(RECORD_MAGIC, 0, 4, 0, 4) !== 0) return null;
+  return 12 + head.readUInt32BE(8);
+}
+
 /** Where the record at `offset` would end, when its header is whole and an intact record starts right there. */
-function skippableTo(buf: Buffer, offset: number): number | null {
-  if (buf.length - offset < RECORD_HEADER_BYTES) return null;
-  if (buf.compare(RECORD_MAGIC, 0, 4, offset, offset + 4) !== 0) return null;
-  const end = offset + 12 + buf.readUInt32BE(offset + 8);
-  if (end >= buf.length) return null;
-  return decodeRecord(buf, end) !== null ? end : null;
+async function skippableTo(src: ByteSource, offset: number): Promise<number | null> {
+  const total = await claimedLength(src, offset);
+  if (total === null || offset + total >= src.size) return null;
+  return (await recordAt(src, offset + total)) !== null ? offset + total : null;
 }
 
 function parseMeta(text: string): EventMeta | null {

@@ -36,6 +36,16 @@ export type Receipt =
   | { kind: 'full'; bytes: number; limit: number }
   | { kind: 'unavailable'; reason: string };
 
+/** What the queue keeps of an event's meta. */
+interface QueuedMeta {
+  id: string;
+  seq: number;
+  receivedAt: number;
+  queuedAt: number;
+  deliveryId: string | null;
+  route: Route;
+}
+
 const EMPTY = Buffer.alloc(0);
 const DELIVERY_IDS_FILE = 'delivery-ids.json';
 const DELIVERY_IDS_SAVE_MS = 5_000;
@@ -117,13 +127,15 @@ export class Spool implements OnModuleInit, OnApplicationBootstrap {
     await mkdir(this.config.path, { recursive: true, mode: 0o700 });
     await this.lock.acquire();
     const { damaged } = await this.letters.open();
-    const { records, report } = await this.log.recover();
+    const { records, report } = await this.log.recover((m): QueuedMeta => ({
+      id: m.id, seq: m.seq, receivedAt: m.receivedAt, queuedAt: m.queuedAt, deliveryId: m.deliveryId, route: this.routeFor(m),
+    }));
     const settled = reconcile(records, (id) => this.letters.get(id));
     for (const loc of settled.finish) this.log.finish(loc);
     for (const id of settled.requeued) await this.letters.remove(id);
     await this.loadDeliveryIds();
     for (const r of settled.live) {
-      this.enqueue(r.meta, this.routeFor(r.meta), r.location);
+      this.enqueue(r.meta, r.meta.route, r.location);
       this.nextSeq = Math.max(this.nextSeq, r.meta.seq + 1);
       if (this.ids && r.meta.deliveryId !== null) this.ids.remember(r.meta.deliveryId, r.meta.id, r.meta.receivedAt);
     }
@@ -246,7 +258,7 @@ export class Spool implements OnModuleInit, OnApplicationBootstrap {
     return this.routes.get(meta.route) ?? this.table?.match(meta.headers) ?? this.fallback;
   }
 
-  private enqueue(meta: EventMeta, route: Route, location: RecordLocation): void {
+  private enqueue(meta: Omit<QueuedMeta, 'route'>, route: Route, location: RecordLocation): void {
     const key = route.destination === null ? `nowhere:${route.name}` : route.destination.url.href;
     let q = this.queues.get(key);
     if (q === undefined) {
@@ -254,13 +266,15 @@ export class Spool implements OnModuleInit, OnApplicationBootstrap {
       this.queues.set(key, q);
     }
     q.push({
+      segment: location.segment,
+      offset: location.offset,
+      length: location.length,
+      seq: location.seq,
       id: meta.id,
-      seq: meta.seq,
       route,
       deliveryId: meta.deliveryId,
       receivedAt: meta.receivedAt,
       queuedAt: meta.queuedAt,
-      location,
       attempts: 0,
       lastStatus: null,
       lastError: null,
@@ -300,7 +314,7 @@ export class Spool implements OnModuleInit, OnApplicationBootstrap {
     let record: DecodedRecord | null = null;
     let result: AttemptResult;
     try {
-      record = await this.log.read(e.location);
+      record = await this.log.read(e);
       result = await this.client.send(e.route, record.meta, record.body, abort.signal);
     } catch (err) {
       result = { answered: false, error: (err as Error).message, timedOut: false, aborted: false };
@@ -339,7 +353,7 @@ export class Spool implements OnModuleInit, OnApplicationBootstrap {
     }
     const verdict = result.answered ? verdictFor(result.status) : 'retry';
     if (verdict === 'delivered') {
-      this.log.finish(e.location);
+      this.log.finish(e);
       this.finish(q, e);
       this.metrics.delivered((now - e.queuedAt) / 1000);
       if (q.failing) {
@@ -373,7 +387,7 @@ export class Spool implements OnModuleInit, OnApplicationBootstrap {
       this.logger.error({ msg: 'moving an event to the dead letters failed', id: e.id, reason: (err as Error).message });
       return;
     }
-    this.log.finish(e.location);
+    this.log.finish(e);
     this.finish(q, e);
     this.metrics.delivery('dead_lettered');
     this.logger.warn({
@@ -401,24 +415,28 @@ export class Spool implements OnModuleInit, OnApplicationBootstrap {
     return oldest === Infinity ? null : Math.max(0, (now - oldest) / 1000);
   }
 
-  summary() {
-    const now = Date.now();
-    const oldest = this.oldestAgeSeconds(now);
+  /** The headline figures, cheap whatever the depth. */
+  figures() {
+    const oldest = this.oldestAgeSeconds();
     return {
-      path: this.config.path,
       events: this.events,
       bytes: this.bytes,
       maxBytes: this.config.maxBytes,
       oldestEventAgeSeconds: oldest === null ? null : Math.round(oldest * 1000) / 1000,
       deadLetters: this.letters.count,
+    };
+  }
+
+  summary() {
+    return {
+      path: this.config.path,
+      ...this.figures(),
       deliveryIdsRemembered: this.ids?.size ?? null,
       destinations: [...this.queues.values()].filter((q) => q.length > 0).map((q) => {
         const head = q.first()!;
-        const rules = new Set<string>();
-        for (const e of q.all()) rules.add(e.route.name);
         return {
           destination: q.origin,
-          rules: [...rules],
+          rules: q.rules,
           events: q.length,
           inFlight: q.inFlight,
           failing: q.failing,
