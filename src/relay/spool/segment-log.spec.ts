@@ -98,15 +98,17 @@ describe('SegmentLog', () => {
     for (const [i, r] of records.entries()) expect((await again.read(r.location)).body.equals(bodies[i])).toBe(true);
   });
 
-  it('keeps finished records out after a restart while their segment is still there', async () => {
+  it('keeps finished records out after a restart while their segment is still there, and reports the highest seq seen', async () => {
     const log = logAt();
     await log.recover();
-    const locs = await Promise.all([1, 2, 3].map((seq) => log.append(encodeRecord(meta(seq), bodyOf(seq)), seq)));
+    const locs = await Promise.all([1, 2, 3, 4].map((seq) => log.append(encodeRecord(meta(seq), bodyOf(seq)), seq)));
     log.finish(locs[1]);
+    log.finish(locs[3]);
     await log.close();
     expect(files()).toEqual(['000000000001.ack', '000000000001.log']);
-    const { records } = await logAt().recover();
+    const { records, report } = await logAt().recover();
     expect(records.map((r) => r.meta.seq)).toEqual([1, 3]);
+    expect(report.maxSeq).toBe(4);
   });
 
   it('a crash at any byte of a write: recovery keeps the whole records, cuts the torn one off, writes on in a new segment', async () => {

@@ -35,6 +35,8 @@ export interface RecoveryReport {
   damagedBytes: number;
   damagedSegments: string[];
   deletedSegments: number;
+  /** The highest seq of any intact record, finished or not: new records are numbered past it. */
+  maxSeq: number;
 }
 
 const SEGMENT_NAME = /^(\d{12})\.(log|ack)$/;
@@ -121,7 +123,7 @@ export class SegmentLog {
       (m[2] === 'log' ? logs : acks).add(n);
       this.lastNumber = Math.max(this.lastNumber, n);
     }
-    const report: RecoveryReport = { segments: 0, damagedBytes: 0, damagedSegments: [], deletedSegments: 0 };
+    const report: RecoveryReport = { segments: 0, damagedBytes: 0, damagedSegments: [], deletedSegments: 0, maxSeq: 0 };
     const records: RecoveredRecord<M>[] = [];
     for (const n of [...logs].sort((a, b) => a - b)) {
       const logPath = this.path(n, 'log');
@@ -144,6 +146,7 @@ export class SegmentLog {
       this.segments.set(n, segment);
       this.bytesOnDisk += segment.size + segment.ackBytes;
       for (const r of scan.records) {
+        report.maxSeq = Math.max(report.maxSeq, r.meta.seq);
         if (acked.get(r.offset) === r.meta.seq) continue;
         segment.live++;
         records.push({ location: { segment, offset: r.offset, length: r.length, seq: r.meta.seq }, meta: keep(r.meta) });

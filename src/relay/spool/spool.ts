@@ -139,6 +139,7 @@ export class Spool implements OnModuleInit, OnApplicationBootstrap {
       this.nextSeq = Math.max(this.nextSeq, r.meta.seq + 1);
       if (this.ids && r.meta.deliveryId !== null) this.ids.remember(r.meta.deliveryId, r.meta.id, r.meta.receivedAt);
     }
+    this.nextSeq = Math.max(this.nextSeq, report.maxSeq + 1);
     for (const letter of this.letters.list()) this.nextSeq = Math.max(this.nextSeq, letter.seq + 1);
     if (report.damagedBytes > 0 || damaged.length > 0) {
       this.logger.warn({ msg: 'spool recovery dropped damaged data', damagedBytes: report.damagedBytes, segments: report.damagedSegments, deadLettersSetAside: damaged });
