@@ -1,5 +1,5 @@
 import { createHmac, randomBytes } from 'node:crypto';
-import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -292,6 +292,32 @@ describe('spool mode', () => {
       await new Promise((r) => setTimeout(r, 100));
       expect(downstream.requests).toHaveLength(20);
       expect(readdirSync(join(spoolPath, 'segments'))).toEqual([]);
+    } finally {
+      await sidecar.close();
+      await downstream.close();
+    }
+  });
+
+  it('settles a dead-lettering that a crash cut short: a record whose letter is written is not delivered again', async () => {
+    const downstream = new RecordingServer();
+    downstream.respond = (req, res) => res.writeHead(req.body.toString() === 'refused' ? 422 : 503).end();
+    await downstream.listen();
+    const spoolPath = mkdtempSync(join(tmpdir(), 'spool-settle-'));
+    const env = { ...fast, DOWNSTREAM_SERVICE_URL: downstream.url, SPOOL_PATH: spoolPath };
+    let sidecar = await start(env);
+    try {
+      const refused = await post(sidecar.relayPort!, '/s', 'refused');
+      await post(sidecar.relayPort!, '/s', 'retried');
+      await eventually(async () => ((await deadLettersOf(sidecar)).length === 1 ? true : undefined));
+      await sidecar.close();
+      // As if the process had died between writing the letter and writing the ack.
+      for (const f of readdirSync(join(spoolPath, 'segments')).filter((n) => n.endsWith('.ack'))) rmSync(join(spoolPath, 'segments', f));
+
+      downstream.respond = (_r, res) => res.end();
+      sidecar = await start(env);
+      await eventually(async () => ((await spoolOf(sidecar)).events === 0 ? true : undefined));
+      expect(downstream.requests.filter((r) => r.body.toString() === 'refused')).toHaveLength(1);
+      expect((await deadLettersOf(sidecar)).map((l) => l.id)).toEqual([refused.json.id]);
     } finally {
       await sidecar.close();
       await downstream.close();
