@@ -200,6 +200,40 @@ describe('spool mode, the built process', () => {
     }
   });
 
+  it('SIGTERM with a destination that never answers: exits within SHUTDOWN_TIMEOUT_SECONDS and the cut event goes out after the restart', async () => {
+    const port = await ports();
+    const env = {
+      RELAY_MODE: 'spool',
+      DOWNSTREAM_SERVICE_URL: `http://127.0.0.1:${port.downstream}`,
+      SPOOL_PATH: mkdtempSync(join(tmpdir(), 'spool-term-stuck-')),
+      SHUTDOWN_TIMEOUT_SECONDS: '0.5',
+      RELAY_PORT: String(port.relay),
+      MANAGEMENT_PORT: String(port.management),
+    };
+    const downstream = new RecordingServer();
+    downstream.respond = () => undefined;
+    await downstream.listen(port.downstream);
+    try {
+      const first = launch(env);
+      await first.ready;
+      const e = makeEvent(0, 0, 50);
+      expect((await post(port.relay, '/stuck', e.body, { 'x-github-delivery': e.deliveryId })).status).toBe(202);
+      await eventually(() => (downstream.requests.length === 1 ? true : undefined));
+      const t0 = Date.now();
+      first.proc.kill('SIGTERM');
+      expect(await first.exited).toBe(0);
+      expect(Date.now() - t0).toBeLessThan(3000);
+
+      downstream.respond = (_r, res) => res.end('ok');
+      const second = launch(env);
+      await second.ready;
+      await eventually(() => (downstream.requests.length === 2 ? true : undefined));
+      expect(downstream.requests[1].body.equals(e.body)).toBe(true);
+    } finally {
+      await downstream.close();
+    }
+  });
+
   it('flapping downstream under load: nothing lost, no duplicate the answer of which arrived, order kept, memory bounded', async () => {
     const port = await ports();
     const sidecar = launch({
