@@ -139,6 +139,8 @@ export class Spool implements OnModuleInit, OnApplicationBootstrap {
       this.nextSeq = Math.max(this.nextSeq, r.meta.seq + 1);
       if (this.ids && r.meta.deliveryId !== null) this.ids.remember(r.meta.deliveryId, r.meta.id, r.meta.receivedAt);
     }
+    // Saved soon, so that these ids are still known after a restart once their events are delivered.
+    if (this.ids !== null && this.ids.size > 0) this.deliveryIdsChanged();
     this.nextSeq = Math.max(this.nextSeq, report.maxSeq + 1);
     for (const letter of this.letters.list()) this.nextSeq = Math.max(this.nextSeq, letter.seq + 1);
     if (report.damagedBytes > 0 || damaged.length > 0) {
