@@ -11,6 +11,7 @@ import { MetricsModule } from './metrics/metrics.module';
 import { RemoteWriteModule } from './metrics/remote-write/remote-write.module';
 import { DispatchModule } from './relay/dispatch/dispatch.module';
 import { RelayModule } from './relay/relay.module';
+import { SpoolModule } from './relay/spool/spool.module';
 
 /** The whole sidecar; each feature module is imported only when its config slice is set. */
 @Module({})
@@ -27,6 +28,7 @@ export class AppModule {
         ...(config.dispatch ? [DispatchModule] : []),
         ...(config.agent ? [AgentModule] : []),
         ...(config.connections ? [ConnectionsModule] : []),
+        ...(config.spool ? [SpoolModule] : []),
         ManagementModule,
         ...(config.debug.enabled ? [DebugModule] : []),
         ...(config.remoteWrite ? [RemoteWriteModule] : []),

@@ -158,6 +158,9 @@ const urlList = text.transform((v, ctx) => {
   if (urls.length === 0) ctx.addIssue({ code: 'custom', message: 'expected a comma list of URLs' });
   return urls;
 });
+/** A request header name (an HTTP token), or `none` / an empty value in the file to switch the feature off (null). */
+const dedupHeader = text.refine((v) => v === '' || v.toLowerCase() === 'none' || /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(v),
+  'expected a header name, or none').transform((v) => (v === '' || v.toLowerCase() === 'none' ? null : v));
 
 export const envSchema = z.object({
   // kept verbatim from smee-sidecar
@@ -179,6 +182,13 @@ export const envSchema = z.object({
   RELAY_MAX_CONNECTIONS: positiveInt.prefault('64'),
   RELAY_MODE: text.toLowerCase().pipe(z.enum(['proxy', 'spool'], 'expected proxy or spool')).prefault('proxy'),
   SPOOL_PATH: text.min(1).optional(),
+  SPOOL_MAX_BYTES: positiveInt.prefault('1073741824'),
+  SPOOL_MAX_AGE: duration.prefault('24h'),
+  SPOOL_RETRY_INITIAL: duration.prefault('1s'),
+  SPOOL_RETRY_MAX: duration.prefault('5m'),
+  SPOOL_CONCURRENCY: positiveInt.prefault('1'),
+  SPOOL_DEDUP_HEADER: dedupHeader.prefault('X-GitHub-Delivery'),
+  SPOOL_DEDUP_WINDOW: duration.prefault('1h'),
   SHUTDOWN_TIMEOUT_SECONDS: seconds().prefault('20'),
   // agent (drain control and HAProxy agent-check; signal-sidecar's names where it has them)
   AGENT_PORT: port.optional(),
@@ -224,6 +234,10 @@ export const envSchema = z.object({
   // logs
   LOG_LEVEL: text.toLowerCase().pipe(z.enum(['debug', 'info', 'warn', 'error'], 'expected debug, info, warn or error')).prefault('info'),
   LOG_FORMAT: text.toLowerCase().pipe(z.enum(['json', 'pretty'], 'expected json or pretty')).prefault('json'),
+}).superRefine((s, ctx) => {
+  if (s.SPOOL_RETRY_INITIAL > s.SPOOL_RETRY_MAX) {
+    ctx.addIssue({ code: 'custom', path: ['SPOOL_RETRY_INITIAL'], message: `expected at most SPOOL_RETRY_MAX (${s.SPOOL_RETRY_MAX / 1000} s)` });
+  }
 });
 
 export type EnvSettings = z.output<typeof envSchema>;

@@ -98,6 +98,84 @@ describe('loadConfig', () => {
     expect(list).toHaveLength(2);
   });
 
+  describe('spool (RELAY_MODE=spool)', () => {
+    it('is off in proxy mode', () => {
+      expect(ok(base).spool).toBeNull();
+    });
+
+    it('applies the documented defaults', () => {
+      expect(ok({ ...base, RELAY_MODE: 'spool', RELAY_TIMEOUT_SECONDS: '7' }).spool).toEqual({
+        path: '/shared/spool',
+        maxBytes: 1073741824,
+        maxAgeMs: 86_400_000,
+        retryInitialMs: 1000,
+        retryMaxMs: 300_000,
+        concurrency: 1,
+        dedupHeader: 'X-GitHub-Delivery',
+        dedupWindowMs: 3_600_000,
+        deliveryTimeoutMs: 7000,
+      });
+    });
+
+    it('takes every setting, durations in any form', () => {
+      const c = ok({
+        ...base,
+        RELAY_MODE: 'SPOOL',
+        SPOOL_PATH: '/data/spool',
+        SPOOL_MAX_BYTES: '5000000',
+        SPOOL_MAX_AGE: '2h30m',
+        SPOOL_RETRY_INITIAL: '250ms',
+        SPOOL_RETRY_MAX: '90',
+        SPOOL_CONCURRENCY: '4',
+        SPOOL_DEDUP_HEADER: 'X-Request-Id',
+        SPOOL_DEDUP_WINDOW: '10m',
+      });
+      expect(c.spool).toEqual(expect.objectContaining({
+        path: '/data/spool', maxBytes: 5_000_000, maxAgeMs: 9_000_000, retryInitialMs: 250, retryMaxMs: 90_000, concurrency: 4, dedupHeader: 'X-Request-Id', dedupWindowMs: 600_000,
+      }));
+    });
+
+    it('switches duplicate detection off with none, or an empty value in the file', () => {
+      expect(ok({ ...base, RELAY_MODE: 'spool', SPOOL_DEDUP_HEADER: 'None' }).spool!.dedupHeader).toBeNull();
+      expect(ok({ SIDECAR_CONFIG: '/c.yaml' }, 'DOWNSTREAM_SERVICE_URL: http://a:1\nRELAY_MODE: spool\nSPOOL_DEDUP_HEADER: ""\n').spool!.dedupHeader).toBeNull();
+    });
+
+    it('works with dispatch rules alone', () => {
+      const c = ok({ SIDECAR_CONFIG: '/c.yaml' }, 'RELAY_MODE: spool\ndispatch:\n  header: X-Env\n  default: http://a:1\n');
+      expect(c.spool).not.toBeNull();
+    });
+
+    it('lists every bad spool setting at once', () => {
+      const list = problems({
+        ...base,
+        RELAY_MODE: 'spool',
+        SPOOL_MAX_BYTES: '1GB',
+        SPOOL_MAX_AGE: '0s',
+        SPOOL_RETRY_INITIAL: 'soon',
+        SPOOL_CONCURRENCY: '0',
+        SPOOL_DEDUP_HEADER: 'X Bad',
+        SPOOL_DEDUP_WINDOW: '-1h',
+      });
+      expect(list).toEqual([
+        'SPOOL_MAX_BYTES="1GB": expected a whole number',
+        'SPOOL_MAX_AGE="0s": expected a duration such as 30s, 1m or 500ms',
+        'SPOOL_RETRY_INITIAL="soon": expected a duration such as 30s, 1m or 500ms',
+        'SPOOL_CONCURRENCY="0": expected a whole number above 0',
+        'SPOOL_DEDUP_HEADER="X Bad": expected a header name, or none',
+        'SPOOL_DEDUP_WINDOW="-1h": expected a duration such as 30s, 1m or 500ms',
+      ]);
+    });
+
+    it('refuses a first retry delay above the longest, listed with any other problem', () => {
+      expect(problems({ ...base, RELAY_MODE: 'spool', SPOOL_RETRY_INITIAL: '10m', SPOOL_RETRY_MAX: '1m', RELAY_PORT: 'x' }))
+        .toEqual(['RELAY_PORT="x": expected a TCP port number', 'SPOOL_RETRY_INITIAL="10m": expected at most SPOOL_RETRY_MAX (60 s)']);
+    });
+
+    it('refuses spool mode with nowhere to deliver to', () => {
+      expect(problems({ SMEE_CHANNEL_URL: 'http://smee/c', RELAY_MODE: 'spool' })[0]).toContain('RELAY_MODE="spool": the spool needs somewhere to deliver to');
+    });
+  });
+
   describe('YAML file at SIDECAR_CONFIG', () => {
     it('reads settings by their variable names; the environment wins', () => {
       const c = ok({ SIDECAR_CONFIG: '/c.yaml', RELAY_PORT: '8081' }, 'DOWNSTREAM_SERVICE_URL: http://a:1\nRELAY_PORT: 9999\nENABLE_PPROF: true\n');

@@ -69,6 +69,9 @@ export function loadConfig(env: Env = process.env, readFile: (p: string) => stri
     const hints = FEATURE_SWITCHES.map(([feature, names]) => `${feature}: set ${names}`).join('; ');
     return { ok: false, problems: [`no feature is configured (${hints})`] };
   }
+  if (parsed.data!.RELAY_MODE === 'spool' && config.spool === null) {
+    return { ok: false, problems: ['RELAY_MODE="spool": the spool needs somewhere to deliver to (set DOWNSTREAM_SERVICE_URL or dispatch rules)'] };
+  }
   return { ok: true, config };
 }
 

@@ -7,6 +7,8 @@ export interface SidecarConfig {
   server: ServerConfig;
   relay: RelayConfig | null;
   dispatch: DispatchConfig | null;
+  /** Store-and-forward (RELAY_MODE=spool); null in proxy mode or when the relay has nowhere to send to. */
+  spool: SpoolConfig | null;
   healthCheck: HealthCheckConfig | null;
   agent: AgentConfig | null;
   connections: ConnectionsConfig | null;
@@ -31,6 +33,24 @@ export interface RelayConfig {
   maxConnections: number;
   mode: 'proxy' | 'spool';
   spoolPath: string;
+}
+
+export interface SpoolConfig {
+  /** The directory that holds the segment files and the dead letters. */
+  path: string;
+  /** Bytes the spool may take on disk (segment files and dead letters); past it new events get 507. */
+  maxBytes: number;
+  /** How long an event is retried, from when it was queued, before it becomes a dead letter. */
+  maxAgeMs: number;
+  retryInitialMs: number;
+  retryMaxMs: number;
+  /** Deliveries in flight per destination; 1 keeps strict arrival order. */
+  concurrency: number;
+  /** The request header that names a delivery (for duplicates), as configured; null: no duplicate detection. */
+  dedupHeader: string | null;
+  dedupWindowMs: number;
+  /** A delivery must see response headers within this (RELAY_TIMEOUT_SECONDS). */
+  deliveryTimeoutMs: number;
 }
 
 /** Header-keyed routing of relayed requests (the `dispatch` section, or a sidecar_http_dispatcher file). */
@@ -184,6 +204,7 @@ export const FEATURE_SWITCHES: ReadonlyArray<[feature: string, settings: string]
   ['agent', 'AGENT_PORT or UPSTREAM_HEALTH_URLS (or JICOFO_ORIG/PROSODY_ORIG, or an agent section in SIDECAR_CONFIG)'],
   ['connections', 'MONITOR_PORT'],
   ['remote write', 'PROMETHEUS_REMOTE_WRITE_URL'],
+  ['spool', 'RELAY_MODE=spool beside a relay destination'],
 ];
 
 /**
@@ -217,6 +238,19 @@ export function toSidecarConfig(s: EnvSettings, dispatch: DispatchConfig | null 
       ...dispatch,
       defaultDestination: dispatch.defaultDestination ?? (downstreamOn ? new URL(s.DOWNSTREAM_SERVICE_URL!) : null),
     },
+    spool: relayOn && s.RELAY_MODE === 'spool'
+      ? {
+          path: s.SPOOL_PATH ?? join(s.SHARED_VOLUME_PATH, 'spool'),
+          maxBytes: s.SPOOL_MAX_BYTES,
+          maxAgeMs: s.SPOOL_MAX_AGE,
+          retryInitialMs: s.SPOOL_RETRY_INITIAL,
+          retryMaxMs: s.SPOOL_RETRY_MAX,
+          concurrency: s.SPOOL_CONCURRENCY,
+          dedupHeader: s.SPOOL_DEDUP_HEADER,
+          dedupWindowMs: s.SPOOL_DEDUP_WINDOW,
+          deliveryTimeoutMs: s.RELAY_TIMEOUT_SECONDS * 1000,
+        }
+      : null,
     healthCheck: healthOn
       ? {
           channelUrl: s.SMEE_CHANNEL_URL!,

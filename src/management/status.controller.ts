@@ -7,6 +7,7 @@ import { ConnectionsService } from '../connections/connections.service';
 import { HealthCheckService } from '../health-check/health-check.service';
 import { RemoteWriteService } from '../metrics/remote-write/remote-write.service';
 import { RelayServer } from '../relay/relay-server';
+import { Spool } from '../relay/spool/spool';
 
 /** A JSON summary for operators: which features are on and what each one last saw. */
 @Controller()
@@ -18,6 +19,7 @@ export class StatusController {
     @Optional() private readonly agent?: AgentService,
     @Optional() private readonly connections?: ConnectionsService,
     @Optional() private readonly remoteWrite?: RemoteWriteService,
+    @Optional() private readonly spool?: Spool,
   ) {}
 
   @Get('status')
@@ -40,6 +42,7 @@ export class StatusController {
       relay: this.relay ? { listening: this.relay.listening, port: this.relay.port, inFlight: this.relay.requestsInFlight } : null,
       // Rule names only: destinations may carry credentials or tokens in their query.
       dispatch: dispatch ? { header: dispatch.header, rules: dispatch.rules.map((r) => r.name), hasDefault: dispatch.defaultDestination !== null } : null,
+      spool: this.spool?.figures() ?? null,
       healthCheck: this.healthCheck
         ? {
             status: last?.status ?? 'pending',

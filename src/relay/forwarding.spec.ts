@@ -1,4 +1,4 @@
-import { clientAddress, destinationPath, forwardRequestHeaders, forwardResponseHeaders, headerNameIs, joinPath } from './forwarding';
+import { clientAddress, destinationPath, endToEndHeaders, forwardRequestHeaders, forwardResponseHeaders, headerNameIs, joinPath } from './forwarding';
 
 describe('joinPath (as Go httputil joins)', () => {
   it.each([
@@ -81,6 +81,22 @@ describe('forwardRequestHeaders', () => {
   it('replaces incoming X-Forwarded-Host/-Proto with what this hop saw', () => {
     const h = pairs(forwardRequestHeaders(['Host', 'h', 'X-Forwarded-Proto', 'https', 'X-Forwarded-Host', 'evil'], ctx));
     expect(h.filter(([n]) => n.startsWith('x-forwarded-') && n !== 'x-forwarded-for')).toEqual([['x-forwarded-host', 'h'], ['x-forwarded-proto', 'http']]);
+  });
+});
+
+describe('endToEndHeaders (what the spool keeps of a request)', () => {
+  it('drops hop-by-hop headers, those named by Connection and Content-Length; keeps Host, X-Forwarded-* and the rest in order', () => {
+    const kept = endToEndHeaders([
+      'Host', 'relay:8080', 'Connection', 'keep-alive, X-Hop', 'X-Hop', '1', 'Keep-Alive', 'timeout=5', 'Proxy-Authorization', 'Basic eA==',
+      'Transfer-Encoding', 'chunked', 'Content-Length', '12', 'X-Forwarded-For', '192.0.2.1', 'X-A', '1', 'x-a', '2', 'TE', 'trailers',
+    ]);
+    expect(kept).toEqual(['Host', 'relay:8080', 'X-Forwarded-For', '192.0.2.1', 'X-A', '1', 'x-a', '2']);
+  });
+
+  it('gives the same headers downstream as the proxy would, once forwarded', () => {
+    const raw = ['Host', 'relay:8080', 'Connection', 'close, X-Hop', 'X-Hop', '1', 'X-Forwarded-For', '192.0.2.1', 'Content-Type', 'application/json', 'Content-Length', '2'];
+    const ctx = { destinationHost: 'app:3000', clientAddress: '10.0.0.7' };
+    expect(forwardRequestHeaders(endToEndHeaders(raw), ctx)).toEqual(forwardRequestHeaders(raw, ctx));
   });
 });
 

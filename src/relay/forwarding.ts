@@ -128,6 +128,23 @@ export function forwardRequestHeaders(rawHeaders: string[], ctx: ForwardContext)
   return out;
 }
 
+/**
+ * The request's end-to-end headers, for keeping the request to send it later: hop-by-hop
+ * ones (and those `Connection` names) belong to the connection it came on, and
+ * Content-Length is the body's own. Host and X-Forwarded-* stay, for forwardRequestHeaders
+ * to use when the request leaves.
+ */
+export function endToEndHeaders(rawHeaders: string[]): string[] {
+  const listed = connectionListed(rawHeaders);
+  const out: string[] = [];
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const lower = rawHeaders[i].toLowerCase();
+    if (lower === 'content-length' || isHopByHop(lower) || (listed !== null && listed.has(lower))) continue;
+    out.push(rawHeaders[i], rawHeaders[i + 1]);
+  }
+  return out;
+}
+
 /** Response headers for the caller: the destination's, less hop-by-hop ones. */
 export function forwardResponseHeaders(headers: IncomingHttpHeaders): OutgoingHttpHeaders {
   let listed: Set<string> | null = null;

@@ -2,18 +2,18 @@ import { Injectable } from '@nestjs/common';
 import { InjectMetric, makeCounterProvider, makeHistogramProvider } from '@willsoto/nestjs-prometheus';
 import type { Counter, Histogram } from 'prom-client';
 
-export const RELAY_OUTCOMES = ['relayed', 'timeout', 'unreachable', 'too_large', 'no_destination', 'client_closed', 'health_event'] as const;
+export const RELAY_OUTCOMES = ['relayed', 'timeout', 'unreachable', 'too_large', 'no_destination', 'client_closed', 'health_event', 'spooled', 'spool_full', 'spool_unavailable'] as const;
 export type RelayOutcome = (typeof RELAY_OUTCOMES)[number];
 const STATUS_CLASSES = ['1xx', '2xx', '3xx', '4xx', '5xx'] as const;
 
 export const RELAY_METRICS = [
   makeCounterProvider({
     name: 'smee_events_relayed_total',
-    help: 'Events relayed that the downstream answered (any status), as smee-sidecar counts them.',
+    help: 'Events relayed that the downstream answered (any status), as smee-sidecar counts them; in spool mode, delivery attempts the destination answered.',
   }),
   makeCounterProvider({
     name: 'sidecar_relay_requests_total',
-    help: 'Requests on the relay port by outcome: relayed, timeout (504), unreachable (502), too_large (413), no_destination (503), client_closed, health_event.',
+    help: 'Requests on the relay port by outcome: relayed, timeout (504), unreachable (502), too_large (413), no_destination (503), client_closed, health_event; in spool mode spooled (202), spool_full (507), spool_unavailable (503).',
     labelNames: ['outcome'],
   }),
   makeHistogramProvider({
@@ -50,6 +50,17 @@ export class RelayMetrics {
   failed(outcome: 'timeout' | 'unreachable', seconds: number): void {
     this.outcomes[outcome].inc();
     this.durations[4].observe(seconds); // 502 or 504
+  }
+
+  /** A spool-mode answer to the caller: the spool's 202, 507 or 503, timed like a relayed answer. */
+  spoolAnswered(outcome: 'spooled' | 'spool_full' | 'spool_unavailable', status: number, seconds: number): void {
+    this.outcomes[outcome].inc();
+    this.durations[Math.floor(status / 100) - 1].observe(seconds);
+  }
+
+  /** A spooled event's delivery attempt that the destination answered (any status). */
+  deliveryAnswered(): void {
+    this.relayedTotal.inc();
   }
 
   count(outcome: RelayOutcome): void {

@@ -11,6 +11,7 @@ import { Route, singleRoute } from './dispatch/dispatch-table';
 import { applyHeaderPatches } from './dispatch/header-patches';
 import { clientAddress, destinationPath, forwardRequestHeaders, forwardResponseHeaders } from './forwarding';
 import { RelayMetrics } from './relay-metrics';
+import { Receipt, Spool } from './spool/spool';
 
 const HEALTH_HEADER = 'x-health-check-id';
 const OWN_EVENT = Buffer.from('{"received":"own"}');
@@ -31,6 +32,8 @@ export class RelayServer implements OnApplicationShutdown {
   /** Without dispatch rules every request takes this one route. */
   private readonly single: Route;
   private readonly router: DispatchRouter | null;
+  /** In spool mode, where events go instead of downstream. */
+  private readonly spool: Spool | null;
   /** Decided once: the hot path pays for a per-request line only when LOG_LEVEL=debug. */
   private readonly traceRequests: boolean;
   private inFlight = 0;
@@ -41,12 +44,14 @@ export class RelayServer implements OnApplicationShutdown {
     private readonly roundTrips: RoundTrips,
     private readonly metrics: RelayMetrics,
     @Optional() router?: DispatchRouter,
+    @Optional() spool?: Spool,
   ) {
     this.config = configService.get('relay', { infer: true })!;
     this.server = configService.get('server', { infer: true });
     this.traceRequests = configService.get('log', { infer: true }).level === 'debug';
     this.single = singleRoute(this.config.downstreamUrl);
     this.router = router ?? null;
+    this.spool = spool ?? null;
     this.agent = new Agent({
       connections: this.config.maxConnections,
       keepAliveTimeout: 4_000,
@@ -107,7 +112,10 @@ export class RelayServer implements OnApplicationShutdown {
   }
 
   async onApplicationShutdown(): Promise<void> {
-    await this.drain(this.server.shutdownTimeoutMs);
+    // The spool's worker stops between events while the port drains; the spool's files
+    // close only once every request in flight has been answered, so all accepted is on disk.
+    await Promise.all([this.drain(this.server.shutdownTimeoutMs), this.spool?.stopDelivery(this.server.shutdownTimeoutMs)]);
+    await this.spool?.close();
     await this.agent.close();
   }
 
@@ -136,20 +144,16 @@ export class RelayServer implements OnApplicationShutdown {
     });
     req.on('end', () => {
       const body = chunks.length === 0 ? null : chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size);
-      this.forward(req, res, body);
+      if (this.spool === null) this.forward(req, res, body);
+      else this.store(req, res, body);
     });
   }
 
   private forward(req: IncomingMessage, res: ServerResponse, body: Buffer | null): void {
     const route = this.router === null ? this.single : this.router.route(req.rawHeaders);
     const dest = route.destination;
-    if (dest === null) {
-      this.metrics.count('no_destination');
-      return answer(res, 503, 'no_destination', this.router === null
-        ? 'no DOWNSTREAM_SERVICE_URL is configured; this sidecar only receives health-check events'
-        : 'no dispatch rule matched and no default destination is configured (dispatch default or DOWNSTREAM_SERVICE_URL)');
-    }
-    if (this.traceRequests) this.trace(req, route);
+    if (dest === null) return this.noDestination(res);
+    if (this.traceRequests) this.trace(req, route, 'relaying');
     const headers = forwardRequestHeaders(req.rawHeaders, {
       destinationHost: route.keepHost ? (req.headers.host ?? dest.host) : dest.host,
       clientAddress: clientAddress(req.socket.remoteAddress),
@@ -169,12 +173,52 @@ export class RelayServer implements OnApplicationShutdown {
     );
   }
 
-  private trace(req: IncomingMessage, route: Route): void {
+  private noDestination(res: ServerResponse): void {
+    this.metrics.count('no_destination');
+    answer(res, 503, 'no_destination', this.router === null
+      ? 'no DOWNSTREAM_SERVICE_URL is configured; this sidecar only receives health-check events'
+      : 'no dispatch rule matched and no default destination is configured (dispatch default or DOWNSTREAM_SERVICE_URL)');
+  }
+
+  /** Spool mode: the route is chosen now (dispatch applies), the event goes to disk, the caller gets 202 once it is there. */
+  private store(req: IncomingMessage, res: ServerResponse, body: Buffer | null): void {
+    const route = this.router === null ? this.single : this.router.route(req.rawHeaders);
+    if (route.destination === null) return this.noDestination(res);
+    if (this.traceRequests) this.trace(req, route, 'spooling');
+    const startedAt = performance.now();
+    this.spool!.accept({ method: req.method!, url: req.url ?? '/', rawHeaders: req.rawHeaders, client: clientAddress(req.socket.remoteAddress), body, route })
+      .then(
+        (receipt) => this.answerReceipt(res, receipt, startedAt),
+        (e: Error) => this.answerReceipt(res, { kind: 'unavailable', reason: e.message }, startedAt),
+      );
+  }
+
+  private answerReceipt(res: ServerResponse, receipt: Receipt, startedAt: number): void {
+    const seconds = (performance.now() - startedAt) / 1000;
+    switch (receipt.kind) {
+      case 'stored':
+      case 'duplicate': {
+        this.metrics.spoolAnswered('spooled', 202, seconds);
+        const body = `{"id":"${receipt.id}"}`;
+        res.writeHead(202, { 'content-type': 'application/json', 'content-length': body.length });
+        res.end(body);
+        return;
+      }
+      case 'full':
+        this.metrics.spoolAnswered('spool_full', 507, seconds);
+        return answer(res, 507, 'spool_full', `the spool holds ${receipt.bytes} bytes of its ${receipt.limit} (SPOOL_MAX_BYTES): nothing was stored; try again later`);
+      case 'unavailable':
+        this.metrics.spoolAnswered('spool_unavailable', 503, seconds);
+        return answer(res, 503, 'spool_unavailable', `nothing was stored: ${receipt.reason}`);
+    }
+  }
+
+  private trace(req: IncomingMessage, route: Route, msg: 'relaying' | 'spooling'): void {
     const url = req.url ?? '/';
     const q = url.indexOf('?');
     // The query may carry a token: only the path is logged.
     this.logger.debug({
-      msg: 'relaying',
+      msg,
       method: req.method,
       path: q === -1 ? url : url.slice(0, q),
       destination: route.destination!.origin,

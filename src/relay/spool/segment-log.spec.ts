@@ -1,0 +1,204 @@
+import { randomBytes } from 'node:crypto';
+import { appendFileSync, cpSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { RecordLocation, SegmentLog } from './segment-log';
+import { encodeAck, encodeRecord, EventMeta, recordBytes } from './spool-record';
+
+function meta(seq: number): EventMeta {
+  return {
+    id: `00000000-0000-4000-8000-${String(seq).padStart(12, '0')}`,
+    seq,
+    method: 'POST',
+    url: `/e/${seq}`,
+    headers: ['Content-Type', 'application/octet-stream'],
+    client: '127.0.0.1',
+    receivedAt: seq,
+    queuedAt: seq,
+    route: 'default',
+    deliveryId: null,
+  };
+}
+
+const bodyOf = (seq: number) => Buffer.concat([Buffer.from(`event ${seq}:`), randomBytes(64)]);
+
+describe('SegmentLog', () => {
+  let dir: string;
+  const logs: SegmentLog[] = [];
+  /** A log over `path`; left open at the end of a test, as a crashed process leaves its files. */
+  const logAt = (path = dir, rollBytes = 1 << 20) => {
+    const log = new SegmentLog(path, rollBytes);
+    logs.push(log);
+    return log;
+  };
+  const files = (path = dir) => readdirSync(path).sort();
+
+  beforeEach(() => {
+    dir = join(mkdtempSync(join(tmpdir(), 'segment-log-')), 'segments');
+  });
+  afterEach(async () => {
+    for (const log of logs.splice(0)) await log.close().catch(() => undefined);
+    rmSync(join(dir, '..'), { recursive: true, force: true });
+  });
+
+  it('group-commits concurrent appends: one sync for many, and nobody is answered before the sync of their batch', async () => {
+    const log = logAt();
+    await log.recover();
+    const answered: number[] = [];
+    const answeredAtSync: number[] = [];
+    log.beforeStep = (step) => {
+      if (step === 'sync') answeredAtSync.push(answered.length);
+    };
+    const bodies = Array.from({ length: 100 }, (_, i) => bodyOf(i + 1));
+    await Promise.all(bodies.map((b, i) => log.append(encodeRecord(meta(i + 1), b), i + 1).then(() => answered.push(i + 1))));
+    expect(answeredAtSync).toEqual([0, 1]); // the first record alone, then the 99 that queued behind it
+    expect(answered).toEqual(bodies.map((_, i) => i + 1));
+  });
+
+  it('reads records back byte for byte, and a restart finds every one in order', async () => {
+    const log = logAt();
+    await log.recover();
+    const bodies = Array.from({ length: 20 }, (_, i) => bodyOf(i + 1));
+    const locs = await Promise.all(bodies.map((b, i) => log.append(encodeRecord(meta(i + 1), b), i + 1)));
+    for (const [i, loc] of locs.entries()) expect((await log.read(loc)).body.equals(bodies[i])).toBe(true);
+
+    const again = logAt();
+    const { records } = await again.recover();
+    expect(records.map((r) => r.meta.seq)).toEqual(bodies.map((_, i) => i + 1));
+    for (const [i, r] of records.entries()) expect((await again.read(r.location)).body.equals(bodies[i])).toBe(true);
+  });
+
+  it('does not bring back finished records, and deletes a sealed segment once nothing in it is live', async () => {
+    const log = logAt(dir, 1); // every batch fills a segment
+    await log.recover();
+    const locs: RecordLocation[] = [];
+    for (let seq = 1; seq <= 3; seq++) locs.push(await log.append(encodeRecord(meta(seq), bodyOf(seq)), seq));
+    expect(files()).toEqual(['000000000001.log', '000000000002.log', '000000000003.log']);
+    log.finish(locs[0]);
+    log.finish(locs[2]);
+    await log.close();
+    expect(files()).toEqual(['000000000002.log']);
+
+    const { records } = await logAt().recover();
+    expect(records.map((r) => r.meta.seq)).toEqual([2]);
+  });
+
+  it('reads a segment through a window smaller than its records at recovery, byte for byte', async () => {
+    const log = logAt();
+    await log.recover();
+    const bodies = [10, 5000, 3, 300, 70_000, 1].map((n, i) => Buffer.concat([Buffer.from(`${i}:`), randomBytes(n)]));
+    await Promise.all(bodies.map((b, i) => log.append(encodeRecord(meta(i + 1), b), i + 1)));
+    appendFileSync(join(dir, '000000000001.log'), recordBytes(meta(99), bodyOf(99)).subarray(0, 150));
+
+    const again = new SegmentLog(dir, 1 << 20, 1000, 256);
+    logs.push(again);
+    const { records, report } = await again.recover();
+    expect(records.map((r) => r.meta.seq)).toEqual([1, 2, 3, 4, 5, 6]);
+    expect(report.damagedBytes).toBe(150);
+    for (const [i, r] of records.entries()) expect((await again.read(r.location)).body.equals(bodies[i])).toBe(true);
+  });
+
+  it('keeps finished records out after a restart while their segment is still there, and reports the highest seq seen', async () => {
+    const log = logAt();
+    await log.recover();
+    const locs = await Promise.all([1, 2, 3, 4].map((seq) => log.append(encodeRecord(meta(seq), bodyOf(seq)), seq)));
+    log.finish(locs[1]);
+    log.finish(locs[3]);
+    await log.close();
+    expect(files()).toEqual(['000000000001.ack', '000000000001.log']);
+    const { records, report } = await logAt().recover();
+    expect(records.map((r) => r.meta.seq)).toEqual([1, 3]);
+    expect(report.maxSeq).toBe(4);
+  });
+
+  it('a crash at any byte of a write: recovery keeps the whole records, cuts the torn one off, writes on in a new segment', async () => {
+    const log = logAt();
+    await log.recover();
+    await Promise.all([1, 2, 3].map((seq) => log.append(encodeRecord(meta(seq), bodyOf(seq)), seq)));
+    const segment = join(dir, '000000000001.log');
+    const intact = statSync(segment).size;
+    const torn = recordBytes(meta(4), bodyOf(4));
+    for (let cut = 1; cut < torn.length; cut++) {
+      const copy = join(mkdtempSync(join(tmpdir(), 'segment-log-crash-')), 'segments');
+      cpSync(dir, copy, { recursive: true });
+      appendFileSync(join(copy, '000000000001.log'), torn.subarray(0, cut));
+
+      const recovered = logAt(copy);
+      const { records, report } = await recovered.recover();
+      expect(records.map((r) => r.meta.seq)).toEqual([1, 2, 3]);
+      expect(report.damagedBytes).toBe(cut);
+      expect(statSync(join(copy, '000000000001.log')).size).toBe(intact);
+      await recovered.append(encodeRecord(meta(5), bodyOf(5)), 5);
+      await recovered.close();
+      expect(files(copy)).toEqual(['000000000001.log', '000000000002.log']);
+      rmSync(join(copy, '..'), { recursive: true, force: true });
+    }
+  });
+
+  it.each(['write', 'sync'] as const)('refuses a batch whose %s fails, cuts it off so that it never comes back, and goes on in a new segment', async (failing) => {
+    const log = logAt();
+    await log.recover();
+    await log.append(encodeRecord(meta(1), bodyOf(1)), 1);
+    log.beforeStep = (step) => {
+      if (step === failing) throw new Error('EIO: simulated');
+    };
+    await expect(log.append(encodeRecord(meta(2), bodyOf(2)), 2)).rejects.toThrow('EIO');
+    log.beforeStep = null;
+    await log.append(encodeRecord(meta(3), bodyOf(3)), 3);
+    expect(files()).toEqual(['000000000001.log', '000000000002.log']);
+
+    const { records, report } = await logAt().recover();
+    expect(records.map((r) => r.meta.seq)).toEqual([1, 3]);
+    expect(report.damagedBytes).toBe(0);
+  });
+
+  it('ignores ack entries that are torn, damaged or name another record', async () => {
+    const log = logAt();
+    await log.recover();
+    const [a, b] = await Promise.all([1, 2].map((seq) => log.append(encodeRecord(meta(seq), bodyOf(seq)), seq)));
+    const damaged = encodeAck(b.offset, 2);
+    damaged[3] ^= 0x04;
+    writeFileSync(join(dir, '000000000001.ack'), Buffer.concat([
+      encodeAck(a.offset, 7), // stale: another seq
+      encodeAck(a.offset + 1, 1), // not where a record starts
+      damaged,
+      encodeAck(b.offset, 2).subarray(0, 10), // torn
+    ]));
+    const { records } = await logAt().recover();
+    expect(records.map((r) => r.meta.seq)).toEqual([1, 2]);
+  });
+
+  it('lets a current segment with nothing live go when space is short, and when closed', async () => {
+    const log = logAt();
+    await log.recover();
+    const loc = await log.append(encodeRecord(meta(1), bodyOf(1)), 1);
+    expect(log.diskBytes).toBe(loc.length);
+    log.finish(loc);
+    await log.releaseIdle();
+    expect(files()).toEqual([]);
+    expect(log.diskBytes).toBe(0);
+
+    const next = await log.append(encodeRecord(meta(2), bodyOf(2)), 2);
+    log.finish(next);
+    await log.close();
+    expect(files()).toEqual([]);
+  });
+
+  it('refuses a record that reads back damaged', async () => {
+    const log = logAt();
+    await log.recover();
+    const loc = await log.append(encodeRecord(meta(1), bodyOf(1)), 1);
+    const fd = await import('node:fs/promises').then((f) => f.open(join(dir, '000000000001.log'), 'r+'));
+    await fd.write(Buffer.from('X'), 0, 1, loc.offset + loc.length - 1);
+    await fd.close();
+    await expect(log.read(loc)).rejects.toThrow('does not check out');
+  });
+
+  it('removes ack files whose segment is gone', async () => {
+    const log = logAt();
+    await log.recover();
+    writeFileSync(join(dir, '000000000009.ack'), encodeAck(0, 1));
+    await logAt().recover();
+    expect(files()).toEqual([]);
+  });
+});
