@@ -67,7 +67,7 @@ try {
 `);
     return sidecarRow(downstreamPort, { SIDECAR_CONFIG: file });
   });
-  await row('e', '(e) pod-sidecar relay, spool mode', () => sidecarRow(downstreamPort, { RELAY_MODE: 'spool', SPOOL_DEDUP_HEADER: '' }));
+  await row('e', '(e) pod-sidecar relay, spool mode', () => sidecarRow(downstreamPort, { RELAY_MODE: 'spool', SPOOL_DEDUP_HEADER: 'none' }));
 } finally {
   await cleanUp();
 }
