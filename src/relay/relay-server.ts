@@ -9,7 +9,7 @@ import { redactHeaders } from '../logging/json-logger';
 import { DispatchRouter } from './dispatch/dispatch-router';
 import { Route, singleRoute } from './dispatch/dispatch-table';
 import { applyHeaderPatches } from './dispatch/header-patches';
-import { clientAddress, destinationPath, forwardRequestHeaders, forwardResponseHeaders } from './forwarding';
+import { clientAddress, destinationPath, forwardRequestHeaders, forwardResponseHeaders, headerNameIs } from './forwarding';
 import { RelayMetrics } from './relay-metrics';
 import { Receipt, Spool } from './spool/spool';
 
@@ -120,15 +120,22 @@ export class RelayServer implements OnApplicationShutdown {
   }
 
   private handle(req: IncomingMessage, res: ServerResponse): void {
-    const healthId = req.headers[HEALTH_HEADER];
-    if (healthId !== undefined) return this.interceptHealthEvent(req, res, String(healthId));
-
-    const declared = req.headers['content-length'];
-    if (declared !== undefined && Number(declared) > this.config.maxBodyBytes) {
-      return this.tooLarge(req, res);
+    // One pass over the raw list: reading req.headers would build an object of every header.
+    const raw = req.rawHeaders;
+    let declared = -1;
+    for (let i = 0; i < raw.length; i += 2) {
+      const name = raw[i];
+      if (headerNameIs(name, HEALTH_HEADER)) return this.interceptHealthEvent(req, res, raw[i + 1]);
+      if (headerNameIs(name, 'content-length')) declared = Number(raw[i + 1]);
     }
+    if (declared > this.config.maxBodyBytes) return this.tooLarge(req, res);
+
     this.inFlight++;
-    res.once('close', () => this.finished());
+    let exchange: Exchange | null = null;
+    res.once('close', () => {
+      this.finished();
+      exchange?.clientClosed();
+    });
 
     const chunks: Buffer[] = [];
     let size = 0;
@@ -144,15 +151,18 @@ export class RelayServer implements OnApplicationShutdown {
     });
     req.on('end', () => {
       const body = chunks.length === 0 ? null : chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size);
-      if (this.spool === null) this.forward(req, res, body);
+      if (this.spool === null) exchange = this.forward(req, res, body);
       else this.store(req, res, body);
     });
   }
 
-  private forward(req: IncomingMessage, res: ServerResponse, body: Buffer | null): void {
+  private forward(req: IncomingMessage, res: ServerResponse, body: Buffer | null): Exchange | null {
     const route = this.router === null ? this.single : this.router.route(req.rawHeaders);
     const dest = route.destination;
-    if (dest === null) return this.noDestination(res);
+    if (dest === null) {
+      this.noDestination(res);
+      return null;
+    }
     if (this.traceRequests) this.trace(req, route, 'relaying');
     const headers = forwardRequestHeaders(req.rawHeaders, {
       destinationHost: route.keepHost ? (req.headers.host ?? dest.host) : dest.host,
@@ -160,7 +170,6 @@ export class RelayServer implements OnApplicationShutdown {
     });
     if (route.patches !== null) applyHeaderPatches(headers, route.patches);
     const exchange = new Exchange(res, this, performance.now());
-    res.once('close', () => exchange.clientClosed());
     this.agent.dispatch(
       {
         origin: dest.origin,
@@ -171,6 +180,7 @@ export class RelayServer implements OnApplicationShutdown {
       },
       exchange,
     );
+    return exchange;
   }
 
   private noDestination(res: ServerResponse): void {
