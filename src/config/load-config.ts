@@ -1,5 +1,4 @@
 import { readFileSync } from 'node:fs';
-import { parse as parseYaml } from 'yaml';
 import { AgentSection, buildAgentConfig, readAgentSection } from './agent.schema';
 import { envSchema, SECRET_SETTINGS, SETTING_NAMES } from './config.schema';
 import { DispatchFormat, readDispatch } from './dispatch.schema';
@@ -98,7 +97,7 @@ function readConfigFile(path: string, readFile: (p: string) => string, problems:
   }
   let doc: unknown;
   try {
-    doc = parseYaml(text);
+    doc = parseYamlLazily(text);
   } catch (e) {
     problems.push(`SIDECAR_CONFIG=${path}: cannot read it as YAML (${(e as Error).message.split('\n')[0]})`);
     return none;
@@ -153,4 +152,9 @@ function withoutPassword(value: string): string {
 export function formatProblems(problems: string[]): string {
   return `pod-sidecar: invalid configuration (${problems.length} problem${problems.length === 1 ? '' : 's'}):\n` +
     problems.map((p) => `  - ${p}`).join('\n');
+}
+
+/** The YAML parser is loaded only when there is a file to read: most sidecars run on environment alone. */
+function parseYamlLazily(text: string): unknown {
+  return (require('yaml') as typeof import('yaml')).parse(text);
 }
