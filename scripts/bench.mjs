@@ -67,7 +67,7 @@ try {
 `);
     return sidecarRow(downstreamPort, { SIDECAR_CONFIG: file });
   });
-  await row('e', '(e) pod-sidecar relay, spool mode', () => sidecarRow(downstreamPort, { RELAY_MODE: 'spool', SPOOL_DEDUP_HEADER: 'none' }));
+  await row('e', '(e) pod-sidecar relay, spool mode', () => sidecarRow(downstreamPort, { RELAY_MODE: 'spool', SPOOL_DEDUP_HEADER: 'none', SPOOL_MAX_BYTES: String(8 * 1024 ** 3) }));
 } finally {
   await cleanUp();
 }
