@@ -10,36 +10,19 @@
  * messages, are exact; the "real clock" cases prove `date +%s` works in each setting.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { delimiter, dirname, join, relative } from 'node:path';
 import { PROBE_SCRIPTS, renderProbeScript, shellQuote } from '../src/status-file/probe-scripts';
 import { StatusFile } from '../src/status-file/status-file';
+import { SHELLS, shellBin } from './support/shells';
 
 type Probe = (typeof PROBE_SCRIPTS)[number];
 
 /** The fixed "now" of the `date` stub, in epoch seconds. */
 const NOW = 1_800_000_000;
 
-function which(cmd: string): string | undefined {
-  const dirs = (process.env.PATH ?? '').split(delimiter).concat('/usr/sbin', '/sbin', '/bin', '/usr/bin');
-  return dirs.map((d) => join(d, cmd)).find((p) => existsSync(p));
-}
-
-interface Shell {
-  name: string;
-  binary: string | undefined;
-  /** Required shells fail the suite when missing; CI installs them (scripts/install-test-peers.sh). */
-  required: boolean;
-  /** Applets linked into the shell's bin dir; when set, PATH holds that dir alone. */
-  busyboxApplets?: string[];
-}
-
-const SHELLS: Shell[] = [
-  { name: 'dash', binary: which('dash'), required: true },
-  { name: 'busybox sh', binary: which('busybox'), required: true, busyboxApplets: ['sh', 'stat', 'date', 'sed', 'head', 'dirname'] },
-  { name: 'bash', binary: which('bash'), required: false },
-].filter((s) => s.required || s.binary !== undefined);
+const BUSYBOX_APPLETS = ['sh', 'stat', 'date', 'sed', 'head', 'dirname'];
 
 const base = mkdtempSync(join(tmpdir(), 'probe-scripts-'));
 /** Spaces in the volume's path test the scripts' own quoting of $0 and $SCRIPT_DIR. */
@@ -190,16 +173,7 @@ describe.each(SHELLS)('probe scripts under $name', (shell) => {
   let path: string;
 
   beforeAll(() => {
-    if (!shell.binary) throw new Error(`${shell.name} is not installed: run scripts/install-test-peers.sh`);
-    mkdirSync(binDir);
-    if (shell.busyboxApplets) {
-      for (const applet of shell.busyboxApplets) symlinkSync(shell.binary, join(binDir, applet));
-      path = binDir; // an alpine-like userland: busybox applets, nothing from coreutils
-    } else {
-      symlinkSync(shell.binary, join(binDir, 'sh'));
-      path = `${binDir}${delimiter}${process.env.PATH ?? '/usr/bin:/bin'}`;
-    }
-    sh = join(binDir, 'sh');
+    ({ sh, path } = shellBin(shell, binDir, BUSYBOX_APPLETS));
   });
 
   beforeEach(clearFiles);
@@ -302,7 +276,7 @@ describe('probe scripts as the sidecar installs them', () => {
     });
 
     it('is read verbatim', () => {
-      const argv = shell.busyboxApplets ? [shell.binary!, 'sh'] : [shell.binary!];
+      const argv = shell.busybox ? [shell.binary!, 'sh'] : [shell.binary!];
       const path = process.env.PATH ?? '/usr/bin:/bin';
       rmSync(odd, { force: true });
       expect(run([...argv, join(vol, 'check-smee-health.sh')], { path })).toEqual({ code: 1, stdout: '', stderr: `Health file missing: ${odd}\n` });

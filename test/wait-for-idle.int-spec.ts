@@ -8,25 +8,17 @@
  * decides after one look and messages are exact; the "real clock" cases show it waiting.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { delimiter, dirname, join } from 'node:path';
 import { installScript, renderWaitForIdleScript, shellQuote, WAIT_FOR_IDLE_SCRIPT } from '../src/status-file/probe-scripts';
+import { SHELLS, shellBin } from './support/shells';
 
 const NOW = 1_800_000_000;
 const STALE_AFTER = 23;
 const SETTLE = 5;
 
-function which(cmd: string): string | undefined {
-  const dirs = (process.env.PATH ?? '').split(delimiter).concat('/usr/sbin', '/sbin', '/bin', '/usr/bin');
-  return dirs.map((d) => join(d, cmd)).find((p) => existsSync(p));
-}
 
-const SHELLS = [
-  { name: 'dash', binary: which('dash'), busybox: false },
-  { name: 'busybox sh', binary: which('busybox'), busybox: true },
-  { name: 'bash', binary: which('bash'), busybox: false },
-].filter((s) => s.name !== 'bash' || s.binary !== undefined);
 
 const base = mkdtempSync(join(tmpdir(), 'wait-for-idle-'));
 /** Spaces in the volume and a quote in the state file's path test the script's quoting. */
@@ -134,16 +126,7 @@ describe.each(SHELLS)('wait-for-idle.sh under $name', (shell) => {
   let path: string;
 
   beforeAll(() => {
-    if (!shell.binary) throw new Error(`${shell.name} is not installed: run scripts/install-test-peers.sh`);
-    mkdirSync(binDir);
-    if (shell.busybox) {
-      for (const applet of ['sh', 'date', 'sleep']) symlinkSync(shell.binary, join(binDir, applet));
-      path = binDir; // an alpine-like userland: busybox applets, nothing from coreutils
-    } else {
-      symlinkSync(shell.binary, join(binDir, 'sh'));
-      path = `${binDir}${delimiter}${process.env.PATH ?? '/usr/bin:/bin'}`;
-    }
-    sh = join(binDir, 'sh');
+    ({ sh, path } = shellBin(shell, binDir, ['sh', 'date', 'sleep']));
   });
 
   beforeEach(() => {
