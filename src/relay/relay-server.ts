@@ -247,10 +247,10 @@ export class RelayServer implements OnApplicationShutdown {
   }
 
   failed(res: ServerResponse, err: Error, startedAt: number): void {
-    const timedOut = (err as { code?: string }).code === 'UND_ERR_HEADERS_TIMEOUT' || (err as { code?: string }).code === 'UND_ERR_BODY_TIMEOUT';
+    const code = (err as { code?: string }).code;
+    const timedOut = code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT';
     const outcome = timedOut ? 'timeout' : 'unreachable';
     this.metrics.failed(outcome, (performance.now() - startedAt) / 1000);
-    const code = (err as { code?: string }).code;
     this.logger.warn({ msg: 'relay to downstream failed', outcome, reason: err.message, code, headersSent: res.headersSent });
     if (res.headersSent) {
       res.destroy(err);
