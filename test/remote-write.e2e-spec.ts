@@ -10,6 +10,7 @@ import { RemoteWriteService } from '../src/metrics/remote-write/remote-write.ser
 import { Recorded, RecordingServer } from './support/recording-server';
 import { eventually, freePort, start } from './support/sidecar';
 import { snappyBlockDecode } from './support/snappy-block';
+import { makeTestCa } from './support/test-ca';
 import { decodeWriteRequest, DecodedWriteRequest, seriesKey } from './support/write-request-decoder';
 
 type Started = Awaited<ReturnType<typeof start>>;
@@ -343,18 +344,11 @@ describe('remote write', () => {
     let clientKey: string;
 
     beforeAll(async () => {
-      const openssl = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
-      const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
-      openssl('req', '-x509', ...ec, '-keyout', 'ca.key', '-out', 'ca.crt', '-days', '1', '-subj', '/CN=test-ca');
-      openssl('req', ...ec, '-keyout', 'server.key', '-out', 'server.csr', '-subj', '/CN=localhost');
-      writeFileSync(join(dir, 'san.ext'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\n');
-      openssl('x509', '-req', '-in', 'server.csr', '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'server.crt', '-days', '1', '-extfile', 'san.ext');
-      openssl('req', ...ec, '-keyout', 'client.key', '-out', 'client.csr', '-subj', '/CN=pod-sidecar');
-      openssl('x509', '-req', '-in', 'client.csr', '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'client.crt', '-days', '1');
-      [ca, clientCert, clientKey] = ['ca.crt', 'client.crt', 'client.key'].map((f) => join(dir, f));
+      const made = makeTestCa();
+      [ca, clientCert, clientKey] = [made.ca, made.clientCert, made.clientKey];
       server = createHttpsServer({
-        key: readFileSync(join(dir, 'server.key')),
-        cert: readFileSync(join(dir, 'server.crt')),
+        key: readFileSync(made.serverKey),
+        cert: readFileSync(made.serverCert),
         ca: readFileSync(ca),
         requestCert: true,
         rejectUnauthorized: false,

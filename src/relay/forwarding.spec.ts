@@ -1,4 +1,4 @@
-import { clientAddress, destinationPath, endToEndHeaders, forwardRequestHeaders, forwardResponseHeaders, headerNameIs, joinPath } from './forwarding';
+import { clientAddress, destinationPath, endToEndHeaders, forwardRequestHeaders, forwardResponseHead, headerNameIs, joinPath } from './forwarding';
 
 describe('joinPath (as Go httputil joins)', () => {
   it.each([
@@ -100,16 +100,37 @@ describe('endToEndHeaders (what the spool keeps of a request)', () => {
   });
 });
 
-describe('forwardResponseHeaders', () => {
-  it('drops hop-by-hop headers and those named by Connection, keeps the rest', () => {
-    expect(forwardResponseHeaders({
-      connection: 'keep-alive, x-hop',
-      'keep-alive': 'timeout=5',
-      'transfer-encoding': 'chunked',
-      'x-hop': '1',
-      'set-cookie': ['a=1', 'b=2'],
-      'content-type': 'text/plain',
-    })).toEqual({ 'set-cookie': ['a=1', 'b=2'], 'content-type': 'text/plain' });
+describe('forwardResponseHead', () => {
+  it('drops hop-by-hop headers and those named by Connection, keeps the rest in order with their case', () => {
+    const head = forwardResponseHead([
+      'Connection', 'keep-alive, X-Hop',
+      'Keep-Alive', 'timeout=5',
+      'X-Hop', '1',
+      'Set-Cookie', 'a=1',
+      'Content-Type', 'text/plain',
+      'set-cookie', 'b=2',
+      'Proxy-Authenticate', 'Basic',
+      'Content-Length', '12',
+    ]);
+    expect(head.lines).toBe('Set-Cookie: a=1\r\nContent-Type: text/plain\r\nset-cookie: b=2\r\nContent-Length: 12\r\n');
+    expect(head.hasLength).toBe(true);
+  });
+
+  it('leaves the framing to the relay when the body came chunked (a Content-Length beside it is dropped)', () => {
+    const head = forwardResponseHead(['Transfer-Encoding', 'chunked', 'Content-Length', '5', 'ETag', '"x"']);
+    expect(head).toEqual({ lines: 'ETag: "x"\r\n', hasLength: false });
+  });
+
+  it('has no length for a body that ends with the connection', () => {
+    expect(forwardResponseHead(['Content-Type', 'text/plain'])).toEqual({ lines: 'Content-Type: text/plain\r\n', hasLength: false });
+  });
+});
+
+describe('Expect', () => {
+  it('is answered by the relay and never sent on, now or from the spool', () => {
+    const ctx = { destinationHost: 'app', clientAddress: undefined };
+    expect(forwardRequestHeaders(['Expect', '100-continue', 'Accept', '*/*'], ctx)).not.toContain('Expect');
+    expect(endToEndHeaders(['Expect', '100-continue', 'Accept', '*/*'])).toEqual(['Accept', '*/*']);
   });
 });
 

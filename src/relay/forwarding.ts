@@ -1,5 +1,3 @@
-import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
-
 /**
  * Pure request/response rewriting for the relay: where a request goes and which headers
  * travel with it. Kept free of I/O so that each rule is unit-tested on its own.
@@ -19,7 +17,7 @@ const HOP_BY_HOP = new Set([
 ]);
 
 /** Headers the relay writes itself on the way to the destination. */
-const REPLACED = new Set(['host', 'content-length', 'x-forwarded-proto', 'x-forwarded-host']);
+const REPLACED = new Set(['host', 'content-length', 'x-forwarded-proto', 'x-forwarded-host', 'expect']);
 
 export function isHopByHop(lowerName: string): boolean {
   return HOP_BY_HOP.has(lowerName) || lowerName.startsWith('proxy-');
@@ -44,10 +42,16 @@ export interface Destination {
   url: URL;
   origin: string;
   host: string;
+  protocol: string;
+  /** Without the brackets of an IPv6 literal: what a socket connects to. */
+  hostname: string;
+  port: number;
 }
 
 export function resolveDestination(url: URL): Destination {
-  return { url, origin: url.origin, host: url.host };
+  const hostname = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
+  const port = url.port === '' ? (url.protocol === 'https:' ? 443 : 80) : Number(url.port);
+  return { url, origin: url.origin, host: url.host, protocol: url.protocol, hostname, port };
 }
 
 /** Joins two URL paths with exactly one slash between them, as Go's httputil does. */
@@ -139,29 +143,49 @@ export function endToEndHeaders(rawHeaders: string[]): string[] {
   const out: string[] = [];
   for (let i = 0; i < rawHeaders.length; i += 2) {
     const lower = rawHeaders[i].toLowerCase();
-    if (lower === 'content-length' || isHopByHop(lower) || (listed !== null && listed.has(lower))) continue;
+    // Expect: 100-continue was answered by the relay, which has the whole body.
+    if (lower === 'content-length' || lower === 'expect' || isHopByHop(lower) || (listed !== null && listed.has(lower))) continue;
     out.push(rawHeaders[i], rawHeaders[i + 1]);
   }
   return out;
 }
 
-/** Response headers for the caller: the destination's, less hop-by-hop ones. */
-export function forwardResponseHeaders(headers: IncomingHttpHeaders): OutgoingHttpHeaders {
-  let listed: Set<string> | null = null;
-  const conn = headers.connection;
-  if (typeof conn === 'string') {
-    for (const token of conn.split(',')) {
-      const t = token.trim().toLowerCase();
-      if (t) (listed ??= new Set()).add(t);
-    }
+/** The destination's response head for the caller, as header lines, and how its body is delimited. */
+export interface ResponseHead {
+  /** "name: value\r\n" per end-to-end header, in order, Latin-1 as received. */
+  lines: string;
+  /** Content-Length is among the lines and delimits the body. */
+  hasLength: boolean;
+}
+
+/**
+ * Response headers for the caller: the destination's, less hop-by-hop ones and those its
+ * Connection header names. Content-Length stays unless the body came chunked (then the
+ * caller's framing is the relay's own).
+ */
+export function forwardResponseHead(rawHeaders: string[]): ResponseHead {
+  const listed = connectionListed(rawHeaders);
+  let chunked = false;
+  for (let i = 0; i < rawHeaders.length; i += 2) if (headerNameIs(rawHeaders[i], 'transfer-encoding')) chunked = true;
+  let lines = '';
+  let hasLength = false;
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i];
+    if (headerNameIs(name, 'content-length')) {
+      if (chunked) continue;
+      hasLength = true;
+    } else if (isHopByHopRaw(name) || (listed !== null && listed.has(name.toLowerCase()))) continue;
+    lines += `${name}: ${rawHeaders[i + 1]}\r\n`;
   }
-  const out: OutgoingHttpHeaders = {};
-  for (const name in headers) {
-    // undici gives lower-case names
-    if (isHopByHop(name) || (listed !== null && listed.has(name))) continue;
-    out[name] = headers[name];
-  }
-  return out;
+  return { lines, hasLength };
+}
+
+/** isHopByHop for a name as it came on the wire, without lower-casing the common ones. */
+function isHopByHopRaw(name: string): boolean {
+  const c = name.charCodeAt(0) | 32;
+  // Every hop-by-hop name starts with c, k, p, t or u.
+  if (c !== 99 && c !== 107 && c !== 112 && c !== 116 && c !== 117) return false;
+  return isHopByHop(name.toLowerCase());
 }
 
 /** Strips IPv4-mapped IPv6 notation so that X-Forwarded-For shows 127.0.0.1, not ::ffff:127.0.0.1. */
