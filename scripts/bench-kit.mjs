@@ -161,8 +161,21 @@ export async function startNginxProxy(downstreamPort) {
   return { port, proc: p };
 }
 
-/** The sidecar as the image runs it (same NODE_OPTIONS as the Dockerfile), pinned to its core. */
-export async function startSidecar(downstreamPort, extraEnv = {}) {
+/** The image's compile cache (scripts/warm-compile-cache.cjs), made once per run. */
+let compileCache = null;
+function imageCompileCache() {
+  if (compileCache === null) {
+    compileCache = join(work, 'compile-cache');
+    execFileSync(process.execPath, [join(root, 'scripts', 'warm-compile-cache.cjs'), join(root, 'dist')], { env: { ...process.env, NODE_COMPILE_CACHE: compileCache }, stdio: 'ignore' });
+  }
+  return compileCache;
+}
+
+/**
+ * The sidecar as the image runs it (same NODE_OPTIONS as the Dockerfile, its compile cache
+ * unless `withoutCompileCache`), pinned to its core.
+ */
+export async function startSidecar(downstreamPort, extraEnv = {}, { withoutCompileCache = false } = {}) {
   const [relay, management] = [await freePort(), await freePort()];
   // The image's flags, with the old-space share turned into what it comes to under the
   // example manifests' 256 Mi limit: this machine has no cgroup limit, so 50 % of its RAM
@@ -171,11 +184,13 @@ export async function startSidecar(downstreamPort, extraEnv = {}) {
     .replace(/--max-old-space-size-percentage=(\d+)/, (_, pct) => `--max-old-space-size=${Math.round((256 * Number(pct)) / 100)}`);
   if (!nodeOptions) throw new Error('no NODE_OPTIONS found in the Dockerfile: the bench would not measure the image\'s settings');
   const shared = mkdtempSync(join(work, 'shared-'));
+  const cache = withoutCompileCache ? {} : { NODE_COMPILE_CACHE: imageCompileCache() };
   const t0 = performance.now();
   const p = start(pin(TEST_CORE, [process.execPath, join(root, 'dist', 'main.js')]), {
     env: {
       PATH: process.env.PATH,
       NODE_OPTIONS: nodeOptions,
+      ...cache,
       DOWNSTREAM_SERVICE_URL: `http://127.0.0.1:${downstreamPort}/webhook`,
       RELAY_PORT: String(relay),
       MANAGEMENT_PORT: String(management),

@@ -14,6 +14,7 @@ import { arg, bodyBytes, cleanUp, CONNECTIONS, kib, load, NGINX, root, startDown
 const DURATION = Number(arg('duration', '10'));
 const ROWS = arg('rows', 'a,b,c,d,e').split(',');
 const run = (port) => load(port, { seconds: DURATION });
+let noCacheColdMs = NaN;
 
 // --- the run --------------------------------------------------------------------------------
 const results = [];
@@ -68,6 +69,12 @@ try {
     return sidecarRow(downstreamPort, { SIDECAR_CONFIG: file });
   });
   await row('e', '(e) pod-sidecar relay, spool mode', () => sidecarRow(downstreamPort, { RELAY_MODE: 'spool', SPOOL_DEDUP_HEADER: 'none', SPOOL_MAX_BYTES: String(8 * 1024 ** 3) }));
+  if (ROWS.includes('c')) {
+    process.stderr.write('bench: cold start without the compile cache…\n');
+    const s = await startSidecar(downstreamPort, {}, { withoutCompileCache: true });
+    noCacheColdMs = s.coldMs;
+    await stop(s.proc);
+  }
 } finally {
   await cleanUp();
 }
@@ -93,3 +100,4 @@ console.log(`\npod-sidecar bench — ${new Date().toISOString().slice(0, 10)}, $
 console.log(line(cells[0]));
 console.log(`|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`);
 for (const c of cells.slice(1)) console.log(line(c));
+if (Number.isFinite(noCacheColdMs)) console.log(`\nCold start above is with the image's compile cache (NODE_COMPILE_CACHE); without it, (c) took ${noCacheColdMs.toFixed(0)} ms.`);

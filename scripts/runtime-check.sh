@@ -159,6 +159,26 @@ chmod 0755 "$SHARED" "$SCRATCH"
 setpriv "--reuid=$RUN_AS" "--regid=$RUN_AS" --clear-groups "$WORK/bin/node" -e 0 2>/dev/null ||
   fail "uid $RUN_AS cannot run $WORK/bin/node (is /tmp mounted noexec?)"
 
+# The image's compile cache: made as uid 65532 (Node keys it by uid), then root-owned and
+# read-only, as the Dockerfile does; the sidecar must take it as it is.
+COMPILE_CACHE="$APP/.compile-cache"
+install -d -o "$RUN_AS" -g "$RUN_AS" "$COMPILE_CACHE"
+(cd "$APP" && setpriv "--reuid=$RUN_AS" "--regid=$RUN_AS" --clear-groups env -i "NODE_COMPILE_CACHE=$COMPILE_CACHE" \
+  "$WORK/bin/node" "$ROOT/scripts/warm-compile-cache.cjs" dist) >"$WORK/warm.log" 2>&1 || {
+  cat "$WORK/warm.log" >&2
+  fail "scripts/warm-compile-cache.cjs failed"
+}
+chown -R 0:0 "$COMPILE_CACHE"
+chmod -R a+rX,go-w "$COMPILE_CACHE"
+CACHE_USE=$(cd "$APP" && setpriv "--reuid=$RUN_AS" "--regid=$RUN_AS" --clear-groups env -i "NODE_COMPILE_CACHE=$COMPILE_CACHE" \
+  NODE_DEBUG_NATIVE=COMPILE_CACHE "$WORK/bin/node" -e 'require("./dist/sidecar")' 2>&1)
+CACHE_HITS=$(grep -c 'was accepted' <<<"$CACHE_USE" || true)
+CACHE_MISSES=$(grep -Ec 'was (rejected|not initialized, initializing)' <<<"$CACHE_USE" | tr -d ' ' || true)
+# Only the -e program itself is new to the cache.
+[ "$CACHE_HITS" -gt 100 ] && [ "$CACHE_MISSES" -le 2 ] ||
+  fail "the read-only compile cache was not used as uid $RUN_AS: $CACHE_HITS modules from it, $CACHE_MISSES compiled afresh"
+say "compile cache: $CACHE_HITS modules loaded from the read-only cache as uid $RUN_AS"
+
 # --- peers ---------------------------------------------------------------------------
 
 read -r RELAY_PORT MANAGEMENT_PORT PEERS_PORT < <("$NODE_BIN" -e '
@@ -227,6 +247,7 @@ SIDECAR_ENV=(
   "TMPDIR=$SCRATCH"
   "NODE_ENV=production"
   "NODE_OPTIONS=$NODE_OPTIONS_IMAGE"
+  "NODE_COMPILE_CACHE=$COMPILE_CACHE"
   "LISTEN_HOST=127.0.0.1"
   "RELAY_PORT=$RELAY_PORT"
   "MANAGEMENT_PORT=$MANAGEMENT_PORT"

@@ -4,7 +4,7 @@ import { join, posix, relative, resolve } from 'node:path';
 import * as ts from 'typescript';
 import { parse as parseYaml, parseAllDocuments } from 'yaml';
 import { loadConfig } from '../src/config/load-config';
-import type { SidecarConfig } from '../src/config/sidecar-config';
+import type { SidecarConfig, SpoolConfig } from '../src/config/sidecar-config';
 import { PROBE_SCRIPTS, WAIT_FOR_IDLE_SCRIPT } from '../src/status-file/probe-scripts';
 
 /**
@@ -23,7 +23,7 @@ const KUBECTL = process.env.KUBECTL ?? 'kubectl';
 const SIDECAR_IMAGE = 'ghcr.io/example/pod-sidecar';
 const RUN_AS = 65532;
 /** The kustomizations this suite must find; more are checked as they appear. */
-const EXPECTED = ['base', 'examples/connections', 'examples/haproxy-agent', 'examples/native-sidecar', 'examples/smee-client-pod', 'examples/smee-server-monitor'];
+const EXPECTED = ['base', 'examples/connections', 'examples/haproxy-agent', 'examples/native-sidecar', 'examples/smee-client-pod', 'examples/smee-server-monitor', 'examples/spool'];
 
 /** Which argument of a probe script is its max age, and its default: read off the script (`MAX_AGE=${1:-60}`). */
 function maxAgeParameter(script: string): { index: number; defaultSeconds: number } {
@@ -92,10 +92,26 @@ interface SecurityContext {
   seccompProfile?: { type?: string };
   privileged?: boolean;
 }
+interface ClaimSpec {
+  accessModes?: string[];
+  resources?: { requests?: Record<string, string | number> };
+}
+/** A PersistentVolumeClaim, or an entry of a StatefulSet's volumeClaimTemplates. */
+interface Claim {
+  metadata?: { name?: string };
+  spec?: ClaimSpec;
+}
+interface Volume {
+  name: string;
+  emptyDir?: { medium?: string; sizeLimit?: string | number };
+  persistentVolumeClaim?: { claimName: string; readOnly?: boolean };
+  ephemeral?: { volumeClaimTemplate?: { spec?: ClaimSpec } };
+  [k: string]: unknown;
+}
 interface PodSpec {
   containers: Container[];
   initContainers?: Container[];
-  volumes?: Array<{ name: string; emptyDir?: unknown; [k: string]: unknown }>;
+  volumes?: Volume[];
   securityContext?: SecurityContext;
   enableServiceLinks?: boolean;
   terminationGracePeriodSeconds?: number;
@@ -103,6 +119,10 @@ interface PodSpec {
 interface PodTemplate {
   where: string;
   spec: PodSpec;
+  /** A StatefulSet's volumeClaimTemplates: each pod gets a claim of its own for each, mounted by its name. */
+  claimTemplates?: Claim[];
+  /** The whole build, for the PersistentVolumeClaims the pod's volumes name. */
+  objects: K8sObject[];
 }
 
 // ---------------------------------------------------------------------------------------
@@ -252,9 +272,10 @@ function podTemplates(objects: K8sObject[], dir: string): PodTemplate[] {
   for (const o of objects) {
     const where = `${relative(K8S, dir)}: ${o.kind}/${o.metadata?.name}`;
     const spec = o.spec as Record<string, any> | undefined;
-    if (o.kind === 'Pod') pods.push({ where, spec: spec as PodSpec });
-    else if (['Deployment', 'StatefulSet', 'DaemonSet', 'ReplicaSet', 'Job'].includes(o.kind)) pods.push({ where, spec: spec?.template?.spec });
-    else if (o.kind === 'CronJob') pods.push({ where, spec: spec?.jobTemplate?.spec?.template?.spec });
+    if (o.kind === 'Pod') pods.push({ where, spec: spec as PodSpec, objects });
+    else if (o.kind === 'StatefulSet') pods.push({ where, spec: spec?.template?.spec, claimTemplates: spec?.volumeClaimTemplates ?? [], objects });
+    else if (['Deployment', 'DaemonSet', 'ReplicaSet', 'Job'].includes(o.kind)) pods.push({ where, spec: spec?.template?.spec, objects });
+    else if (o.kind === 'CronJob') pods.push({ where, spec: spec?.jobTemplate?.spec?.template?.spec, objects });
   }
   return pods;
 }
@@ -314,21 +335,36 @@ function isSidecar(c: Container): boolean {
 }
 
 // ---------------------------------------------------------------------------------------
-// Quantities, for requests <= limits.
+// Quantities, for requests <= limits and the spool's volume.
 
 function cpuMillis(q: string | number): number {
   const s = String(q);
   return s.endsWith('m') ? Number(s.slice(0, -1)) : Number(s) * 1000;
 }
 
+const BINARY_SUFFIXES: Record<string, number> = { Ki: 10, Mi: 20, Gi: 30, Ti: 40, Pi: 50, Ei: 60 };
+const DECIMAL_SUFFIXES: Record<string, number> = { n: -9, u: -6, m: -3, k: 3, M: 6, G: 9, T: 12, P: 15, E: 18 };
+
+/**
+ * A Kubernetes quantity (resource.Quantity) as a number: a decimal number with a binary
+ * suffix (Ki … Ei, powers of 1024), a decimal one (n u m k M G T P E, powers of 1000: "K"
+ * is not one) or a decimal exponent ("1e9"); NaN for anything else, such as "1GB".
+ */
 function bytes(q: string | number): number {
-  const m = /^(\d+(?:\.\d+)?)([EPTGMK]i?|[mk])?$/.exec(String(q));
+  const m = /^([+-]?(?:\d+(?:\.\d*)?|\.\d+))(?:([KMGTPE]i)|([numkMGTPE])|[eE]([+-]?\d+))?$/.exec(String(q));
   if (!m) return Number.NaN;
-  const units: Record<string, number> = {
-    '': 1, m: 1e-3, k: 1e3, K: 1e3, M: 1e6, G: 1e9, T: 1e12, P: 1e15, E: 1e18,
-    Ki: 2 ** 10, Mi: 2 ** 20, Gi: 2 ** 30, Ti: 2 ** 40, Pi: 2 ** 50, Ei: 2 ** 60,
-  };
-  return Number(m[1]) * units[m[2] ?? ''];
+  const [, number, binary, decimal, exponent] = m;
+  if (binary) return Number(number) * 2 ** BINARY_SUFFIXES[binary];
+  // Through the number's own text, so that 1.6G is exactly 1600000000 (1.6 * 1e9 need not be).
+  return Number(`${number}e${decimal ? DECIMAL_SUFFIXES[decimal] : (exponent ?? 0)}`);
+}
+
+/** Bytes for a message: "1.5 GiB", "64 MiB", "900 bytes". */
+function humanBytes(n: number): string {
+  for (const [unit, bits] of [['EiB', 60], ['PiB', 50], ['TiB', 40], ['GiB', 30], ['MiB', 20], ['KiB', 10]] as const) {
+    if (Math.abs(n) >= 2 ** bits) return `${Number((n / 2 ** bits).toFixed(2))} ${unit}`;
+  }
+  return `${n} bytes`;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -395,8 +431,90 @@ function resolvePort(c: Container, port: number | string): number | undefined {
 }
 
 /**
+ * Room a spool's volume must keep beyond SPOOL_MAX_BYTES, which counts segments, acks and
+ * dead letters only: a fifth of the volume, and at least 32 MiB. It holds the filesystem's
+ * own share (ext4's defaults leave uid 65532 about 90% of a 2 GiB volume: journal, inode
+ * tables and 5% reserved for root), delivery-ids.json (up to 100 000 ids, about 10 MB,
+ * written beside the old copy) and the other files on the volume.
+ */
+const SPOOL_HEADROOM = { fraction: 0.2, minBytes: 32 * 2 ** 20 };
+
+/** The size of the volume `name` of the pod, and what happens when it is full; or why it cannot be told. */
+function spoolVolume(pod: PodTemplate, name: string): { bytes: number; what: string; whenFull: string } | { problem: string } {
+  const whenDiskFull = 'the disk fills before the spool does, and writes fail (503) where new events should get 507';
+  const fromClaim = (spec: ClaimSpec | undefined, what: string) => {
+    const storage = spec?.resources?.requests?.storage;
+    if (storage === undefined) return { problem: `${what} requests no storage` };
+    const n = bytes(storage);
+    if (!Number.isFinite(n)) return { problem: `${what} requests storage ${JSON.stringify(storage)}, which is not a Kubernetes quantity` };
+    return { bytes: n, what: `${what} (requests ${storage})`, whenFull: whenDiskFull };
+  };
+  // A StatefulSet's claim template replaces a pod volume of the same name.
+  const template = pod.claimTemplates?.find((c) => c.metadata?.name === name);
+  if (template) return fromClaim(template.spec, `the claim template ${name}`);
+  const volume = pod.spec.volumes?.find((v) => v.name === name);
+  if (!volume) return { problem: `no volume or claim template is named ${name}` };
+  if (volume.emptyDir) {
+    const { medium, sizeLimit } = volume.emptyDir;
+    if (medium === 'Memory') return { problem: `the emptyDir ${name} is in memory (medium: Memory): the spool's files would count against the memory limit and a synced write would be on no disk` };
+    if (sizeLimit === undefined) return { problem: `the emptyDir ${name} has no sizeLimit, so SPOOL_MAX_BYTES cannot be checked against the space it may take` };
+    const n = bytes(sizeLimit);
+    if (!Number.isFinite(n)) return { problem: `the emptyDir ${name} has sizeLimit ${JSON.stringify(sizeLimit)}, which is not a Kubernetes quantity` };
+    return { bytes: n, what: `the emptyDir ${name} (sizeLimit ${sizeLimit})`, whenFull: 'the kubelet evicts a pod whose emptyDir grows past its sizeLimit, and the spool is lost with the pod' };
+  }
+  if (volume.persistentVolumeClaim) {
+    const { claimName, readOnly } = volume.persistentVolumeClaim;
+    if (readOnly) return { problem: `the volume ${name} (PersistentVolumeClaim ${claimName}) is readOnly` };
+    const claim = pod.objects.find((o) => o.kind === 'PersistentVolumeClaim' && o.metadata?.name === claimName) as (K8sObject & Claim) | undefined;
+    if (!claim) return { problem: `the PersistentVolumeClaim ${claimName} of volume ${name} is not part of the build, so its size cannot be checked` };
+    return fromClaim(claim.spec, `the PersistentVolumeClaim ${claimName}`);
+  }
+  if (volume.ephemeral) {
+    return fromClaim(volume.ephemeral.volumeClaimTemplate?.spec, `the ephemeral volume ${name}`);
+  }
+  const kind = Object.keys(volume).filter((k) => k !== 'name').join(', ');
+  return { problem: `the volume ${name} is ${kind || 'of no kind'}: the spool needs an emptyDir with a sizeLimit or a PersistentVolumeClaim, whose size SPOOL_MAX_BYTES can be checked against` };
+}
+
+/**
+ * In spool mode: SPOOL_PATH on a writable volume mounted in the sidecar, and SPOOL_MAX_BYTES
+ * set, below that volume's size with SPOOL_HEADROOM to spare.
+ */
+function spoolProblems(pod: PodTemplate, sidecar: Container, env: Record<string, string>, spool: SpoolConfig): string[] {
+  const at = `${pod.where} container ${sidecar.name}`;
+  const problems: string[] = [];
+  // As loadConfig reads it: an empty value is no value, and the default (1 GiB) fits no volume in particular.
+  if ((env.SPOOL_MAX_BYTES ?? '').trim() === '') {
+    problems.push(`${at}: RELAY_MODE=spool without SPOOL_MAX_BYTES: the default ${spool.maxBytes} (${humanBytes(spool.maxBytes)}) is sized to no volume; set it below the size of the volume at SPOOL_PATH`);
+  }
+  if (!posix.isAbsolute(spool.path)) return [...problems, `${at}: SPOOL_PATH ${spool.path} is relative, to a working directory on the container's root filesystem`];
+  const path = posix.normalize(spool.path);
+  const within = (dir: string) => path === dir || path.startsWith(dir.endsWith('/') ? dir : `${dir}/`);
+  const mount = (sidecar.volumeMounts ?? [])
+    .filter((m) => within(posix.normalize(m.mountPath)))
+    .sort((a, b) => b.mountPath.length - a.mountPath.length)[0];
+  if (!mount) {
+    return [...problems, `${at}: SPOOL_PATH ${spool.path} is on no mounted volume: ${sidecar.securityContext?.readOnlyRootFilesystem
+      ? 'the root filesystem is read-only, the spool cannot be written'
+      : "on the container's root filesystem the spool is lost with the container"}`];
+  }
+  if (mount.readOnly) problems.push(`${at}: SPOOL_PATH ${spool.path} is on the volume ${mount.name}, mounted read-only at ${mount.mountPath}`);
+  const volume = spoolVolume(pod, mount.name);
+  if ('problem' in volume) return [...problems, `${at}: SPOOL_PATH ${spool.path}: ${volume.problem}`];
+  const limit = `SPOOL_MAX_BYTES ${spool.maxBytes} (${humanBytes(spool.maxBytes)})`;
+  const headroom = Math.max(volume.bytes * SPOOL_HEADROOM.fraction, SPOOL_HEADROOM.minBytes);
+  if (spool.maxBytes >= volume.bytes) {
+    problems.push(`${at}: ${limit} is not below the size of ${volume.what}, ${volume.bytes} bytes (${humanBytes(volume.bytes)}), where SPOOL_PATH is: ${volume.whenFull}`);
+  } else if (volume.bytes - spool.maxBytes < headroom) {
+    problems.push(`${at}: ${limit} leaves ${humanBytes(volume.bytes - spool.maxBytes)} of ${volume.what} for what it does not count ` +
+      `(the filesystem's share, delivery-ids.json, other files); keep at least ${humanBytes(headroom)} (a fifth of the volume, at least 32 MiB): ${volume.whenFull}`);
+  }
+  return problems;
+}
+
+/**
  * The pod against the sidecar's configuration: its ports, the probe scripts it writes and
- * where they live, the clients that must reach its relay port on its channel.
+ * where they live, the clients that must reach its relay port on its channel, the spool's volume.
  */
 function sidecarProblems(pod: PodTemplate, maps: Map<string, Record<string, string>>): string[] {
   const problems: string[] = [];
@@ -406,7 +524,8 @@ function sidecarProblems(pod: PodTemplate, maps: Map<string, Record<string, stri
   const sidecar = sidecars[0];
   const at = `${pod.where} container ${sidecar.name}`;
 
-  const loaded = loadConfig(containerEnv(sidecar, maps), (p) => {
+  const sidecarEnv = containerEnv(sidecar, maps);
+  const loaded = loadConfig(sidecarEnv, (p) => {
     throw new Error(`SIDECAR_CONFIG=${p} is a file in the pod, which this test cannot read`);
   });
   if (!loaded.ok) return [`${at}: the sidecar would not start with this environment: ${loaded.problems.join('; ')}`];
@@ -473,6 +592,9 @@ function sidecarProblems(pod: PodTemplate, maps: Map<string, Record<string, stri
   if (sidecar.securityContext?.readOnlyRootFilesystem && !(sidecar.volumeMounts ?? []).some((m) => m.mountPath === '/tmp')) {
     problems.push(`${at}: no volume at /tmp, the only other place the sidecar may write on a read-only root`);
   }
+
+  // The spool, in RELAY_MODE=spool: on a volume it can write, and smaller than it.
+  if (config.spool) problems.push(...spoolProblems(pod, sidecar, sidecarEnv, config.spool));
 
   // The probe scripts, in every container of the pod.
   const rewriteEverySeconds = config.healthCheck ? (config.healthCheck.intervalMs + config.healthCheck.timeoutMs) / 1000 : null;
@@ -620,7 +742,7 @@ describe('Kubernetes manifests under k8s/', () => {
       expect(podTemplates(build(dir), dir).flatMap(hardeningProblems)).toEqual([]);
     });
 
-    it("matches the sidecar's probe scripts, shared volume, ports and channel", () => {
+    it("matches the sidecar's probe scripts, shared volume, spool volume, ports and channel", () => {
       const objects = build(dir);
       const maps = configMaps(objects);
       const pods = podTemplates(objects, dir);
@@ -679,6 +801,32 @@ describe('Kubernetes manifests under k8s/', () => {
     expect(loaded.ok && loaded.config).toMatchObject({ relay: null, healthCheck: null, connections: { ports: [8080] } });
     const preStops = pod.spec.containers.map((c) => c.lifecycle?.preStop?.exec?.command);
     expect(preStops).toEqual([['sh', '/shared/wait-for-idle.sh', expect.stringMatching(/^\d+$/)]]);
+  });
+
+  it("keeps each pod's spool on a claim of its own, below its size, in examples/spool", () => {
+    const dir = join(K8S, 'examples/spool');
+    const objects = build(dir);
+    const [pod] = podTemplates(objects, dir);
+    expect(objects.find((o) => o.kind === 'StatefulSet')).toBeDefined();
+    const [sidecar] = (pod.spec.initContainers ?? []).filter(isSidecar);
+    expect(sidecar.restartPolicy).toBe('Always');
+    const loaded = loadConfig(containerEnv(sidecar, configMaps(objects)));
+    if (!loaded.ok) throw new Error(loaded.problems.join('\n'));
+    const { spool } = loaded.config;
+    expect(spool).toMatchObject({ path: '/var/spool/pod-sidecar', maxBytes: 1.5 * 2 ** 30 });
+    const mount = sidecar.volumeMounts!.find((m) => m.mountPath === spool!.path)!;
+    expect(pod.spec.volumes!.map((v) => v.name)).not.toContain(mount.name);
+    const claim = pod.claimTemplates!.find((c) => c.metadata?.name === mount.name)!;
+    expect(claim.spec).toMatchObject({ accessModes: ['ReadWriteOnce'], resources: { requests: { storage: '2Gi' } } });
+    expect(pod.spec.securityContext).toMatchObject({ runAsUser: RUN_AS, fsGroup: RUN_AS });
+  });
+
+  it('reads Kubernetes quantities as Kubernetes does (Mi and M, exponents; no K)', () => {
+    expect(['64Mi', '2Gi', '1.5Gi', '.5Ki', '500M', '1600M', '2G', '2e9', '1E3', '100k', '128974848', '+1', '250m'].map(bytes)).toEqual(
+      [64 * 2 ** 20, 2 * 2 ** 30, 1.5 * 2 ** 30, 512, 5e8, 1.6e9, 2e9, 2e9, 1000, 1e5, 128974848, 1, 0.25],
+    );
+    expect(['1E', '1Ei'].map(bytes)).toEqual([1e18, 2 ** 60]);
+    for (const bad of ['1K', '1GB', '1gi', 'Gi', '1 Gi', '', '1e', '0x10']) expect(bytes(bad)).toBeNaN();
   });
 
   describe('the checks themselves catch', () => {
@@ -821,6 +969,127 @@ describe('Kubernetes manifests under k8s/', () => {
       it('a file liveness probe with the health check off', () => {
         const text = brokenConnections((p) => (p.spec.initContainers!.find(isSidecar)!.livenessProbe = { exec: { command: ['/bin/sh', '/shared/check-sidecar-health.sh'] } }));
         expect(text).toMatch(/livenessProbe is not \/healthz/);
+      });
+    });
+
+    describe('in a pod that spools', () => {
+      const spoolDir = join(K8S, 'examples/spool');
+      /** The problems of a changed copy of examples/spool; `settings` is the sidecar's ConfigMap. */
+      const brokenSpool = (change: (pod: PodTemplate, settings: Record<string, string>, objects: K8sObject[]) => void) => {
+        const objects = structuredClone(build(spoolDir));
+        const [pod] = podTemplates(objects, spoolDir);
+        change(pod, (objects.find((o) => o.kind === 'ConfigMap') as K8sObject & { data: Record<string, string> }).data, objects);
+        return sidecarProblems(pod, configMaps(objects)).join('\n');
+      };
+      const sidecar = (pod: PodTemplate) => pod.spec.initContainers!.find(isSidecar)!;
+      const spoolMount = (pod: PodTemplate) => sidecar(pod).volumeMounts!.find((m) => m.name === 'spool')!;
+      const claimRequest = (pod: PodTemplate) => pod.claimTemplates![0].spec!.resources!.requests!;
+
+      it('is clean as it is, and with SPOOL_MAX_BYTES and SPOOL_PATH written as the sidecar also takes them', () => {
+        expect(brokenSpool(() => undefined)).toBe('');
+        expect(brokenSpool((_p, s) => (s.SPOOL_MAX_BYTES = ' 1610612736 '))).toBe(''); // trimmed, as the schema does
+        expect(brokenSpool((_p, s) => (s.SPOOL_PATH = '/var/spool/pod-sidecar/events/'))).toBe('');
+      });
+
+      it('SPOOL_MAX_BYTES left to its default', () => {
+        const message = /RELAY_MODE=spool without SPOOL_MAX_BYTES: the default 1073741824 \(1 GiB\) is sized to no volume/;
+        expect(brokenSpool((_p, s) => delete s.SPOOL_MAX_BYTES)).toMatch(message);
+        expect(brokenSpool((_p, s) => (s.SPOOL_MAX_BYTES = ''))).toMatch(message); // empty is unset
+      });
+
+      it('SPOOL_MAX_BYTES as a quantity, which the sidecar refuses', () => {
+        expect(brokenSpool((_p, s) => (s.SPOOL_MAX_BYTES = '1.5Gi'))).toMatch(/would not start with this environment: SPOOL_MAX_BYTES="1\.5Gi": expected a whole number/);
+      });
+
+      it('SPOOL_MAX_BYTES not below the claim', () => {
+        expect(brokenSpool((_p, s) => (s.SPOOL_MAX_BYTES = '2147483648'))).toMatch(
+          /SPOOL_MAX_BYTES 2147483648 \(2 GiB\) is not below the size of the claim template spool \(requests 2Gi\), 2147483648 bytes \(2 GiB\), where SPOOL_PATH is: the disk fills before the spool does/,
+        );
+        // 1600M is 1 600 000 000 bytes, less than 1.5 GiB; 1.5Gi is as much.
+        expect(brokenSpool((p) => (claimRequest(p).storage = '1600M'))).toMatch(/is not below the size of the claim template spool \(requests 1600M\), 1600000000 bytes/);
+        expect(brokenSpool((p) => (claimRequest(p).storage = '1.5Gi'))).toMatch(/is not below the size of the claim template spool \(requests 1\.5Gi\)/);
+      });
+
+      it('too little room beside SPOOL_MAX_BYTES', () => {
+        expect(brokenSpool((_p, s) => (s.SPOOL_MAX_BYTES = '1900000000'))).toMatch(
+          /SPOOL_MAX_BYTES 1900000000 \(1\.77 GiB\) leaves 236\.02 MiB of the claim template spool \(requests 2Gi\) for what it does not count .*keep at least 409\.6 MiB/,
+        );
+        // 2G is 2 000 000 000 bytes: 371 MiB above 1.5 GiB, short of a fifth.
+        expect(brokenSpool((p) => (claimRequest(p).storage = '2G'))).toMatch(/leaves 371\.35 MiB of the claim template spool \(requests 2G\)/);
+        expect(brokenSpool((p) => (claimRequest(p).storage = '2e9'))).toMatch(/leaves 371\.35 MiB/);
+        expect(brokenSpool((p) => (claimRequest(p).storage = '2147483648'))).toBe('');
+        expect(brokenSpool((p) => (claimRequest(p).storage = '3G'))).toBe('');
+      });
+
+      it('a claim size that is no quantity, or none', () => {
+        expect(brokenSpool((p) => (claimRequest(p).storage = '2GB'))).toMatch(/the claim template spool requests storage "2GB", which is not a Kubernetes quantity/);
+        expect(brokenSpool((p) => delete claimRequest(p).storage)).toMatch(/the claim template spool requests no storage/);
+      });
+
+      it('SPOOL_PATH on the read-only root', () => {
+        expect(brokenSpool((_p, s) => (s.SPOOL_PATH = '/var/lib/spool'))).toMatch(/SPOOL_PATH \/var\/lib\/spool is on no mounted volume: the root filesystem is read-only/);
+        // A sibling of the mount is not in it.
+        expect(brokenSpool((_p, s) => (s.SPOOL_PATH = '/var/spool/pod-sidecar-2'))).toMatch(/SPOOL_PATH \/var\/spool\/pod-sidecar-2 is on no mounted volume/);
+        expect(brokenSpool((p) => (sidecar(p).volumeMounts = sidecar(p).volumeMounts!.filter((m) => m.name !== 'spool')))).toMatch(/is on no mounted volume/);
+        expect(brokenSpool((_p, s) => (s.SPOOL_PATH = 'spool'))).toMatch(/SPOOL_PATH spool is relative/);
+      });
+
+      it('SPOOL_PATH on a volume mounted read-only', () => {
+        expect(brokenSpool((p) => (spoolMount(p).readOnly = true))).toMatch(/SPOOL_PATH \/var\/spool\/pod-sidecar is on the volume spool, mounted read-only at \/var\/spool\/pod-sidecar/);
+      });
+
+      it('SPOOL_PATH left to its default, in the shared emptyDir', () => {
+        expect(brokenSpool((_p, s) => delete s.SPOOL_PATH)).toMatch(
+          /is not below the size of the emptyDir shared \(sizeLimit 16Mi\), 16777216 bytes \(16 MiB\), where SPOOL_PATH is: the kubelet evicts a pod whose emptyDir grows past its sizeLimit, and the spool is lost with the pod/,
+        );
+      });
+
+      it('an emptyDir without sizeLimit, in memory, or a volume of another kind', () => {
+        const onShared = (change: (v: Volume) => void) => brokenSpool((p, s) => {
+          delete s.SPOOL_PATH;
+          change(p.spec.volumes!.find((v) => v.name === 'shared')!);
+        });
+        expect(onShared((v) => delete v.emptyDir!.sizeLimit)).toMatch(/SPOOL_PATH \/shared\/spool: the emptyDir shared has no sizeLimit/);
+        expect(onShared((v) => (v.emptyDir!.medium = 'Memory'))).toMatch(/the emptyDir shared is in memory \(medium: Memory\)/);
+        expect(onShared((v) => {
+          delete v.emptyDir;
+          v.hostPath = { path: '/data' };
+        })).toMatch(/the volume shared is hostPath: the spool needs an emptyDir with a sizeLimit or a PersistentVolumeClaim/);
+      });
+
+      it("in every example: spool mode in the smee client pod, on the base component's 64Mi shared volume", () => {
+        const smeeDir = join(K8S, 'examples/smee-client-pod');
+        const spoolIn = (change: (pod: PodTemplate, settings: Record<string, string>, objects: K8sObject[]) => void) => {
+          const objects = structuredClone(build(smeeDir));
+          const [pod] = podTemplates(objects, smeeDir);
+          const settings = (objects.find((o) => o.kind === 'ConfigMap') as K8sObject & { data: Record<string, string> }).data;
+          settings.RELAY_MODE = 'spool';
+          change(pod, settings, objects);
+          return sidecarProblems(pod, configMaps(objects)).join('\n');
+        };
+        const text = spoolIn(() => undefined);
+        expect(text).toMatch(/RELAY_MODE=spool without SPOOL_MAX_BYTES/);
+        expect(text).toMatch(/SPOOL_MAX_BYTES 1073741824 \(1 GiB\) is not below the size of the emptyDir shared \(sizeLimit 64Mi\), 67108864 bytes \(64 MiB\).*the kubelet evicts/);
+        expect(spoolIn((_p, s) => (s.SPOOL_MAX_BYTES = '33554432'))).toBe(''); // 32 MiB of 64Mi
+        expect(spoolIn((_p, s) => (s.SPOOL_MAX_BYTES = '50000000'))).toMatch(/leaves 16\.32 MiB of the emptyDir shared \(sizeLimit 64Mi\).*keep at least 32 MiB/);
+
+        // A Deployment whose spool is on a PersistentVolumeClaim of its own: the claim must be in the build.
+        const onClaim = (claim: K8sObject | null, readOnly = false) => spoolIn((p, s, objects) => {
+          s.SPOOL_PATH = '/spool';
+          s.SPOOL_MAX_BYTES = '800000000';
+          const sc = allContainers(p.spec).find(isSidecar)!;
+          sc.volumeMounts!.push({ name: 'spool', mountPath: '/spool' });
+          p.spec.volumes!.push({ name: 'spool', persistentVolumeClaim: { claimName: 'webhook-spool', readOnly } });
+          if (claim) objects.push(claim);
+        });
+        const claim = (storage: string): K8sObject => ({
+          apiVersion: 'v1', kind: 'PersistentVolumeClaim', metadata: { name: 'webhook-spool' },
+          spec: { accessModes: ['ReadWriteOnce'], resources: { requests: { storage } } },
+        });
+        expect(onClaim(claim('1Gi'))).toBe('');
+        expect(onClaim(claim('800M'))).toMatch(/SPOOL_MAX_BYTES 800000000 \(762\.94 MiB\) is not below the size of the PersistentVolumeClaim webhook-spool \(requests 800M\)/);
+        expect(onClaim(null)).toMatch(/the PersistentVolumeClaim webhook-spool of volume spool is not part of the build/);
+        expect(onClaim(claim('1Gi'), true)).toMatch(/the volume spool \(PersistentVolumeClaim webhook-spool\) is readOnly/);
       });
     });
 

@@ -171,11 +171,7 @@ export class RelayServer implements OnApplicationShutdown {
       case 'stored':
       case 'duplicate': {
         this.metrics.spoolAnswered('spooled', 202, seconds);
-        if (reply.finished) return;
-        const body = `{"id":"${receipt.id}"}`;
-        reply.head(202, 'Accepted', `content-type: application/json\r\ncontent-length: ${body.length}\r\n`, Framing.Given);
-        reply.write(Buffer.from(body));
-        reply.end();
+        if (!reply.finished) reply.send(202, 'Accepted', 'application/json', Buffer.from(`{"id":"${receipt.id}"}`));
         return;
       }
       case 'full':
@@ -226,10 +222,7 @@ export class RelayServer implements OnApplicationShutdown {
   private interceptHealthEvent(reply: Reply, id: string): void {
     const own = this.roundTrips.receive(id);
     this.metrics.count('health_event');
-    const body = own ? OWN_EVENT : FOREIGN_EVENT;
-    reply.head(200, 'OK', `content-type: application/json\r\ncontent-length: ${body.length}\r\n`, Framing.Given);
-    reply.write(body);
-    reply.end();
+    reply.send(200, 'OK', 'application/json', own ? OWN_EVENT : FOREIGN_EVENT);
   }
 
   private tooLarge(declared: string | undefined, reply: Reply): void {
@@ -279,6 +272,14 @@ class Relayed implements ResponseHandler {
     if (this.reply.write(chunk)) return true;
     this.reply.onDrain(this.resume);
     return false;
+  }
+
+  readStart(): void {
+    this.reply.cork();
+  }
+
+  readEnd(): void {
+    this.reply.uncork();
   }
 
   onEnd(): void {

@@ -88,11 +88,16 @@ export class Reply {
     // A caller that knows when an idle connection closes does not send on one being closed.
     if (!this.keepAlive) head += 'connection: close\r\n';
     else head += this.conn.keepAliveHeader;
-    const s = this.socket;
-    // Head and body leave in one write when they are at hand in the same tick.
-    s.cork();
-    process.nextTick(uncork, s);
-    s.write(head + '\r\n', 'latin1');
+    this.socket.write(head + '\r\n', 'latin1');
+  }
+
+  /** Writes from here to `uncork()` leave in one system call. */
+  cork(): void {
+    this.socket.cork();
+  }
+
+  uncork(): void {
+    this.socket.uncork();
   }
 
   /** false: the caller's buffer is full; wait for `onDrain`. */
@@ -135,10 +140,16 @@ export class Reply {
   /** A JSON error answer: `{"error": code, "message": text}`. After a head went out, the connection is cut instead. */
   json(status: number, error: string, message: string): void {
     if (this.headersSent) return this.destroy();
-    const body = JSON.stringify({ error, message });
-    this.head(status, STATUS_CODES[status] ?? '', `content-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n`, Framing.Given);
+    this.send(status, STATUS_CODES[status] ?? '', 'application/json', Buffer.from(JSON.stringify({ error, message })));
+  }
+
+  /** A whole answer of the relay's own, in one write. */
+  send(status: number, message: string, contentType: string, body: Buffer): void {
+    this.socket.cork();
+    this.head(status, message, `content-type: ${contentType}\r\ncontent-length: ${body.length}\r\n`, Framing.Given);
     this.socket.write(body);
     this.end();
+    this.socket.uncork();
   }
 
   /** Cuts the connection: what the caller got so far is all it gets. */
@@ -147,10 +158,6 @@ export class Reply {
     this.socket.destroy();
     this.over();
   }
-}
-
-function uncork(s: Socket): void {
-  s.uncork();
 }
 
 class InboundConnection {

@@ -26,6 +26,9 @@ export interface ResponseHandler {
   onEnd(): void;
   /** Called at most once, and never after onEnd. */
   onError(err: UpstreamError): void;
+  /** Around each read from the destination: what one read produces can leave in one write. */
+  readStart(): void;
+  readEnd(): void;
 }
 
 export type UpstreamFailure = 'connect' | 'timeout' | 'closed' | 'protocol';
@@ -128,7 +131,10 @@ class Connection {
   }
 
   private onData(d: Buffer): void {
+    const handler = this.exchange?.handler;
+    handler?.readStart();
     const r = this.parser.execute(d);
+    handler?.readEnd();
     if (typeof r !== 'number') {
       this.failExchange(new UpstreamError(`malformed response from the destination (${r.code})`, 'protocol', r.code));
       this.socket.destroy();

@@ -1,4 +1,4 @@
-import { Agent, Dispatcher } from 'undici';
+import type { Agent, Dispatcher } from 'undici';
 import type { Route } from '../dispatch/dispatch-table';
 import { applyHeaderPatches } from '../dispatch/header-patches';
 import { destinationPath, forwardRequestHeaders, headerNameIs } from '../forwarding';
@@ -21,6 +21,9 @@ export class DeliveryClient {
   private readonly agent: Agent;
 
   constructor(private readonly timeoutMs: number, connectionsPerOrigin: number) {
+    // Loaded here, in spool mode only: the proxy's own client is http1/upstream, and undici costs start-up time and memory.
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { Agent } = require('undici') as typeof import('undici');
     this.agent = new Agent({
       connections: connectionsPerOrigin,
       keepAliveTimeout: 4_000,
