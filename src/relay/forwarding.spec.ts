@@ -1,4 +1,4 @@
-import { clientAddress, destinationPath, endToEndHeaders, forwardRequestHeaders, forwardResponseHead, headerNameIs, joinPath } from './forwarding';
+import { isHopByHop, notForwarded, clientAddress, destinationPath, endToEndHeaders, forwardRequestHeaders, forwardResponseHead, headerNameIs, joinPath } from './forwarding';
 
 describe('joinPath (as Go httputil joins)', () => {
   it.each([
@@ -97,6 +97,16 @@ describe('endToEndHeaders (what the spool keeps of a request)', () => {
     const raw = ['Host', 'relay:8080', 'Connection', 'close, X-Hop', 'X-Hop', '1', 'X-Forwarded-For', '192.0.2.1', 'Content-Type', 'application/json', 'Content-Length', '2'];
     const ctx = { destinationHost: 'app:3000', clientAddress: '10.0.0.7' };
     expect(forwardRequestHeaders(endToEndHeaders(raw), ctx)).toEqual(forwardRequestHeaders(raw, ctx));
+  });
+});
+
+describe('notForwarded', () => {
+  it('is exactly "hop-by-hop or written by the relay", in any case, without lower-casing common names', () => {
+    const names = ['Connection', 'KEEP-ALIVE', 'Proxy-Authorization', 'proxy-anything', 'TE', 'Trailer', 'Transfer-Encoding', 'Upgrade',
+      'Host', 'Content-Length', 'X-Forwarded-Proto', 'x-forwarded-host', 'Expect',
+      'Content-Type', 'X-Forwarded-For', 'X-GitHub-Event', 'X-Hub-Signature-256', 'Accept', 'User-Agent', 'Tee', 'Proxy', 'Hosts', 'Expected', 'Content-Lengths'];
+    const dropped = new Set(['host', 'content-length', 'x-forwarded-proto', 'x-forwarded-host', 'expect']);
+    for (const name of names) expect([name, notForwarded(name)]).toEqual([name, dropped.has(name.toLowerCase()) || isHopByHop(name.toLowerCase())]);
   });
 });
 

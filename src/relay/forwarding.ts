@@ -24,6 +24,20 @@ export function isHopByHop(lowerName: string): boolean {
 }
 
 /**
+ * isHopByHop(name) || REPLACED.has(name) for a name as it came on the wire, without
+ * lower-casing it: the hot path runs it on every request header.
+ */
+export function notForwarded(name: string): boolean {
+  const c = name.charCodeAt(0) | 32;
+  // Every such name starts with c, e, h, k, p, t, u or x.
+  if (c !== 99 && c !== 101 && c !== 104 && c !== 107 && c !== 112 && c !== 116 && c !== 117 && c !== 120) return false;
+  if (c === 120 && name.length !== 16 && name.length !== 17) return false;
+  if (c === 99 && name.length !== 14 && name.length !== 10) return false;
+  const lower = name.toLowerCase();
+  return REPLACED.has(lower) || isHopByHop(lower);
+}
+
+/**
  * Whether a header name as it came on the wire is `lowerName`, ignoring ASCII case.
  * Compares in place: the hot path lower-cases no string to find out.
  */
@@ -83,7 +97,7 @@ export function destinationPath(destination: URL, requestUrl: string): string {
 function connectionListed(rawHeaders: string[]): Set<string> | null {
   let listed: Set<string> | null = null;
   for (let i = 0; i < rawHeaders.length; i += 2) {
-    if (rawHeaders[i].length === 10 && rawHeaders[i].toLowerCase() === 'connection') {
+    if (headerNameIs(rawHeaders[i], 'connection')) {
       for (const token of rawHeaders[i + 1].split(',')) {
         const t = token.trim().toLowerCase();
         if (t) (listed ??= new Set()).add(t);
@@ -112,16 +126,15 @@ export function forwardRequestHeaders(rawHeaders: string[], ctx: ForwardContext)
   let forwardedFor = '';
   for (let i = 0; i < rawHeaders.length; i += 2) {
     const name = rawHeaders[i];
-    const lower = name.toLowerCase();
-    if (lower === 'host') {
+    if (headerNameIs(name, 'host')) {
       originalHost = rawHeaders[i + 1];
       continue;
     }
-    if (lower === 'x-forwarded-for') {
+    if (headerNameIs(name, 'x-forwarded-for')) {
       forwardedFor = forwardedFor ? `${forwardedFor}, ${rawHeaders[i + 1]}` : rawHeaders[i + 1];
       continue;
     }
-    if (REPLACED.has(lower) || isHopByHop(lower) || (listed !== null && listed.has(lower))) continue;
+    if (notForwarded(name) || (listed !== null && listed.has(name.toLowerCase()))) continue;
     out.push(name, rawHeaders[i + 1]);
   }
   const client = ctx.clientAddress ?? '';

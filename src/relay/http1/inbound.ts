@@ -1,6 +1,7 @@
 import { STATUS_CODES } from 'node:http';
 import { createServer, Server, Socket } from 'node:net';
 import { headerNameIs } from '../forwarding';
+import { Deadlines, Expiring } from './deadlines';
 import { createParser, methodName, Parser, REQUEST } from './llhttp';
 
 /**
@@ -160,7 +161,8 @@ export class Reply {
   }
 }
 
-class InboundConnection {
+class InboundConnection implements Expiring {
+  deadline: number;
   readonly keepAliveHeader: string;
   private readonly parser: Parser;
   /** Headers in, body arriving. */
@@ -181,7 +183,8 @@ class InboundConnection {
   ) {
     this.keepAliveHeader = server.keepAliveHeader;
     socket.setNoDelay(true);
-    socket.setTimeout(server.options.keepAliveMs);
+    server.deadlines.add(this);
+    this.deadline = server.deadlines.now + server.options.keepAliveMs;
     this.parser = createParser(REQUEST, {
       headersComplete: (major, minor, headers, method, url, _s, _m, upgrade, keepAlive) =>
         this.onHeaders(methodName(method), url ?? '/', headers ?? [], major === 1 && minor === 0, upgrade, keepAlive),
@@ -189,7 +192,6 @@ class InboundConnection {
       messageComplete: () => this.onComplete(),
     });
     socket.on('data', (d: Buffer) => this.onData(d));
-    socket.on('timeout', () => this.onTimeout());
     socket.on('error', () => undefined);
     socket.on('close', () => this.onClose());
   }
@@ -210,7 +212,7 @@ class InboundConnection {
     if (this.discarding) return;
     if (!this.receiving && this.current === null) {
       this.receiving = true;
-      this.socket.setTimeout(this.server.options.requestTimeoutMs);
+      this.deadline = this.server.deadlines.now + this.server.options.requestTimeoutMs;
     }
     const r = this.parser.execute(d);
     if (typeof r !== 'number') this.malformed(r.code);
@@ -273,13 +275,13 @@ class InboundConnection {
       this.deferred = null;
       if (answer !== null) answer();
       else if (this.discarding) this.socket.destroySoon();
-      else this.socket.setTimeout(this.receiving ? this.server.options.requestTimeoutMs : this.server.options.keepAliveMs);
+      else this.deadline = this.server.deadlines.now + (this.receiving ? this.server.options.requestTimeoutMs : this.server.options.keepAliveMs);
       return;
     }
     const keepAlive = p.keepAlive && !p.tooLarge && !this.server.draining;
     const reply = new Reply(this, this.socket, keepAlive, p.http10);
     this.current = reply;
-    this.socket.setTimeout(0);
+    this.deadline = 0;
     const body = p.chunks.length === 0 ? null : p.chunks.length === 1 ? p.chunks[0] : Buffer.concat(p.chunks, p.size);
     const req: InboundRequest = { method: p.method, url: p.url, rawHeaders: p.rawHeaders, body, remoteAddress: this.socket.remoteAddress };
     if (p.tooLarge) this.server.handler.tooLarge(req, p.declared, reply);
@@ -312,7 +314,8 @@ class InboundConnection {
     else this.deferred = answer;
   }
 
-  private onTimeout(): void {
+  /** The deadline passed: a request that stopped arriving is answered 408; an idle connection is closed. */
+  expire(): void {
     if (this.current !== null) return;
     if (this.receiving || this.parsing !== null) {
       this.stopReading();
@@ -331,6 +334,7 @@ class InboundConnection {
   }
 
   private onClose(): void {
+    this.server.deadlines.delete(this);
     this.parser.close();
     this.server.connections.delete(this);
     const reply = this.current;
@@ -341,6 +345,7 @@ class InboundConnection {
 
 export class InboundServer {
   readonly connections = new Set<InboundConnection>();
+  readonly deadlines = new Deadlines();
   readonly net: Server;
   draining = false;
   readonly keepAliveHeader: string;

@@ -1,5 +1,6 @@
 import { connect as netConnect, Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
+import { Deadlines, Expiring } from './deadlines';
 import { createParser, Parser, RESPONSE } from './llhttp';
 
 /**
@@ -86,24 +87,26 @@ export class Exchange {
   }
 }
 
-class Connection {
+class Connection implements Expiring {
+  deadline: number;
   readonly socket: Socket;
   private readonly parser: Parser;
   exchange: Exchange | null = null;
   private informational = false;
   private keepAlive = false;
-  private reused = false;
 
   constructor(
     private readonly pool: OriginPool,
     target: Target,
     private readonly options: UpstreamOptions,
+    private readonly deadlines: Deadlines,
   ) {
     const port = target.port;
     this.socket = target.protocol === 'https:'
       ? tlsConnect({ host: target.hostname, port, servername: isIp(target.hostname) ? undefined : target.hostname, ALPNProtocols: ['http/1.1'] })
       : netConnect({ host: target.hostname, port, noDelay: true });
-    this.socket.setTimeout(options.connectTimeoutMs);
+    deadlines.add(this);
+    this.deadline = deadlines.now + options.connectTimeoutMs;
     this.parser = createParser(RESPONSE, {
       headersComplete: (_maj, _min, headers, _m, _u, status, message, _upgrade, keepAlive) => this.onHead(status ?? 0, message ?? '', headers ?? [], keepAlive),
       body: (chunk) => {
@@ -113,7 +116,6 @@ class Connection {
     });
     this.socket.on('data', (d: Buffer) => this.onData(d));
     this.socket.on('end', () => this.onEnd());
-    this.socket.on('timeout', () => this.onTimeout());
     this.socket.on('error', (e: NodeJS.ErrnoException) => this.failExchange(failure(e, this.socket.connecting)));
     this.socket.on('close', () => this.onClose());
   }
@@ -122,7 +124,8 @@ class Connection {
     this.exchange = exchange;
     exchange.conn = this;
     this.informational = false;
-    if (this.reused) this.socket.setTimeout(this.options.timeoutMs);
+    // A connection still connecting keeps its connect deadline until markReady.
+    if (!this.socket.connecting) this.deadline = this.deadlines.now + this.options.timeoutMs;
     const s = this.socket;
     s.cork();
     s.write(exchange.head, 'latin1');
@@ -131,6 +134,8 @@ class Connection {
   }
 
   private onData(d: Buffer): void {
+    // While a response is due, the timeout counts from the last byte the destination sent.
+    if (this.exchange !== null) this.deadline = this.deadlines.now + this.options.timeoutMs;
     const handler = this.exchange?.handler;
     handler?.readStart();
     const r = this.parser.execute(d);
@@ -165,8 +170,7 @@ class Connection {
     this.exchange = null;
     if (ex !== null) ex.conn = null;
     if (this.keepAlive && !this.socket.destroyed) {
-      this.reused = true;
-      this.socket.setTimeout(this.options.keepAliveMs);
+      this.deadline = this.deadlines.now + this.options.keepAliveMs;
       // A slow caller may have paused it; the next response on it must be read.
       this.socket.resume();
       this.pool.release(this);
@@ -186,7 +190,7 @@ class Connection {
     this.socket.destroy();
   }
 
-  private onTimeout(): void {
+  expire(): void {
     if (this.exchange !== null) {
       const connecting = this.socket.connecting;
       this.failExchange(connecting
@@ -197,6 +201,7 @@ class Connection {
   }
 
   private onClose(): void {
+    this.deadlines.delete(this);
     this.failExchange(new UpstreamError('the connection to the destination closed', 'closed'));
     this.parser.close();
     this.pool.forget(this);
@@ -210,9 +215,9 @@ class Connection {
     ex.fail(err);
   }
 
-  /** Whether the connection has been used before (then the connect timeout no longer applies). */
+  /** Connected: from now on the response's timeout applies. */
   markReady(): void {
-    this.socket.setTimeout(this.options.timeoutMs);
+    this.deadline = this.deadlines.now + (this.exchange !== null ? this.options.timeoutMs : this.options.keepAliveMs);
   }
 }
 
@@ -225,6 +230,7 @@ export class OriginPool {
   constructor(
     private readonly target: Target,
     private readonly options: UpstreamOptions,
+    private readonly deadlines: Deadlines,
   ) {}
 
   send(exchange: Exchange): void {
@@ -233,7 +239,7 @@ export class OriginPool {
     if (conn !== undefined) return conn.start(exchange);
     if (this.open < this.options.maxConnections) {
       this.open++;
-      const fresh = new Connection(this, this.target, this.options);
+      const fresh = new Connection(this, this.target, this.options, this.deadlines);
       fresh.socket.once('connect', () => fresh.markReady());
       fresh.socket.once('secureConnect', () => fresh.markReady());
       return fresh.start(exchange);
@@ -275,6 +281,7 @@ export class OriginPool {
 /** Every destination's pool, made on first use. */
 export class UpstreamClient {
   private readonly pools = new Map<string, OriginPool>();
+  private readonly deadlines = new Deadlines();
   private closed = false;
 
   constructor(private readonly options: UpstreamOptions) {}
@@ -285,7 +292,7 @@ export class UpstreamClient {
    */
   request(target: Target, head: string, body: Buffer | null, bodyless: boolean, handler: ResponseHandler): Exchange {
     let pool = this.pools.get(target.origin);
-    if (pool === undefined) this.pools.set(target.origin, (pool = new OriginPool(target, this.options)));
+    if (pool === undefined) this.pools.set(target.origin, (pool = new OriginPool(target, this.options, this.deadlines)));
     const exchange = new Exchange(head, body, bodyless, handler, pool);
     if (this.closed) exchange.fail(new UpstreamError('the relay is shutting down', 'closed'));
     else pool.send(exchange);
