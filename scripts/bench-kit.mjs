@@ -161,6 +161,18 @@ export async function startNginxProxy(downstreamPort) {
   return { port, proc: p };
 }
 
+/**
+ * The image's NODE_OPTIONS, with the old-space share turned into what it comes to under the
+ * example manifests' 256 Mi limit: this machine has no cgroup limit, so 50 % of its RAM
+ * would let garbage pile up far past what a pod would ever hold.
+ */
+export function imageNodeOptions() {
+  const nodeOptions = (/NODE_OPTIONS="([^"]*)"/.exec(readFileSync(join(root, 'Dockerfile'), 'utf8'))?.[1] ?? '')
+    .replace(/--max-old-space-size-percentage=(\d+)/, (_, pct) => `--max-old-space-size=${Math.round((256 * Number(pct)) / 100)}`);
+  if (!nodeOptions) throw new Error('no NODE_OPTIONS found in the Dockerfile: the bench would not measure the image\'s settings');
+  return nodeOptions;
+}
+
 /** The image's compile cache (scripts/warm-compile-cache.cjs), made once per run. */
 let compileCache = null;
 function imageCompileCache() {
@@ -177,12 +189,7 @@ function imageCompileCache() {
  */
 export async function startSidecar(downstreamPort, extraEnv = {}, { withoutCompileCache = false } = {}) {
   const [relay, management] = [await freePort(), await freePort()];
-  // The image's flags, with the old-space share turned into what it comes to under the
-  // example manifests' 256 Mi limit: this machine has no cgroup limit, so 50 % of its RAM
-  // would let garbage pile up far past what a pod would ever hold.
-  const nodeOptions = (/NODE_OPTIONS="([^"]*)"/.exec(readFileSync(join(root, 'Dockerfile'), 'utf8'))?.[1] ?? '')
-    .replace(/--max-old-space-size-percentage=(\d+)/, (_, pct) => `--max-old-space-size=${Math.round((256 * Number(pct)) / 100)}`);
-  if (!nodeOptions) throw new Error('no NODE_OPTIONS found in the Dockerfile: the bench would not measure the image\'s settings');
+  const nodeOptions = imageNodeOptions();
   const shared = mkdtempSync(join(work, 'shared-'));
   const cache = withoutCompileCache ? {} : { NODE_COMPILE_CACHE: imageCompileCache() };
   const t0 = performance.now();

@@ -9,10 +9,10 @@ import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
-import { arg, bodyBytes, cleanUp, CONNECTIONS, kib, load, NGINX, root, startDownstream, startNginxProxy, startSidecar, stop, TASKSET, TEST_CORE, twoCores, work, WRK } from './bench-kit.mjs';
+import { arg, bodyBytes, cleanUp, CONNECTIONS, freePort, imageNodeOptions, kib, load, NGINX, pin, root, start, startDownstream, startNginxProxy, startSidecar, stop, TASKSET, TEST_CORE, twoCores, waitHttp, work, WRK } from './bench-kit.mjs';
 
 const DURATION = Number(arg('duration', '10'));
-const ROWS = arg('rows', 'a,b,c,d,e').split(',');
+const ROWS = arg('rows', 'a,b,c,d,e,f').split(',');
 const run = (port) => load(port, { seconds: DURATION });
 let noCacheColdMs = NaN;
 
@@ -69,6 +69,17 @@ try {
     return sidecarRow(downstreamPort, { SIDECAR_CONFIG: file });
   });
   await row('e', '(e) pod-sidecar relay, spool mode', () => sidecarRow(downstreamPort, { RELAY_MODE: 'spool', SPOOL_DEDUP_HEADER: 'none', SPOOL_MAX_BYTES: String(8 * 1024 ** 3) }));
+  await row('f', '(f) reference: node:http + undici, bare', async () => {
+    const nodeOptions = imageNodeOptions();
+    const port = await freePort();
+    const p = start(pin(TEST_CORE, [process.execPath, join(root, 'scripts', 'bench-reference-relay.cjs'), String(port), String(downstreamPort)]), { env: { PATH: process.env.PATH, NODE_OPTIONS: nodeOptions } });
+    await waitHttp(`http://127.0.0.1:${port}/`);
+    await run(port);
+    const r = await run(port);
+    const peakKiB = kib(p.pid, 'VmHWM');
+    await stop(p);
+    return { ...r, peakMiB: peakKiB / 1024 };
+  });
   if (ROWS.includes('c')) {
     process.stderr.write('bench: cold start without the compile cache…\n');
     const s = await startSidecar(downstreamPort, {}, { withoutCompileCache: true });
@@ -82,15 +93,16 @@ try {
 // --- the table ------------------------------------------------------------------------------
 const a = results.find((r) => r.key === 'a' && r.rps);
 const b = results.find((r) => r.key === 'b' && r.rps);
+const ref = results.find((r) => r.key === 'f' && r.rps);
 const f = (n, d = 0) => (Number.isFinite(n) ? n.toFixed(d) : '–');
 const ratio = (r, base) => (base && r.rps ? `${(r.rps / base.rps).toFixed(2)}×` : '–');
-const cells = [['setup', 'req/s', 'p50 ms', 'p99 ms', 'errors', 'vs (a)', 'vs (b)', 'p99 vs (b)', 'idle RSS MiB', 'peak RSS MiB', 'cold start ms']];
+const cells = [['setup', 'req/s', 'p50 ms', 'p99 ms', 'errors', 'vs (a)', 'vs (b)', 'p99 vs (b)', 'vs (f)', 'idle RSS MiB', 'peak RSS MiB', 'cold start ms']];
 for (const r of results) {
   if (r.note) {
-    cells.push([r.label, `not measured: ${r.note}`, '', '', '', '', '', '', '', '', '']);
+    cells.push([r.label, `not measured: ${r.note}`, '', '', '', '', '', '', '', '', '', '']);
     continue;
   }
-  cells.push([r.label, f(r.rps), f(r.p50, 2), f(r.p99, 2), String(r.errors), ratio(r, a), ratio(r, b), b && r.p99 ? `${(r.p99 / b.p99).toFixed(2)}×` : '–', f(r.idleMiB, 1), f(r.peakMiB, 1), f(r.coldMs)]);
+  cells.push([r.label, f(r.rps), f(r.p50, 2), f(r.p99, 2), String(r.errors), ratio(r, a), ratio(r, b), b && r.p99 ? `${(r.p99 / b.p99).toFixed(2)}×` : '–', ratio(r, ref), f(r.idleMiB, 1), f(r.peakMiB, 1), f(r.coldMs)]);
 }
 const widths = cells[0].map((_, i) => Math.max(...cells.map((c) => c[i].length)));
 const line = (c) => `| ${c.map((x, i) => x.padEnd(widths[i])).join(' | ')} |`;

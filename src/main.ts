@@ -1,5 +1,6 @@
 import 'reflect-metadata';
 import { EXIT_CONFIG, formatProblems, loadConfig } from './config/load-config';
+import { withLazyDateTimeFormat } from './lazy-date-time-format';
 import { JsonLogger } from './logging/json-logger';
 
 async function main(): Promise<void> {
@@ -13,7 +14,8 @@ async function main(): Promise<void> {
   let sidecar;
   try {
     // Loaded only now: a configuration error is reported without paying for the module graph.
-    const { startSidecar } = await import('./sidecar');
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { startSidecar } = withLazyDateTimeFormat(() => require('./sidecar') as typeof import('./sidecar'));
     sidecar = await startSidecar(config, logger);
   } catch (e) {
     logger.error({ msg: 'start-up failed', reason: (e as Error).message });

@@ -150,6 +150,19 @@ describe.each(SHELLS)('wait-for-idle.sh under $name', (shell) => {
     if (c.stderr !== undefined) expect(r.stderr).toBe(fill(c.stderr));
   });
 
+  it('waits the whole timeout even when the clock turns a second between its first two readings', async () => {
+    // date(1) has whole seconds: a script that compared two readings alone would time out at once.
+    const turning = join(base, `turning-clock-${shell.name.replace(/\W/g, '-')}`);
+    mkdirSync(turning, { recursive: true });
+    const marker = join(turning, 'turned');
+    rmSync(marker, { force: true });
+    writeFileSync(join(turning, 'date'), '#!/bin/sh\n[ "$1" = +%s ] || exit 64\nif [ -e "$CLOCK_TURNED" ]; then echo $((FAKE_NOW + 1)); else : >"$CLOCK_TURNED"; echo "$FAKE_NOW"; fi\n', { mode: 0o755 });
+    writeFileSync(stateFile, state({ active: 1, idle: null }));
+    const r = await runAsync([sh, script, '1'], `${turning}${delimiter}${path}`, { FAKE_NOW: String(NOW), CLOCK_TURNED: marker });
+    expect(r).toMatchObject({ code: 1, stderr: 'Timed out after 1s: 1 active connection(s)\n' });
+    expect(r.ms).toBeGreaterThan(900);
+  });
+
   it('on the real clock: waits while busy and returns once idle; times out; gives up when the file goes stale', async () => {
     const now = () => Math.floor(Date.now() / 1000);
     const files = { settles: join(base, `settles-${shell.name}.txt`), busy: join(base, `busy-${shell.name}.txt`), dies: join(base, `dies-${shell.name}.txt`) };

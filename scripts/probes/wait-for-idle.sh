@@ -64,8 +64,11 @@ is_number() {
   esac
 }
 
+# Time waited is counted in sleeps, not read off the clock alone: date(1) has whole
+# seconds, and START and NOW read either side of a second's turn would end a 1 s wait at
+# once. The clock still bounds it (a slow loop stops at TIMEOUT + 1 by the clock).
 START=$(date +%s)
-DEADLINE=$((START + TIMEOUT))
+WAITED=0
 while :; do
   NOW=$(date +%s)
   read_state || give_up "Connections state missing: $STATE_FILE (is the sidecar running with MONITOR_PORT set?)"
@@ -90,13 +93,14 @@ while :; do
       exit 0
     fi
   fi
-  if [ "$NOW" -ge "$DEADLINE" ]; then
+  if [ "$WAITED" -ge "$TIMEOUT" ] || [ "$((NOW - START))" -gt "$TIMEOUT" ]; then
     if [ "$ACTIVE" -gt 0 ]; then
-      printf 'Timed out after %ss: %s active connection(s)\n' "$((NOW - START))" "$ACTIVE" >&2
+      printf 'Timed out after %ss: %s active connection(s)\n' "$WAITED" "$ACTIVE" >&2
     else
-      printf 'Timed out after %ss: idle for %ss only (settle time %ss)\n' "$((NOW - START))" "$((IDLE < 0 ? 0 : IDLE))" "$SETTLE" >&2
+      printf 'Timed out after %ss: idle for %ss only (settle time %ss)\n' "$WAITED" "$((IDLE < 0 ? 0 : IDLE))" "$SETTLE" >&2
     fi
     exit 1
   fi
   sleep 1
+  WAITED=$((WAITED + 1))
 done

@@ -1,5 +1,6 @@
 import { Injectable } from '@nestjs/common';
-import axios, { AxiosInstance } from 'axios';
+import type { AxiosInstance } from 'axios';
+import { createHttpClient } from '../http/http-client';
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
 import type { Readable } from 'node:stream';
@@ -16,7 +17,7 @@ export const LOAD_ANSWER_LIMIT = 64 * 1024;
  */
 @Injectable()
 export class UpstreamClient {
-  private readonly http: AxiosInstance = axios.create({
+  private readonly http: AxiosInstance = createHttpClient({
     // A fresh connection per poll: a pooled socket that the upstream closed between polls
     // would fail a check that says nothing about the upstream.
     httpAgent: new HttpAgent({ keepAlive: false }),

@@ -2,7 +2,8 @@ import { Injectable, Logger, OnApplicationShutdown } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
 import { SchedulerRegistry } from '@nestjs/schedule';
 import { InjectMetric, makeCounterProvider, makeGaugeProvider, makeHistogramProvider } from '@willsoto/nestjs-prometheus';
-import axios, { AxiosInstance } from 'axios';
+import type { AxiosInstance } from 'axios';
+import { createHttpClient } from '../http/http-client';
 import { randomUUID } from 'node:crypto';
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
@@ -58,7 +59,7 @@ export class HealthCheckService implements OnApplicationShutdown {
     this.config = configService.get('healthCheck', { infer: true })!;
     // A fresh connection per check, as smee-sidecar does: a pooled socket to a proxy in
     // front of the smee server can go stale between checks 30 s apart.
-    this.http = axios.create({
+    this.http = createHttpClient({
       httpAgent: new HttpAgent({ keepAlive: false }),
       httpsAgent: new HttpsAgent({ keepAlive: false, rejectUnauthorized: !this.config.insecureSkipVerify }),
       validateStatus: () => true,

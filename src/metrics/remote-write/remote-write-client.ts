@@ -1,6 +1,7 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
-import axios, { AxiosInstance } from 'axios';
+import type { AxiosInstance } from 'axios';
+import { createHttpClient } from '../../http/http-client';
 import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { Agent as HttpAgent } from 'node:http';
@@ -46,7 +47,7 @@ export class RemoteWriteClient {
   constructor(configService: ConfigService<SidecarConfig, true>) {
     this.config = configService.get('remoteWrite', { infer: true })!;
     const { tls } = this.config;
-    this.http = axios.create({
+    this.http = createHttpClient({
       httpAgent: new HttpAgent({ keepAlive: true, maxSockets: 1 }),
       httpsAgent: new HttpsAgent({
         keepAlive: true,

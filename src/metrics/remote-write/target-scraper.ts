@@ -1,5 +1,6 @@
 import { Injectable } from '@nestjs/common';
-import axios, { AxiosInstance } from 'axios';
+import type { AxiosInstance } from 'axios';
+import { createHttpClient } from '../../http/http-client';
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
 import type { ScrapeTarget } from '../../config/sidecar-config';
@@ -15,7 +16,7 @@ export const MAX_EXPOSITION_BYTES = 16 * 1024 * 1024;
 /** Reads the main container's /metrics in the text format and parses it. */
 @Injectable()
 export class TargetScraper {
-  private readonly http: AxiosInstance = axios.create({
+  private readonly http: AxiosInstance = createHttpClient({
     httpAgent: new HttpAgent({ keepAlive: true }),
     // Targets are the pod's own containers, often on a self-signed certificate.
     httpsAgent: new HttpsAgent({ keepAlive: true, rejectUnauthorized: false }),

@@ -1,5 +1,6 @@
 import { connect as netConnect, Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
+import { headerNameIs } from '../forwarding';
 import { Deadlines, Expiring } from './deadlines';
 import { createParser, Parser, RESPONSE } from './llhttp';
 
@@ -94,6 +95,8 @@ class Connection implements Expiring {
   exchange: Exchange | null = null;
   private informational = false;
   private keepAlive = false;
+  /** How long this connection may sit idle: ours, or less when the destination says it closes sooner. */
+  private idleMs: number;
 
   constructor(
     private readonly pool: OriginPool,
@@ -107,6 +110,7 @@ class Connection implements Expiring {
       : netConnect({ host: target.hostname, port, noDelay: true });
     deadlines.add(this);
     this.deadline = deadlines.now + options.connectTimeoutMs;
+    this.idleMs = options.keepAliveMs;
     this.parser = createParser(RESPONSE, {
       headersComplete: (_maj, _min, headers, _m, _u, status, message, _upgrade, keepAlive) => this.onHead(status ?? 0, message ?? '', headers ?? [], keepAlive),
       body: (chunk) => {
@@ -155,6 +159,7 @@ class Connection implements Expiring {
       return 1;
     }
     this.keepAlive = keepAlive;
+    if (keepAlive) this.idleMs = idleTimeout(headers, this.options.keepAliveMs);
     ex.answered = true;
     // From here the response may take as long as it needs between pieces, up to the timeout.
     ex.handler.onHead(status, message, headers);
@@ -169,8 +174,8 @@ class Connection implements Expiring {
     const ex = this.exchange;
     this.exchange = null;
     if (ex !== null) ex.conn = null;
-    if (this.keepAlive && !this.socket.destroyed) {
-      this.deadline = this.deadlines.now + this.options.keepAliveMs;
+    if (this.keepAlive && this.idleMs > 0 && !this.socket.destroyed) {
+      this.deadline = this.deadlines.now + this.idleMs;
       // A slow caller may have paused it; the next response on it must be read.
       this.socket.resume();
       this.pool.release(this);
@@ -303,6 +308,20 @@ export class UpstreamClient {
     this.closed = true;
     for (const pool of this.pools.values()) pool.close();
   }
+}
+
+/**
+ * How long a kept-alive connection may idle: `ours`, or a second less than the destination's
+ * `Keep-Alive: timeout=N` when that is shorter, so that the relay closes an idle connection
+ * before the destination does instead of sending a request into one being closed.
+ */
+export function idleTimeout(rawHeaders: string[], ours: number): number {
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    if (rawHeaders[i].length !== 10 || !headerNameIs(rawHeaders[i], 'keep-alive')) continue;
+    const m = /(?:^|[\s,;])timeout\s*=\s*(\d+)/i.exec(rawHeaders[i + 1]);
+    if (m !== null) return Math.max(0, Math.min(ours, Number(m[1]) * 1000 - 1000));
+  }
+  return ours;
 }
 
 function failure(e: NodeJS.ErrnoException, connecting: boolean): UpstreamError {
