@@ -184,14 +184,14 @@ function imageCompileCache() {
 }
 
 /**
- * The sidecar as the image runs it (same NODE_OPTIONS as the Dockerfile, its compile cache
- * unless `withoutCompileCache`), pinned to its core.
+ * The sidecar as the image runs it (same NODE_OPTIONS as the Dockerfile; with
+ * `compileCache`, the image's opt-in compile cache too), pinned to its core.
  */
-export async function startSidecar(downstreamPort, extraEnv = {}, { withoutCompileCache = false } = {}) {
+export async function startSidecar(downstreamPort, extraEnv = {}, { compileCache = false } = {}) {
   const [relay, management] = [await freePort(), await freePort()];
   const nodeOptions = imageNodeOptions();
   const shared = mkdtempSync(join(work, 'shared-'));
-  const cache = withoutCompileCache ? {} : { NODE_COMPILE_CACHE: imageCompileCache() };
+  const cache = compileCache ? { NODE_COMPILE_CACHE: imageCompileCache() } : {};
   const t0 = performance.now();
   const p = start(pin(TEST_CORE, [process.execPath, join(root, 'dist', 'main.js')]), {
     env: {

@@ -159,8 +159,9 @@ chmod 0755 "$SHARED" "$SCRATCH"
 setpriv "--reuid=$RUN_AS" "--regid=$RUN_AS" --clear-groups "$WORK/bin/node" -e 0 2>/dev/null ||
   fail "uid $RUN_AS cannot run $WORK/bin/node (is /tmp mounted noexec?)"
 
-# The image's compile cache: made as uid 65532 (Node keys it by uid), then root-owned and
-# read-only, as the Dockerfile does; the sidecar must take it as it is.
+# The image's compile cache (opt-in with NODE_COMPILE_CACHE): made as uid 65532 (Node keys
+# it by uid), then root-owned and read-only, as the Dockerfile does; the sidecar's modules
+# must load from it as it is. The sidecar below starts as the image does by default, without it.
 COMPILE_CACHE="$APP/.compile-cache"
 install -d -o "$RUN_AS" -g "$RUN_AS" "$COMPILE_CACHE"
 (cd "$APP" && setpriv "--reuid=$RUN_AS" "--regid=$RUN_AS" --clear-groups env -i "NODE_COMPILE_CACHE=$COMPILE_CACHE" \
@@ -247,7 +248,6 @@ SIDECAR_ENV=(
   "TMPDIR=$SCRATCH"
   "NODE_ENV=production"
   "NODE_OPTIONS=$NODE_OPTIONS_IMAGE"
-  "NODE_COMPILE_CACHE=$COMPILE_CACHE"
   "LISTEN_HOST=127.0.0.1"
   "RELAY_PORT=$RELAY_PORT"
   "MANAGEMENT_PORT=$MANAGEMENT_PORT"
