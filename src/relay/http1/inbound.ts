@@ -228,7 +228,7 @@ class InboundConnection implements Expiring {
       if (headerNameIs(name, 'content-length')) declared = rawHeaders[i + 1];
       else if (headerNameIs(name, 'expect') && rawHeaders[i + 1].toLowerCase() === '100-continue') expectContinue = true;
     }
-    const p: Pending = { method, url, rawHeaders, chunks: [], size: 0, keepAlive: keepAlive && !this.server.draining, http10, tooLarge: false, declared };
+    const p: Pending = { method, url, rawHeaders, chunks: [], size: 0, keepAlive, http10, tooLarge: false, declared };
     if (declared !== undefined && Number(declared) > this.server.options.maxBodyBytes) return this.refuse(p);
     // The caller waits for this before it sends the body; with answers still due ahead of it, it sends after its own wait.
     if (expectContinue && this.current === null && this.queue.length === 0) this.socket.write(CONTINUE, 'latin1');

@@ -58,8 +58,6 @@ export interface UpstreamOptions {
 export class Exchange {
   conn: Connection | null = null;
   finished = false;
-  /** A response head arrived: a failure after this cannot become an error answer. */
-  answered = false;
 
   constructor(
     readonly head: string,
@@ -160,7 +158,6 @@ class Connection implements Expiring {
     }
     this.keepAlive = keepAlive;
     if (keepAlive) this.idleMs = idleTimeout(headers, this.options.keepAliveMs);
-    ex.answered = true;
     // From here the response may take as long as it needs between pieces, up to the timeout.
     ex.handler.onHead(status, message, headers);
     return ex.bodyless ? 1 : 0;
@@ -276,10 +273,6 @@ export class OriginPool {
   close(): void {
     for (const c of this.idle.splice(0)) c.socket.destroy();
     for (const ex of this.queue.splice(0)) ex.fail(new UpstreamError('the relay is shutting down', 'closed'));
-  }
-
-  get connections(): number {
-    return this.open;
   }
 }
 
