@@ -52,6 +52,12 @@ export function headerNameIs(name: string, lowerName: string): boolean {
   return true;
 }
 
+/** The first value of a header in a flat [name, value, ...] list, found in any case. */
+export function headerValue(rawHeaders: readonly string[], lowerName: string): string | undefined {
+  for (let i = 0; i < rawHeaders.length; i += 2) if (headerNameIs(rawHeaders[i], lowerName)) return rawHeaders[i + 1];
+  return undefined;
+}
+
 /** A destination, resolved once: where to connect and what Host it expects. */
 export interface Destination {
   url: URL;
@@ -162,6 +168,19 @@ export function endToEndHeaders(rawHeaders: string[]): string[] {
     out.push(rawHeaders[i], rawHeaders[i + 1]);
   }
   return out;
+}
+
+/**
+ * A request's head for the destination: request line, `headers` (a flat [name, value, ...]
+ * list), the body's Content-Length, and the blank line. A request without a body gets
+ * `content-length: 0` only for the methods that always carry one.
+ */
+export function requestHead(method: string, path: string, headers: readonly string[], bodyLength: number | null): string {
+  let head = `${method} ${path} HTTP/1.1\r\n`;
+  for (let i = 0; i < headers.length; i += 2) head += `${headers[i]}: ${headers[i + 1]}\r\n`;
+  if (bodyLength !== null) head += `content-length: ${bodyLength}\r\n`;
+  else if (method === 'POST' || method === 'PUT' || method === 'PATCH') head += 'content-length: 0\r\n';
+  return head + '\r\n';
 }
 
 /** The destination's response head for the caller, as header lines, and how its body is delimited. */

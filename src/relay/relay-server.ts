@@ -6,7 +6,7 @@ import { redactHeaders } from '../logging/json-logger';
 import { DispatchRouter } from './dispatch/dispatch-router';
 import { Route, singleRoute } from './dispatch/dispatch-table';
 import { applyHeaderPatches } from './dispatch/header-patches';
-import { clientAddress, destinationPath, forwardRequestHeaders, forwardResponseHead, headerNameIs } from './forwarding';
+import { clientAddress, destinationPath, forwardRequestHeaders, forwardResponseHead, headerNameIs, headerValue, requestHead } from './forwarding';
 import { Framing, InboundRequest, InboundServer, Reply } from './http1/inbound';
 import { Exchange, ResponseHandler, UpstreamClient, UpstreamError } from './http1/upstream';
 import { RelayMetrics } from './relay-metrics';
@@ -129,17 +129,14 @@ export class RelayServer implements OnApplicationShutdown {
     if (dest === null) return this.noDestination(reply);
     if (this.traceRequests) this.trace(req, route, 'relaying');
     const headers = forwardRequestHeaders(req.rawHeaders, {
-      destinationHost: route.keepHost ? (hostOf(req.rawHeaders) ?? dest.host) : dest.host,
+      destinationHost: route.keepHost ? (headerValue(req.rawHeaders, 'host') ?? dest.host) : dest.host,
       clientAddress: clientAddress(req.remoteAddress),
     });
     if (route.patches !== null) applyHeaderPatches(headers, route.patches);
-    let head = `${req.method} ${destinationPath(dest.url, req.url)} HTTP/1.1\r\n`;
-    for (let i = 0; i < headers.length; i += 2) head += `${headers[i]}: ${headers[i + 1]}\r\n`;
     const body = req.body;
-    if (body !== null) head += `content-length: ${body.length}\r\n`;
-    else if (req.method === 'POST' || req.method === 'PUT' || req.method === 'PATCH') head += 'content-length: 0\r\n';
+    const head = requestHead(req.method, destinationPath(dest.url, req.url), headers, body === null ? null : body.length);
     const relayed = new Relayed(reply, this, req.method === 'HEAD', performance.now());
-    const exchange = this.upstream.request(dest, head + '\r\n', body, req.method === 'HEAD', relayed);
+    const exchange = this.upstream.request(dest, head, body, req.method === 'HEAD', relayed);
     relayed.exchange = exchange;
     reply.onAbort = () => relayed.clientClosed();
   }
@@ -241,11 +238,6 @@ export class RelayServer implements OnApplicationShutdown {
       for (const w of waiters) w();
     }
   }
-}
-
-function hostOf(rawHeaders: string[]): string | undefined {
-  for (let i = 0; i < rawHeaders.length; i += 2) if (headerNameIs(rawHeaders[i], 'host')) return rawHeaders[i + 1];
-  return undefined;
 }
 
 /** One relayed request's answer: the destination's response passed to the caller as it arrives. */

@@ -1,7 +1,7 @@
-import type { Agent, Dispatcher } from 'undici';
 import type { Route } from '../dispatch/dispatch-table';
 import { applyHeaderPatches } from '../dispatch/header-patches';
-import { destinationPath, forwardRequestHeaders, headerNameIs } from '../forwarding';
+import { destinationPath, forwardRequestHeaders, headerValue, requestHead } from '../forwarding';
+import { UpstreamClient, UpstreamError } from '../http1/upstream';
 import type { EventMeta } from './spool-record';
 
 /** How one attempt went: the destination's status (and Retry-After), or why there was none. */
@@ -15,59 +15,68 @@ const ANSWER_BODY_LIMIT = 64 * 1024;
 /**
  * Sends spooled events to their destination as the proxy would have sent them then:
  * same path joining, end-to-end headers, Host and X-Forwarded-*, the route's header
- * patches, the body byte for byte. Its own keep-alive pool, closed on shutdown.
+ * patches, the body byte for byte. Over the relay's own HTTP/1.1 client (its own pool of
+ * keep-alive connections), closed on shutdown.
  */
 export class DeliveryClient {
-  private readonly agent: Agent;
+  private readonly client: UpstreamClient;
 
-  constructor(private readonly timeoutMs: number, connectionsPerOrigin: number) {
-    // Loaded here, in spool mode only: the proxy's own client is http1/upstream, and undici costs start-up time and memory.
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const { Agent } = require('undici') as typeof import('undici');
-    this.agent = new Agent({
-      connections: connectionsPerOrigin,
-      keepAliveTimeout: 4_000,
-      keepAliveMaxTimeout: 60_000,
-      headersTimeout: timeoutMs,
-      bodyTimeout: timeoutMs,
-      connect: { timeout: Math.min(10_000, timeoutMs) },
+  constructor(timeoutMs: number, connectionsPerOrigin: number) {
+    this.client = new UpstreamClient({
+      maxConnections: connectionsPerOrigin,
+      timeoutMs,
+      connectTimeoutMs: Math.min(10_000, timeoutMs),
+      keepAliveMs: 4_000,
     });
   }
 
-  async send(route: Route, meta: EventMeta, body: Buffer, signal: AbortSignal): Promise<AttemptResult> {
+  /** One attempt; settles once the destination's status is known (its body is read and dropped after). */
+  send(route: Route, meta: EventMeta, body: Buffer, signal: AbortSignal): Promise<AttemptResult> {
     const dest = route.destination;
-    if (dest === null) return { answered: false, error: `no destination is configured for rule ${route.name}`, timedOut: false, aborted: false };
+    if (dest === null) return Promise.resolve({ answered: false, error: `no destination is configured for rule ${route.name}`, timedOut: false, aborted: false });
+    if (signal.aborted) return Promise.resolve({ answered: false, error: 'aborted', timedOut: false, aborted: true });
     const headers = forwardRequestHeaders(meta.headers, {
-      destinationHost: route.keepHost ? (originalHost(meta.headers) ?? dest.host) : dest.host,
+      destinationHost: route.keepHost ? (headerValue(meta.headers, 'host') ?? dest.host) : dest.host,
       clientAddress: meta.client ?? undefined,
     });
     if (route.patches !== null) applyHeaderPatches(headers, route.patches);
-    try {
-      const res = await this.agent.request({
-        origin: dest.origin,
-        path: destinationPath(dest.url, meta.url),
-        method: meta.method as Dispatcher.HttpMethod,
-        headers,
-        body: body.length === 0 ? null : body,
-        signal,
+    const sent = body.length === 0 ? null : body;
+    const head = requestHead(meta.method, destinationPath(dest.url, meta.url), headers, sent === null ? null : sent.length);
+    return new Promise((resolve) => {
+      let answered = false;
+      let bodyBytes = 0;
+      const onAbort = () => {
+        exchange.abort();
+        if (!answered) resolve({ answered: false, error: 'aborted', timedOut: false, aborted: true });
+      };
+      const exchange = this.client.request(dest, head, sent, meta.method === 'HEAD', {
+        onHead: (status, _message, raw) => {
+          answered = true;
+          signal.removeEventListener('abort', onAbort);
+          resolve({ answered: true, status, retryAfter: headerValue(raw, 'retry-after') });
+        },
+        onBody: (chunk) => {
+          bodyBytes += chunk.length;
+          if (bodyBytes > ANSWER_BODY_LIMIT) exchange.abort();
+          return true;
+        },
+        onEnd: () => undefined,
+        onError: (err: UpstreamError) => {
+          signal.removeEventListener('abort', onAbort);
+          if (answered) return;
+          const timedOut = err.kind === 'timeout' || (err.kind === 'connect' && err.code === 'ETIMEDOUT');
+          const error = err.code && !err.message.includes(err.code) ? `${err.code}: ${err.message}` : err.message;
+          resolve({ answered: false, error, timedOut, aborted: signal.aborted });
+        },
+        readStart: () => undefined,
+        readEnd: () => undefined,
       });
-      const retryAfter = res.headers['retry-after'];
-      await res.body.dump({ limit: ANSWER_BODY_LIMIT }).catch(() => undefined);
-      return { answered: true, status: res.statusCode, retryAfter: Array.isArray(retryAfter) ? retryAfter[0] : retryAfter };
-    } catch (e) {
-      const err = e as Error & { code?: string };
-      const timedOut = err.code === 'UND_ERR_HEADERS_TIMEOUT' || err.code === 'UND_ERR_CONNECT_TIMEOUT';
-      const reason = err.cause instanceof Error ? `${err.message}: ${err.cause.message}` : err.message;
-      return { answered: false, error: err.code && !reason.includes(err.code) ? `${err.code}: ${reason}` : reason, timedOut, aborted: signal.aborted };
-    }
+      signal.addEventListener('abort', onAbort, { once: true });
+    });
   }
 
   close(): Promise<void> {
-    return this.agent.close();
+    this.client.close();
+    return Promise.resolve();
   }
-}
-
-function originalHost(headers: readonly string[]): string | null {
-  for (let i = 0; i < headers.length; i += 2) if (headerNameIs(headers[i], 'host')) return headers[i + 1];
-  return null;
 }
