@@ -60,7 +60,7 @@ export class RelayServer implements OnApplicationShutdown {
     });
     this.http = new InboundServer(
       { maxBodyBytes: this.config.maxBodyBytes, keepAliveMs: 5_000, requestTimeoutMs: Math.min(this.config.timeoutMs, 60_000) },
-      { request: (req, reply) => this.handle(req, reply), tooLarge: (req, declared, reply) => this.tooLarge(declared, reply) },
+      { request: (req, reply) => this.handle(req, reply), tooLarge: (declared, reply) => this.tooLarge(declared, reply) },
     );
   }
 

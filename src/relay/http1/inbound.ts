@@ -32,7 +32,7 @@ export interface InboundHandler {
   /** A whole request arrived: answer it through `reply`, which may be used until `reply.end()`. */
   request(req: InboundRequest, reply: Reply): void;
   /** A request's body is (or says it will be) over `maxBodyBytes`: answer through `reply`; the connection closes after. */
-  tooLarge(req: InboundRequest, declared: string | undefined, reply: Reply): void;
+  tooLarge(declared: string | undefined, reply: Reply): void;
 }
 
 /** How the body after a head is delimited. */
@@ -282,10 +282,9 @@ class InboundConnection implements Expiring {
     const reply = new Reply(this, this.socket, keepAlive, p.http10);
     this.current = reply;
     this.deadline = 0;
+    if (p.tooLarge) return this.server.handler.tooLarge(p.declared, reply);
     const body = p.chunks.length === 0 ? null : p.chunks.length === 1 ? p.chunks[0] : Buffer.concat(p.chunks, p.size);
-    const req: InboundRequest = { method: p.method, url: p.url, rawHeaders: p.rawHeaders, body, remoteAddress: this.socket.remoteAddress };
-    if (p.tooLarge) this.server.handler.tooLarge(req, p.declared, reply);
-    else this.server.handler.request(req, reply);
+    this.server.handler.request({ method: p.method, url: p.url, rawHeaders: p.rawHeaders, body, remoteAddress: this.socket.remoteAddress }, reply);
   }
 
   /** Called by a reply when it ends. */
