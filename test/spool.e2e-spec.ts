@@ -356,6 +356,52 @@ describe('spool mode', () => {
     }
   });
 
+  it('a destination that keeps failing holds only about its own events\' space: compaction frees what the others finished', async () => {
+    const stuck = new RecordingServer();
+    const healthy = new RecordingServer();
+    stuck.respond = (_r, res) => res.writeHead(503).end();
+    await stuck.listen();
+    await healthy.listen();
+    const MAX = 160_000;
+    const file = join(mkdtempSync(join(tmpdir(), 'spool-compact-')), 'config.yaml');
+    writeFileSync(file, `RELAY_MODE: spool\ndispatch:\n  header: X-Environment\n  default: ${healthy.url}/ok\n  rules:\n    stuck:\n      destination: ${stuck.url}/stuck\n`);
+    const sidecar = await start({ SIDECAR_CONFIG: file, SPOOL_MAX_BYTES: String(MAX), SPOOL_RETRY_INITIAL: '20ms', SPOOL_RETRY_MAX: '100ms' });
+    try {
+      // ~800 KB in all, five times the limit; one event in ten (~80 KB) is for the destination that never takes one.
+      const TOTAL = 600;
+      const toHealthy: string[] = [];
+      let refusedFull = 0;
+      const deadline = Date.now() + 40_000;
+      for (let n = 0; n < TOTAL; n++) {
+        const environment = n % 10 === 0 ? 'stuck' : 'prod';
+        const body = `${n}:${'c'.repeat(1000)}`;
+        for (;;) {
+          const r = await post(sidecar.relayPort!, '/c', body, { 'x-environment': environment });
+          if (r.status === 202) break;
+          expect(r.status).toBe(507);
+          refusedFull++;
+          if (Date.now() > deadline) throw new Error(`event ${n} still refused as spool_full after 40 s (${refusedFull} refusals): the stuck destination's segments are never given back`);
+          await new Promise((r) => setTimeout(r, 50));
+        }
+        if (environment === 'prod') toHealthy.push(body);
+      }
+      const got = await delivered(healthy, toHealthy.length, 20_000);
+      expect(got.map((r) => r.body.toString())).toEqual(toHealthy);
+      const s = await eventually(async () => {
+        const now = await spoolOf(sidecar);
+        return now.events === TOTAL / 10 ? now : undefined;
+      });
+      expect(s.bytes).toBeLessThanOrEqual(MAX);
+      expect(await metric(sidecar, 'sidecar_spool_compactions_total')).toBeGreaterThan(0);
+      expect(stuck.requests.length).toBeGreaterThan(0);
+      expect(stuck.requests.every((r) => r.body.toString() === `0:${'c'.repeat(1000)}`)).toBe(true); // strict order: only the head is tried
+    } finally {
+      await sidecar.close();
+      await stuck.close();
+      await healthy.close();
+    }
+  });
+
   it('does not start when the spool cannot be opened, and says why', async () => {
     const file = join(mkdtempSync(join(tmpdir(), 'spool-bad-')), 'a-file');
     writeFileSync(file, '');

@@ -67,6 +67,11 @@ export class DestinationQueue {
     return this.head < this.items.length ? this.items[this.head] : null;
   }
 
+  /** Every unfinished event, in order. */
+  *waiting(): IterableIterator<SpooledEvent> {
+    for (let i = this.head; i < this.items.length; i++) if (!this.items[i].done) yield this.items[i];
+  }
+
   /** Events inside the window, in order. */
   *eligible(): IterableIterator<SpooledEvent> {
     this.advance();

@@ -2,7 +2,8 @@ import { randomBytes } from 'node:crypto';
 import { appendFileSync, cpSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { RecordLocation, SegmentLog } from './segment-log';
+import { reconcile } from './recovery';
+import { COMPACT_NORMALLY, COMPACT_UNDER_PRESSURE, RecordLocation, SegmentLog } from './segment-log';
 import { encodeAck, encodeRecord, EventMeta, recordBytes } from './spool-record';
 
 function meta(seq: number): EventMeta {
@@ -200,5 +201,103 @@ describe('SegmentLog', () => {
     writeFileSync(join(dir, '000000000009.ack'), encodeAck(0, 1));
     await logAt().recover();
     expect(files()).toEqual([]);
+  });
+  describe('compaction', () => {
+    /** Five segments of ten records each; in every segment only the record with seq ≡ 3 (mod 10) stays live. */
+    async function pinnedSegments(log: SegmentLog) {
+      await log.recover();
+      const bodies = new Map<number, Buffer>();
+      const live: RecordLocation[] = [];
+      for (let s = 0; s < 5; s++) {
+        const batch = Array.from({ length: 10 }, (_, i) => s * 10 + i + 1);
+        for (const seq of batch) bodies.set(seq, bodyOf(seq));
+        const locs = await Promise.all(batch.map((seq) => log.append(encodeRecord(meta(seq), bodies.get(seq)!), seq)));
+        for (const loc of locs) (loc.seq % 10 === 3 ? live.push(loc) : log.finish(loc));
+      }
+      return { bodies, live };
+    }
+    // A segment rolls once it has 10 records of ~170 bytes.
+    const ROLL = 1500;
+
+    it('moves the live records of mostly finished segments to the end of the log, gives the space back, and reads them byte for byte', async () => {
+      const log = logAt(dir, ROLL);
+      const { bodies, live } = await pinnedSegments(log);
+      expect(files().filter((f) => f.endsWith('.log'))).toHaveLength(5);
+      const before = log.diskBytes;
+      const seen = new Set<number>();
+      for (let segment = log.compactable(COMPACT_UNDER_PRESSURE); segment !== null; segment = log.compactable(COMPACT_UNDER_PRESSURE)) {
+        expect(seen.has(segment.number)).toBe(false);
+        seen.add(segment.number);
+        const done = await log.compact(segment, live, () => true);
+        expect(done).toMatchObject({ segment: segment.number, moved: 1, left: 0 });
+      }
+      expect(seen.size).toBe(5);
+      // The five pinned segments are gone; their five live records share one new segment.
+      expect(files().filter((f) => f.endsWith('.log'))).toEqual(['000000000006.log']);
+      expect(log.diskBytes).toBeLessThan(before / 4);
+      for (const loc of live) {
+        expect(loc.segment.number).toBe(6);
+        const r = await log.read(loc);
+        expect(r.meta.seq).toBe(loc.seq);
+        expect(r.body.equals(bodies.get(loc.seq)!)).toBe(true);
+      }
+      // Finishing a moved record acks its copy: a restart finds only the others, once each, in order.
+      log.finish(live[0]);
+      await log.close();
+      const { records } = await logAt(dir, ROLL).recover();
+      expect(records.map((r) => r.meta.seq)).toEqual([13, 23, 33, 43]);
+    });
+
+    it('leaves alone segments that are mostly live, or sealed only just now, unless space is short', async () => {
+      const log = logAt(dir, ROLL);
+      await log.recover();
+      const locs = await Promise.all(Array.from({ length: 10 }, (_, i) => log.append(encodeRecord(meta(i + 1), bodyOf(i + 1)), i + 1)));
+      for (const loc of locs.slice(0, 3)) log.finish(loc); // 7 of 10 live
+      expect(log.compactable(COMPACT_UNDER_PRESSURE)).not.toBeNull();
+      expect(log.compactable(COMPACT_NORMALLY, performance.now() + 10_000)).toBeNull();
+      for (const loc of locs.slice(3, 6)) log.finish(loc); // 4 of 10 live
+      expect(log.compactable(COMPACT_NORMALLY)).toBeNull(); // sealed a moment ago: in-flight records finish by themselves
+      expect(log.compactable(COMPACT_NORMALLY, performance.now() + COMPACT_NORMALLY.settleMs)).not.toBeNull();
+    });
+
+    it('a record finished while its copy was being written has the copy finished too: nothing comes back after a restart', async () => {
+      const log = logAt(dir, ROLL);
+      const { live } = await pinnedSegments(log);
+      const segment = live[0].segment;
+      let finishedMeanwhile = false;
+      log.beforeStep = (step) => {
+        // The copy is being written: the event is delivered and finished at its old place.
+        if (step === 'write' && !finishedMeanwhile) {
+          finishedMeanwhile = true;
+          log.finish(live[0]);
+        }
+      };
+      const done = await log.compact(segment, [live[0]], (r) => r !== live[0] || !finishedMeanwhile);
+      log.beforeStep = null;
+      expect(finishedMeanwhile).toBe(true);
+      expect(done.moved).toBe(0);
+      expect(files()).not.toContain('000000000001.log');
+      await log.close();
+      const { records } = await logAt(dir, ROLL).recover();
+      expect(records.map((r) => r.meta.seq)).toEqual([13, 23, 33, 43]);
+    });
+
+    it('a crash between the copy and the deletion of the old segment leaves the event twice on disk, and recovery keeps it once', async () => {
+      const log = logAt(dir, ROLL);
+      const { live } = await pinnedSegments(log);
+      const crashed = `${dir}-crashed`;
+      // The copy is on disk (synced) when the process dies: snapshot the directory at that moment.
+      log.beforeStep = (step) => {
+        if (step === 'sync') setImmediate(() => cpSync(dir, crashed, { recursive: true }));
+      };
+      await log.compact(live[0].segment, live, () => true);
+      await new Promise((r) => setTimeout(r, 50));
+      const { records } = await logAt(crashed, ROLL).recover();
+      expect(records.filter((r) => r.meta.seq === 3)).toHaveLength(2);
+      const settled = reconcile(records, () => undefined);
+      expect(settled.live.map((r) => r.meta.seq)).toEqual([3, 13, 23, 33, 43]);
+      expect(settled.finish).toHaveLength(1);
+      rmSync(crashed, { recursive: true, force: true });
+    });
   });
 });

@@ -13,12 +13,21 @@ import { ACK_ENTRY_BYTES, ByteSource, decodeAcks, decodeRecord, DecodedRecord, e
  * written by one process only, from its creation to its sealing (size past the roll
  * threshold, a write error, or the end of the process); a restart always starts a new
  * one. A segment whose records are all finished is deleted.
+ *
+ * Compaction: a sealed segment that holds mostly finished records (an event that keeps
+ * being retried pins its whole segment) has its live records copied, byte for byte, to
+ * the end of the log; the records' locations then point at the copies and the old segment
+ * goes. A crash between the copy and the deletion leaves an event twice, with the same id
+ * and seq: recovery keeps one (recovery.ts), and delivery order follows seq, not position.
  */
 
-/** Where a record lies, and which record it is (its seq), for reading it back and for its ack. */
+/**
+ * Where a record lies, and which record it is (its seq), for reading it back and for its
+ * ack. Segment and offset change when compaction moves the record.
+ */
 export interface RecordLocation {
-  readonly segment: Segment;
-  readonly offset: number;
+  segment: Segment;
+  offset: number;
   readonly length: number;
   readonly seq: number;
 }
@@ -40,11 +49,42 @@ export interface RecoveryReport {
 }
 
 const SEGMENT_NAME = /^(\d{12})\.(log|ack)$/;
+const EMPTY = Buffer.alloc(0);
+
+/**
+ * When a sealed segment is worth compacting: copying its live records costs writing them
+ * again; what comes back is the rest of the file. Normally only a segment that is at least
+ * half finished, and sealed a while (records still in flight are about to finish anyway);
+ * when space is short, any segment with an eighth or more to give back, at once.
+ */
+export interface CompactionPolicy {
+  /** Largest share of live bytes: 1/2 normally, 7/8 under pressure. */
+  maxLiveShare: number;
+  /** Sealed at least this long (ms). */
+  settleMs: number;
+}
+export const COMPACT_NORMALLY: CompactionPolicy = { maxLiveShare: 1 / 2, settleMs: 2_000 };
+export const COMPACT_UNDER_PRESSURE: CompactionPolicy = { maxLiveShare: 7 / 8, settleMs: 0 };
+/** A segment compaction could not empty (a record it could not copy) is left alone this long. */
+const COMPACT_RETRY_MS = 60_000;
+
+/** What one compaction moved and gave back. */
+export interface Compaction {
+  segment: number;
+  moved: number;
+  movedBytes: number;
+  /** The segment's records that could not be moved (unreadable, or the write failed): they stay where they are. */
+  left: number;
+}
 
 export class Segment {
-  /** Records written and not finished. */
+  /** Records written and not finished, and their bytes. */
   live = 0;
+  liveBytes = 0;
   sealed = false;
+  /** When it was sealed (performance.now()), and when compaction last moved records out of it. */
+  sealedAt = 0;
+  compactedAt = -Infinity;
   ackHandle: FileHandle | null = null;
   ackBytes = 0;
   ackDirty = false;
@@ -80,6 +120,7 @@ export class SegmentLog {
   private queue: PendingAppend[] = [];
   private writing: Promise<void> | null = null;
   private tidying: Promise<void> | null = null;
+  private compacting: Promise<unknown> | null = null;
   private ackSyncTimer: NodeJS.Timeout | null = null;
   private closed = false;
   private bytesOnDisk = 0;
@@ -142,6 +183,7 @@ export class SegmentLog {
       }
       const segment = new Segment(n, logPath, ackPath, handle, scan.validEnd);
       segment.sealed = true;
+      segment.sealedAt = performance.now();
       segment.ackBytes = acks.has(n) ? (await stat(ackPath)).size : 0;
       this.segments.set(n, segment);
       this.bytesOnDisk += segment.size + segment.ackBytes;
@@ -149,6 +191,7 @@ export class SegmentLog {
         report.maxSeq = Math.max(report.maxSeq, r.meta.seq);
         if (acked.get(r.offset) === r.meta.seq) continue;
         segment.live++;
+        segment.liveBytes += r.length;
         records.push({ location: { segment, offset: r.offset, length: r.length, seq: r.meta.seq }, meta: keep(r.meta) });
       }
       report.segments++;
@@ -174,13 +217,18 @@ export class SegmentLog {
 
   /** Reads a record back and checks it again: a record damaged on disk since is never delivered. */
   async read(loc: RecordLocation): Promise<DecodedRecord> {
-    const buf = Buffer.allocUnsafe(loc.length);
-    const { bytesRead } = await loc.segment.handle.read(buf, 0, loc.length, loc.offset);
-    const rec = bytesRead === loc.length ? decodeRecord(buf, 0) : null;
-    if (rec === null || rec.length !== loc.length || rec.meta.seq !== loc.seq) {
-      throw new Error(`record at ${loc.segment.logPath}:${loc.offset} does not check out`);
+    return (await this.readChecked(loc)).record;
+  }
+
+  private async readChecked(loc: RecordLocation): Promise<{ bytes: Buffer; record: DecodedRecord }> {
+    const { segment, offset, length } = loc;
+    const bytes = Buffer.allocUnsafe(length);
+    const { bytesRead } = await segment.handle.read(bytes, 0, length, offset);
+    const record = bytesRead === length ? decodeRecord(bytes, 0) : null;
+    if (record === null || record.length !== length || record.meta.seq !== loc.seq) {
+      throw new Error(`record at ${segment.logPath}:${offset} does not check out`);
     }
-    return rec;
+    return { bytes, record };
   }
 
   /**
@@ -192,6 +240,7 @@ export class SegmentLog {
     if (this.closed) return; // stays unfinished on disk: delivered again after the restart
     const seg = loc.segment;
     seg.live--;
+    seg.liveBytes -= loc.length;
     seg.pendingAcks.push(encodeAck(loc.offset, loc.seq));
     void this.tidy();
   }
@@ -208,8 +257,76 @@ export class SegmentLog {
     await this.tidy();
   }
 
+  /** The sealed segment most worth compacting now under `policy`, sparsest first; null when none is. */
+  compactable(policy: CompactionPolicy, now = performance.now()): Segment | null {
+    let best: Segment | null = null;
+    for (const seg of this.segments.values()) {
+      if (!seg.sealed || seg.deleted || seg.live === 0 || seg.size === 0) continue;
+      if (now - seg.sealedAt < policy.settleMs || now - seg.compactedAt < COMPACT_RETRY_MS) continue;
+      const share = seg.liveBytes / seg.size;
+      if (share <= policy.maxLiveShare && (best === null || share < best.liveBytes / best.size)) best = seg;
+    }
+    return best;
+  }
+
+  /**
+   * Moves the given live records of `segment` to the end of the log: each is read and
+   * checked, the copies are appended together (one sync), then each location is pointed
+   * at its copy, and the segment, left with nothing live, is deleted. `isLive` is asked
+   * once the copies are on disk: a record finished meanwhile has its copy finished too.
+   * Records passed in must be every live record of the segment for it to go.
+   */
+  compact(segment: Segment, records: readonly RecordLocation[], isLive: (r: RecordLocation) => boolean): Promise<Compaction> {
+    if (this.compacting !== null) return Promise.reject(new Error('a compaction is under way'));
+    const run = this.moveOut(segment, records, isLive);
+    this.compacting = run.finally(() => (this.compacting = null));
+    return run;
+  }
+
+  private async moveOut(segment: Segment, records: readonly RecordLocation[], isLive: (r: RecordLocation) => boolean): Promise<Compaction> {
+    segment.compactedAt = performance.now();
+    const result: Compaction = { segment: segment.number, moved: 0, movedBytes: 0, left: 0 };
+    const copies: Array<{ r: RecordLocation; written: Promise<RecordLocation> }> = [];
+    for (const r of records) {
+      if (r.segment !== segment || !isLive(r)) continue;
+      let bytes: Buffer;
+      try {
+        ({ bytes } = await this.readChecked(r));
+      } catch {
+        result.left++;
+        continue;
+      }
+      if (r.segment !== segment || !isLive(r)) continue;
+      copies.push({ r, written: this.append({ head: bytes, body: EMPTY, length: bytes.length }, r.seq) });
+    }
+    for (const { r, written } of copies) {
+      let copy: RecordLocation;
+      try {
+        copy = await written;
+      } catch {
+        result.left++;
+        continue;
+      }
+      if (r.segment !== segment || !isLive(r)) {
+        this.finish(copy);
+        continue;
+      }
+      segment.live--;
+      segment.liveBytes -= r.length;
+      r.segment = copy.segment;
+      r.offset = copy.offset;
+      result.moved++;
+      result.movedBytes += r.length;
+    }
+    if (segment.live === 0) await this.tidy();
+    return result;
+  }
+
   /** Waits for queued appends and acks, syncs, closes every file. Appends after this are refused. */
   async close(): Promise<void> {
+    // A compaction under way finishes first: the copy of a record finished meanwhile must
+    // be finished too, which a closed log would no longer do.
+    await this.compacting?.catch(() => undefined);
     this.closed = true;
     await this.writing;
     // A current segment with nothing live goes now rather than at the next start.
@@ -271,6 +388,7 @@ export class SegmentLog {
     let offset = start;
     seg.size = start + total;
     seg.live += batch.length;
+    seg.liveBytes += total;
     this.bytesOnDisk += total;
     for (const p of batch) {
       p.resolve({ segment: seg, offset, length: p.record.length, seq: p.seq });
@@ -292,6 +410,7 @@ export class SegmentLog {
 
   private seal(seg: Segment): void {
     seg.sealed = true;
+    seg.sealedAt = performance.now();
     if (this.active === seg) this.active = null;
     if (seg.live === 0) void this.tidy();
   }

@@ -18,6 +18,14 @@ export const SPOOL_METRICS = [
     help: 'Delivery attempts by result: delivered (2xx), retried (network error, timeout, 408, 429, 5xx), dead_lettered (other answers, or SPOOL_MAX_AGE passed), unreadable (the record no longer checks out on disk).',
     labelNames: ['result'],
   }),
+  makeCounterProvider({
+    name: 'sidecar_spool_compactions_total',
+    help: 'Segments compacted: their live records copied to the end of the log so that the space of their finished ones comes back.',
+  }),
+  makeCounterProvider({
+    name: 'sidecar_spool_compaction_moved_bytes_total',
+    help: 'Bytes of live records copied by compaction (what compaction costs in writes).',
+  }),
   makeHistogramProvider({
     name: 'sidecar_spool_delivery_delay_seconds',
     help: 'Time from receipt (or requeue) to delivery, for delivered events.',
@@ -35,6 +43,8 @@ export class SpoolMetrics {
     @InjectMetric('sidecar_spool_receipts_total') receipts: Counter<'result'>,
     @InjectMetric('sidecar_spool_deliveries_total') deliveries: Counter<'result'>,
     @InjectMetric('sidecar_spool_delivery_delay_seconds') private readonly delay: Histogram,
+    @InjectMetric('sidecar_spool_compactions_total') private readonly compactions: Counter,
+    @InjectMetric('sidecar_spool_compaction_moved_bytes_total') private readonly compactedBytes: Counter,
   ) {
     this.receipts = Object.fromEntries(RECEIPT_RESULTS.map((r) => [r, receipts.labels(r)])) as Record<ReceiptResult, Counter.Internal>;
     this.deliveries = Object.fromEntries(DELIVERY_RESULTS.map((r) => [r, deliveries.labels(r)])) as Record<DeliveryResult, Counter.Internal>;
@@ -47,6 +57,11 @@ export class SpoolMetrics {
 
   delivery(result: DeliveryResult): void {
     this.deliveries[result].inc();
+  }
+
+  compacted(movedBytes: number): void {
+    this.compactions.inc();
+    this.compactedBytes.inc(movedBytes);
   }
 
   delivered(delaySeconds: number): void {

@@ -15,7 +15,7 @@ import { DeliveryIdIndex } from './delivery-id-index';
 import { DestinationQueue, SpooledEvent } from './destination-queue';
 import { reconcile } from './recovery';
 import { nextAttemptAt, retryAfterMs, verdictFor } from './retry-policy';
-import { RecordLocation, SegmentLog } from './segment-log';
+import { COMPACT_NORMALLY, COMPACT_UNDER_PRESSURE, RecordLocation, SegmentLog } from './segment-log';
 import { DecodedRecord, encodeRecord, EventMeta } from './spool-record';
 import { SpoolLock } from './spool-lock';
 import { SpoolMetrics } from './spool-metrics';
@@ -49,6 +49,10 @@ interface QueuedMeta {
 const EMPTY = Buffer.alloc(0);
 const DELIVERY_IDS_FILE = 'delivery-ids.json';
 const DELIVERY_IDS_SAVE_MS = 5_000;
+/** How often the spool looks for a segment worth compacting (and at once when it is full). */
+const COMPACT_EVERY_MS = 1_000;
+/** Space is short past this share of SPOOL_MAX_BYTES: compaction takes fuller segments too. */
+const PRESSURE_SHARE = 3 / 4;
 
 /**
  * Store-and-forward for the relay (RELAY_MODE=spool): takes each event onto disk before
@@ -84,6 +88,8 @@ export class Spool implements OnModuleInit, OnApplicationBootstrap {
   private idsDirty = false;
   private idsTimer: NodeJS.Timeout | null = null;
   private closing: Promise<void> | null = null;
+  private compactTimer: NodeJS.Timeout | null = null;
+  private compacting: Promise<void> | null = null;
 
   constructor(
     configService: ConfigService<SidecarConfig, true>,
@@ -161,6 +167,37 @@ export class Spool implements OnModuleInit, OnApplicationBootstrap {
     if (this.state !== 'starting') return;
     this.state = 'running';
     for (const q of this.queues.values()) this.pump(q);
+    this.compactTimer = setInterval(() => void this.compactSegments(), COMPACT_EVERY_MS);
+    this.compactTimer.unref();
+  }
+
+  /**
+   * An event that keeps being retried holds its whole segment on disk, delivered
+   * neighbours included. Segments that are mostly finished have their waiting events
+   * moved to the end of the log (segment-log.ts), one segment after another while there
+   * are such segments, so that a stuck destination holds about its own events' bytes.
+   */
+  private compactSegments(): Promise<void> {
+    return (this.compacting ??= this.runCompaction().finally(() => (this.compacting = null)));
+  }
+
+  private async runCompaction(): Promise<void> {
+    while (this.state === 'running') {
+      const policy = this.bytes >= this.config.maxBytes * PRESSURE_SHARE ? COMPACT_UNDER_PRESSURE : COMPACT_NORMALLY;
+      const segment = this.log.compactable(policy);
+      if (segment === null) return;
+      const waiting: SpooledEvent[] = [];
+      for (const q of this.queues.values()) for (const e of q.waiting()) if (e.segment === segment) waiting.push(e);
+      try {
+        const done = await this.log.compact(segment, waiting, (r) => !(r as SpooledEvent).done);
+        this.metrics.compacted(done.movedBytes);
+        this.logger.debug({ msg: 'spool segment compacted', ...done, freedBytes: segment.deleted ? segment.size : 0, bytes: this.bytes });
+        if (done.left > 0) this.logger.warn({ msg: 'spool compaction left records in place (unreadable or not written); it tries that segment again later', segment: done.segment, left: done.left });
+      } catch (err) {
+        this.logger.warn({ msg: 'spool compaction failed; it tries again later', reason: (err as Error).message });
+        return;
+      }
+    }
   }
 
   /** Takes an event onto disk; the answer to give comes back once it is there (or why not). */
@@ -209,6 +246,7 @@ export class Spool implements OnModuleInit, OnApplicationBootstrap {
     }
     if (appended === null) {
       this.metrics.receipt('full');
+      void this.compactSegments();
       if (!this.full) {
         this.full = true;
         this.logger.warn({ msg: 'spool full: new events are answered 507', bytes: this.bytes, limit: this.config.maxBytes, events: this.events, deadLetters: this.letters.count });
@@ -558,6 +596,8 @@ export class Spool implements OnModuleInit, OnApplicationBootstrap {
    */
   async stopDelivery(timeoutMs: number): Promise<{ cut: number }> {
     if (this.state === 'running' || this.state === 'starting') this.state = 'stopping';
+    if (this.compactTimer) clearInterval(this.compactTimer);
+    this.compactTimer = null;
     for (const q of this.queues.values()) {
       if (q.timer) clearTimeout(q.timer);
       q.timer = null;
