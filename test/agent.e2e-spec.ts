@@ -172,8 +172,9 @@ describe('agent (drain control and HAProxy agent-check)', () => {
       expect(await agentLine(s.port)).toBe('up ready 100%\n');
       upstream.answer('/health', { status: 500, body: '<html><body>Internal Server Error</body></html>', contentType: 'text/html' });
       await until(s, 'down ready 100%\n');
-      const bad = await request(s.managementUrl).get('/signal/report');
+      const bad = await request(s.managementUrl).get('/agent/report');
       expect(bad.status).toBe(503);
+      expect((await request(s.managementUrl).get('/signal/report')).status).toBe(503);
       expect(bad.body.checks[0]).toMatchObject({ name: `127.0.0.1:${new URL(upstream.url).port}/health`, ok: false, reachable: true, statusCode: 500, softDown: false });
       expect((await request(s.managementUrl).get('/agent/health')).text).toBe('NOT_OK');
 
@@ -307,7 +308,7 @@ describe('agent (drain control and HAProxy agent-check)', () => {
     it('weighs by participants against PARTICIPANT_MAX, and drains above it', async () => {
       const s = await run(jitsiEnv());
       expect(await agentLine(s.port)).toBe('up ready 75%\n');
-      expect((await request(s.managementUrl).get('/signal/report')).body.checks.map((c: { name: string }) => c.name)).toEqual(['jicofo', 'jicofo-stats', 'prosody']);
+      expect((await report(s)).checks.map((c: { name: string }) => c.name)).toEqual(['jicofo', 'jicofo-stats', 'prosody']);
       jicofo.json('/stats', { participants: 99 });
       await until(s, 'up ready 1%\n');
       jicofo.json('/stats', { participants: 101 });
@@ -328,6 +329,65 @@ describe('agent (drain control and HAProxy agent-check)', () => {
       prosody.answer('/http-bind', { hang: true });
       await until(s, 'up drain 0%\n');
       expect((await report(s)).checks[2]).toMatchObject({ name: 'prosody', timedOut: true, softDown: true });
+    });
+
+    it('/signal/report answers in signal-sidecar\'s shape, with jicofo\'s answer and /stats read once per round', async () => {
+      const s = await run(jitsiEnv());
+      const signal = () => request(s.managementUrl).get('/signal/report');
+      const healthy = await signal();
+      expect(healthy.status).toBe(200);
+      expect(healthy.headers['content-type']).toMatch(/^application\/json/);
+      expect(healthy.body).toStrictEqual({
+        time: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/),
+        healthy: true,
+        status: 'ready',
+        weight: '75%',
+        agentmessage: 'up ready 75%',
+        services: {
+          jicofoHealthy: true,
+          jicofoReachable: true,
+          jicofoStatusCode: 200,
+          jicofoStatusContents: '',
+          jicofoStatsReachable: true,
+          jicofoStatusStatusCode: 200,
+          prosodyHealthy: true,
+          prosodyReachable: true,
+          prosodyStatusCode: 200,
+        },
+        statuses: { statusFileFound: true, statusFileContents: 'ready' },
+        stats: { jicofoParticipants: 25, jicofoConferences: 3 },
+      });
+      expect(Math.abs(Date.parse(healthy.body.time) - Date.now())).toBeLessThan(5000);
+      // Our own shape stays on /agent/report.
+      expect((await report(s)).agentMessage).toBe('up ready 75%');
+
+      // /stats is fetched by the jicofo-stats check and the load read, as before: conferences cost no request.
+      // (Between a finished round and the next line no timer runs, so the count is one round's.)
+      const agent = s.app.get(AgentService);
+      await agent.runRound();
+      jicofo.hits.clear();
+      await agent.runRound();
+      expect([jicofo.hits.get('/about/health'), jicofo.hits.get('/stats')]).toEqual([1, 2]);
+
+      // jicofo under load: 503 with an explanation longer than what is kept.
+      const why = `  {"status":"unhealthy","reason":"${'conference focus overloaded; '.repeat(20)}"}\n`;
+      jicofo.answer('/about/health', { status: 503, body: why, contentType: 'application/json' });
+      jicofo.json('/stats', { participants: 60, conferences: 7 });
+      await until(s, 'up drain 0%\n');
+      const draining = await signal();
+      expect(draining.status).toBe(200);
+      expect(draining.body).toMatchObject({ healthy: true, status: 'drain', weight: '0%', agentmessage: 'up drain 0%' });
+      expect(draining.body.services).toMatchObject({ jicofoHealthy: false, jicofoReachable: true, jicofoStatusCode: 503, prosodyHealthy: true });
+      expect(draining.body.services.jicofoStatusContents).toBe(why.slice(0, 256).trim());
+      expect(draining.body.services.jicofoStatusContents).toMatch(/^\{"status":"unhealthy","reason":"conference focus overloaded; /);
+      expect(draining.body.stats).toStrictEqual({ jicofoParticipants: 60, jicofoConferences: 7 });
+
+      prosody.answer('/http-bind', { status: 502 });
+      await until(s, 'down ready 40%\n');
+      const down = await signal();
+      expect(down.status).toBe(503);
+      expect(down.body).toMatchObject({ healthy: false, status: 'ready', weight: '40%', agentmessage: 'down ready 40%' });
+      expect(down.body.services).toMatchObject({ prosodyHealthy: false, prosodyReachable: true, prosodyStatusCode: 502 });
     });
 
     it('jicofo stats unreachable is unhealthy, as signal-sidecar has it', async () => {

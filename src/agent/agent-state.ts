@@ -51,12 +51,16 @@ export interface CheckObservation {
   timedOut: boolean;
   error: string | null;
   durationMs: number;
+  /** The start of the answer's body, trimmed, for checks that keep it (keepBodyBytes); absent otherwise and when no answer came. */
+  body?: string;
 }
 
 /** A load reading: the value, or why there is none. */
 export interface LoadReading {
   value: number | null;
   error: string | null;
+  /** The source's extraFields that were numbers in the answer (one that is absent or not a number is left out). */
+  extra?: Record<string, number>;
 }
 
 export interface Round {

@@ -1,11 +1,12 @@
 import { Controller, Get, Res } from '@nestjs/common';
 import type { FastifyReply } from 'fastify';
 import { AgentReport, AgentService } from './agent.service';
+import type { SignalReport } from './signal-report';
 
 /**
  * The agent's HTTP face on the management port, under its own name and under
- * signal-sidecar's (/signal/health, /signal/report), so that health checkers pointed at
- * signal-sidecar work unchanged.
+ * signal-sidecar's (/signal/health, and /signal/report in signal-sidecar's report shape), so
+ * that health checkers and tools pointed at signal-sidecar work unchanged.
  */
 @Controller()
 export class AgentController {
@@ -20,9 +21,17 @@ export class AgentController {
   }
 
   /** The whole picture as JSON; 200 when healthy, 503 when not (signal-sidecar's documented codes). */
-  @Get(['agent/report', 'signal/report'])
+  @Get('agent/report')
   report(@Res({ passthrough: true }) reply: FastifyReply): AgentReport {
     const report = this.agent.report();
+    reply.status(report.healthy ? 200 : 503);
+    return report;
+  }
+
+  /** The same in signal-sidecar's documented JSON shape, with the same codes. */
+  @Get('signal/report')
+  signalReport(@Res({ passthrough: true }) reply: FastifyReply): SignalReport {
+    const report = this.agent.signalReport();
     reply.status(report.healthy ? 200 : 503);
     return report;
   }

@@ -6,6 +6,7 @@ import type { AgentConfig, SidecarConfig } from '../config/sidecar-config';
 import { HealthCheckService } from '../health-check/health-check.service';
 import { AgentMetrics } from './agent-metrics';
 import { CheckObservation, decide, FlapState, INITIAL_STATE, observe, Policy, Round, Verdict } from './agent-state';
+import { SignalReport, signalReport } from './signal-report';
 import { StatusFileReader } from './status-file-reader';
 import { UpstreamClient } from './upstream-client';
 
@@ -146,6 +147,11 @@ export class AgentService implements OnApplicationShutdown {
         error: round?.load?.error ?? (round ? null : 'not read yet'),
       },
     };
+  }
+
+  /** The same state in signal-sidecar's documented shape (/signal/report). */
+  signalReport(now = performance.now()): SignalReport {
+    return signalReport({ verdict: this.verdict(now), round: this.state.last, jicofoStats: this.config.preset === 'jitsi', now: new Date() });
   }
 
   onApplicationShutdown(): Promise<void> | undefined {

@@ -4,16 +4,18 @@ import { createHttpClient } from '../http/http-client';
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
 import type { Readable } from 'node:stream';
+import { StringDecoder } from 'node:string_decoder';
 import type { LoadSourceConfig, UpstreamCheckConfig } from '../config/sidecar-config';
 import type { CheckObservation, LoadReading } from './agent-state';
 
-/** The most of a load source's answer that is read; health checks read none of their bodies. */
+/** The most of a load source's answer that is read; health checks read none of their bodies, or only the first keepBodyBytes. */
 export const LOAD_ANSWER_LIMIT = 64 * 1024;
 
 /**
- * The agent's HTTP: one GET per upstream check (the status decides; the body is never read,
- * so an HTML page or a huge body changes nothing) and one GET of the load source's JSON,
- * bounded in size. Each request has a total deadline; none throws.
+ * The agent's HTTP: one GET per upstream check (the status decides; the body is not read,
+ * so an HTML page or a huge body changes nothing, except for the first few bytes a check
+ * may keep for the report) and one GET of the load source's JSON, bounded in size. Each
+ * request has a total deadline; none throws.
  */
 @Injectable()
 export class UpstreamClient {
@@ -40,12 +42,14 @@ export class UpstreamClient {
   private async attempt(u: UpstreamCheckConfig, stop: AbortSignal): Promise<Omit<CheckObservation, 'durationMs'>> {
     const deadline = AbortSignal.timeout(u.timeoutMs);
     const base = { name: u.name, pending: false };
+    const signal = AbortSignal.any([deadline, stop]);
     try {
-      const res = await this.http.get<Readable>(u.url.href, { responseType: 'stream', signal: AbortSignal.any([deadline, stop]) });
+      const res = await this.http.get<Readable>(u.url.href, { responseType: 'stream', signal });
       res.data.on('error', () => undefined);
+      const kept = u.keepBodyBytes ? { body: await readBodyStart(res.data, u.keepBodyBytes, signal) } : {};
       res.data.destroy();
       const ok = u.expectStatus.some(([min, max]) => res.status >= min && res.status <= max);
-      return { ...base, ok, softDown: !ok && u.softDown.statuses.includes(res.status), reachable: true, statusCode: res.status, timedOut: false, error: null };
+      return { ...base, ok, softDown: !ok && u.softDown.statuses.includes(res.status), reachable: true, statusCode: res.status, timedOut: false, error: null, ...kept };
     } catch (e) {
       const timedOut = deadline.aborted;
       return {
@@ -77,23 +81,62 @@ export class UpstreamClient {
   }
 }
 
-/** The number at `source.path` in the JSON text `body`. */
-export function readField(body: string, source: Pick<LoadSourceConfig, 'field' | 'path'>): LoadReading {
+/** The number at `source.path` in the JSON text `body`, and those of its extraFields that are numbers. */
+export function readField(body: string, source: Pick<LoadSourceConfig, 'field' | 'path' | 'extraFields'>): LoadReading {
   let doc: unknown;
   try {
     doc = JSON.parse(body);
   } catch {
     return { value: null, error: `answer is not JSON (starts ${JSON.stringify(body.trimStart().slice(0, 24))})` };
   }
+  const reading = numberAt(doc, source.path, source.field);
+  if (source.extraFields) {
+    const extra: Record<string, number> = {};
+    for (const [name, path] of Object.entries(source.extraFields)) {
+      const v = numberAt(doc, path, name).value;
+      if (v !== null) extra[name] = v;
+    }
+    reading.extra = extra;
+  }
+  return reading;
+}
+
+function numberAt(doc: unknown, path: string[], field: string): LoadReading {
   let at: unknown = doc;
-  for (const step of source.path) {
+  for (const step of path) {
     if (at !== null && typeof at === 'object' && Object.hasOwn(at, step)) at = (at as Record<string, unknown>)[step];
-    else return { value: null, error: `no field ${source.field} in the answer` };
+    else return { value: null, error: `no field ${field} in the answer` };
   }
   if (typeof at !== 'number' || !Number.isFinite(at)) {
-    return { value: null, error: `${source.field} is ${at === null ? 'null' : Array.isArray(at) ? 'a list' : typeof at}, not a number` };
+    return { value: null, error: `${field} is ${at === null ? 'null' : Array.isArray(at) ? 'a list' : typeof at}, not a number` };
   }
   return { value: at, error: null };
+}
+
+/**
+ * The first `limit` bytes of a body as text, trimmed (a character cut at the limit is left
+ * out): what arrived before the limit, the end, an error or `signal`, whichever comes
+ * first. Never throws; the caller destroys the stream.
+ */
+function readBodyStart(body: Readable, limit: number, signal: AbortSignal): Promise<string> {
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const done = () => {
+      body.off('data', onData).off('end', done).off('error', done).off('close', done);
+      signal.removeEventListener('abort', done);
+      resolve(new StringDecoder('utf8').write(Buffer.concat(chunks).subarray(0, limit)).trim());
+    };
+    const onData = (chunk: Buffer | string) => {
+      const b = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
+      chunks.push(b);
+      size += b.length;
+      if (size >= limit) done();
+    };
+    if (signal.aborted) return done();
+    signal.addEventListener('abort', done);
+    body.on('data', onData).on('end', done).on('error', done).on('close', done);
+  });
 }
 
 function describeError(e: unknown): string {

@@ -120,8 +120,10 @@ describe('agent settings', () => {
         ['prosody', 'http://prosody:5280/http-bind', { statuses: [], onTimeout: true }],
       ]);
       expect(a.upstreams.every((u) => u.retries === 2 && u.expectStatus[0][0] === 200 && u.expectStatus[0][1] === 200)).toBe(true);
-      expect(a.loadSource).toMatchObject({ field: 'participants', path: ['participants'], max: 300, weighted: true });
+      expect(a.loadSource).toMatchObject({ field: 'participants', path: ['participants'], max: 300, weighted: true, extraFields: { conferences: ['conferences'] } });
       expect(a.loadSource!.url.href).toBe('http://jicofo:8888/stats');
+      // Only jicofo's health answer is read, and only its start (for /signal/report).
+      expect(a.upstreams.map((u) => u.keepBodyBytes)).toEqual([256, undefined, undefined]);
     });
 
     it('uses signal-sidecar\'s defaults for what is not set', () => {

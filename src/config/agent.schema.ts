@@ -27,7 +27,7 @@ export const HEALTH_CHECK_INPUT = 'health-check';
 export const AGENT_CONNECTION_TIMEOUT_MS = 5000;
 
 /** signal-sidecar's defaults for the Jitsi preset. */
-const JITSI = { jicofo: 'http://localhost:8888', prosody: 'http://localhost:5280', participantMax: 5000, retries: 2 };
+const JITSI = { jicofo: 'http://localhost:8888', prosody: 'http://localhost:5280', participantMax: 5000, retries: 2, healthBodyBytes: 256 };
 
 const DEFAULT_SOFT_DOWN = { statuses: [503], onTimeout: false };
 const NAME = /^[\x21-\x7e]{1,64}$/;
@@ -145,12 +145,14 @@ export function buildAgentConfig(s: EnvSettings, section: AgentSection | null | 
     });
     // jicofo answers 503 to /about/health under load while it still serves the conferences it
     // has; prosody may be slow to answer BOSH under load while it still works: both drain first.
-    upstreams.push(jitsiCheck('jicofo', `${jicofo}/about/health`, { statuses: [503], onTimeout: false }));
+    // /signal/report shows the start of jicofo's health answer, as signal-sidecar did.
+    upstreams.push({ ...jitsiCheck('jicofo', `${jicofo}/about/health`, { statuses: [503], onTimeout: false }), keepBodyBytes: JITSI.healthBodyBytes });
     upstreams.push(jitsiCheck('jicofo-stats', `${jicofo}/stats`, { statuses: [], onTimeout: false }));
     upstreams.push(jitsiCheck('prosody', `${prosody}/http-bind`, { statuses: [], onTimeout: true }));
     loadSource = {
       url: new URL(`${jicofo}/stats`), field: 'participants', path: ['participants'],
       max: s.PARTICIPANT_MAX ?? JITSI.participantMax, weighted: s.WEIGHT_PARTICIPANTS ?? false, timeoutMs,
+      extraFields: { conferences: ['conferences'] },
     };
   }
 

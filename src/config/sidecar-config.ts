@@ -124,6 +124,8 @@ export interface UpstreamCheckConfig {
   retries: number;
   /** Which failures only drain (within DRAIN_GRACE_INTERVAL) rather than take the node down. */
   softDown: { statuses: number[]; onTimeout: boolean };
+  /** Keep up to this many bytes of the answer's body (for /signal/report); unset: the body is not read. */
+  keepBodyBytes?: number;
 }
 
 export interface LoadSourceConfig {
@@ -136,6 +138,8 @@ export interface LoadSourceConfig {
   /** false: the reading only drains above max, the weight stays 100% (WEIGHT_PARTICIPANTS=false). */
   weighted: boolean;
   timeoutMs: number;
+  /** More numbers read from the same answer, by name (the Jitsi preset: `conferences`); they do not weigh. */
+  extraFields?: Record<string, string[]>;
 }
 
 export interface ConnectionsConfig {
