@@ -86,6 +86,49 @@ describe('remote write into a real Prometheus', () => {
     sidecar = undefined;
   });
 
+  it('ends series with staleness markers: one the target stops exposing, then all of a target that stops answering, and the sidecar\'s own at shutdown', async () => {
+    let exposed = ['app_queue_depth{queue="a"} 1', 'app_queue_depth{queue="b"} 2'];
+    app.respond = (_r, res) => (exposed.length === 0 ? res.writeHead(503).end() : res.writeHead(200, { 'Content-Type': 'text/plain; version=0.0.4' }).end(`${exposed.join('\n')}\n`));
+    const pusher = await start({
+      PROMETHEUS_REMOTE_WRITE_URL: prometheus.writeUrl,
+      PUSH_INTERVAL: '1h',
+      REMOTE_WRITE_LABELS: 'namespace=stale,pod=pod-s',
+      SCRAPE_TARGETS: `${app.url}/metrics`,
+    });
+    let closed = false;
+    try {
+      const rw = pusher.app.get(RemoteWriteService);
+      const target = { namespace: 'stale', job: 'scrape', instance: pusher.config.remoteWrite!.scrape.targets[0].instance };
+      // Without markers, an instant query keeps answering a series's last sample for five minutes.
+      const present = async (expr: string) => (await prometheus.query(expr)).length > 0;
+      await rw.pushNow();
+      await eventually(async () => ((await present(sel('app_queue_depth', { ...target, queue: 'b' }))) ? true : undefined), 5000, 'queue b stored');
+      expect(await present(sel('app_queue_depth', { ...target, queue: 'a' }))).toBe(true);
+
+      exposed = ['app_queue_depth{queue="a"} 3'];
+      await rw.pushNow();
+      await eventually(async () => ((await present(sel('app_queue_depth', { ...target, queue: 'b' }))) ? undefined : true), 5000, 'queue b ended');
+      expect(await present(sel('app_queue_depth', { ...target, queue: 'a' }))).toBe(true);
+
+      exposed = [];
+      await rw.pushNow();
+      await eventually(async () => ((await present(sel('app_queue_depth', target))) ? undefined : true), 5000, 'every series of the target ended');
+      const up = await prometheus.query(sel('up', target));
+      expect(up.map((r) => r.value[1])).toEqual(['0']);
+
+      const own = sel('sidecar_remote_write_pushes_total', { namespace: 'stale', pod: 'pod-s', result: 'success' });
+      expect(await present(own)).toBe(true);
+      await pusher.close();
+      closed = true;
+      await eventually(async () => ((await present(own)) ? undefined : true), 5000, "the sidecar's own series ended at shutdown");
+      // The values before the markers are still there for range queries.
+      const [range] = await prometheus.query(`max_over_time(${sel('app_queue_depth', { ...target, queue: 'a' })}[5m])`);
+      expect(range.value[1]).toBe('3');
+    } finally {
+      if (!closed) await pusher.close();
+    }
+  });
+
   it('rides out a Prometheus restart: retries, recovers, and every push arrives but the documented queue_full drops', async () => {
     // A gauge that counts the snapshots: each push carries the next number, so gaps in
     // what Prometheus stored are exactly the pushes that never arrived.
@@ -114,6 +157,8 @@ describe('remote write into a real Prometheus', () => {
 
     await prometheus.start();
     await waitFor('the queue to drain after the restart', () => svc.status().queueLength === 0 && svc.status().consecutiveFailures === 0, { timeoutMs: 8000 });
+    // Series per push, counted while they are current (the final push ends them with staleness markers).
+    const [perPush] = (await prometheus.query('count({namespace="it",pod="pod-restart"})')).map((r) => Number(r.value[1]));
     await sidecar.close(); // the final push
     sidecar = undefined;
 
@@ -131,7 +176,6 @@ describe('remote write into a real Prometheus', () => {
     // And the drops are what the sidecar counted (every push has the same series). A push
     // in flight when Prometheus went down may have been stored without an answer coming
     // back: the sidecar then counts it dropped too, so it may count one push more.
-    const [perPush] = (await prometheus.query('count({namespace="it",pod="pod-restart"})')).map((r) => Number(r.value[1]));
     const dropped = await counter('sidecar_remote_write_samples_dropped_total', { reason: 'queue_full' });
     expect([missing.length * perPush, (missing.length + 1) * perPush]).toContain(dropped);
     expect(await counter('sidecar_remote_write_samples_dropped_total', { reason: 'rejected' })).toBe(0);

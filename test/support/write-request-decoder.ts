@@ -6,7 +6,7 @@
 
 export interface DecodedSeries {
   labels: Array<[string, string]>;
-  samples: Array<{ value: number; timestampMs: number }>;
+  samples: Array<{ value: number; timestampMs: number; stale?: true }>;
 }
 
 export interface DecodedMetadata {
@@ -92,17 +92,25 @@ function label(buf: Uint8Array): [string, string] {
   return [name, value];
 }
 
-function sample(buf: Uint8Array): { value: number; timestampMs: number } {
+/** Prometheus's stale NaN (value.StaleNaN) as a little-endian double, read from its bits: JavaScript numbers do not keep a NaN's payload. */
+const STALE_NAN = 0x7ff0000000000002n;
+
+function sample(buf: Uint8Array): { value: number; timestampMs: number; stale?: true } {
   const r = new Reader(buf);
   let value = 0;
   let timestampMs = 0;
+  let stale = false;
   while (!r.done) {
     const { field, wire } = r.key();
-    if (field === 1) (expectWire(wire, 1, 'Sample.value'), (value = r.double()));
+    if (field === 1) {
+      expectWire(wire, 1, 'Sample.value');
+      stale = new DataView(buf.buffer, buf.byteOffset + r.pos, 8).getBigUint64(0, true) === STALE_NAN;
+      value = r.double();
+    }
     else if (field === 2) (expectWire(wire, 0, 'Sample.timestamp'), (timestampMs = Number(BigInt.asIntN(64, r.varint()))));
     else r.skip(wire);
   }
-  return { value, timestampMs };
+  return stale ? { value, timestampMs, stale } : { value, timestampMs };
 }
 
 function series(buf: Uint8Array): DecodedSeries {

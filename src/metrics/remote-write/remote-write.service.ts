@@ -9,12 +9,13 @@ import { PushQueue } from './push-queue';
 import { RemoteWriteClient } from './remote-write-client';
 import { DropReason, RemoteWriteMetrics } from './remote-write-metrics';
 import { TargetScraper } from './target-scraper';
-import { encodeWriteRequest } from './write-request';
+import { encodeWriteRequest, Label } from './write-request';
 import { TargetLabels, WriteRequestBuilder } from './write-request-builder';
 
 /** The `job` label of the sidecar's own series and of its scraped targets' (REMOTE_WRITE_LABELS may set another). */
 export const OWN_JOB = 'pod-sidecar';
 export const SCRAPE_JOB = 'scrape';
+const NO_SERIES: ReadonlyMap<string, Label[]> = new Map();
 
 /** One request of a push: the samples of one source (the sidecar, or one scrape target's instance). */
 interface Push {
@@ -55,6 +56,8 @@ export class RemoteWriteService implements OnApplicationBootstrap, OnApplication
   private readonly targetLabels: Map<ScrapeTarget, TargetLabels>;
   private readonly targetStates: Map<string, TargetState>;
   private readonly lastStamp = new Map<string, number>();
+  /** Per source ('' for the sidecar, else the target's instance): the series of its last push, for staleness markers. */
+  private readonly pushedSeries = new Map<string, ReadonlyMap<string, Label[]>>();
   private snapshotting: Promise<void> | null = null;
   private delivering: Promise<void> | null = null;
   private failures = 0;
@@ -153,21 +156,35 @@ export class RemoteWriteService implements OnApplicationBootstrap, OnApplication
     for (const { target, outcome, at } of scrapes) {
       const labels = this.targetLabels.get(target)!;
       this.recordScrape(target.instance, outcome.ok ? null : outcome.reason);
-      if (outcome.ok) {
-        const builder = new WriteRequestBuilder();
-        builder.addExposition(outcome.exposition, labels, at);
-        fromTargets.push([target.instance, builder]);
-      }
+      const builder = new WriteRequestBuilder();
+      if (outcome.ok) builder.addExposition(outcome.exposition, labels, at);
+      // As a Prometheus scrape does: a series the target no longer exposes, or all of them
+      // when it does not answer, is marked stale once.
+      this.endSeries(target.instance, builder, at);
+      fromTargets.push([target.instance, builder]);
       // As a Prometheus scrape does: `up` says whether the target answered.
       own.add('up', [], labels, outcome.ok ? 1 : 0, at);
     }
-    own.addRegistry(await this.registry.getMetricsAsJSON(), this.ownLabels, this.stamp('', Date.now()));
+    const ownAt = this.stamp('', Date.now());
+    own.addRegistry(await this.registry.getMetricsAsJSON(), this.ownLabels, ownAt);
+    this.endSeries('', own, ownAt);
     const takenAt = new Date();
     for (const [source, builder] of [['sidecar', own] as const, ...fromTargets]) {
       if (builder.sampleCount === 0) continue;
       if (builder.duplicates > 0) this.logger.debug({ msg: 'remote write: duplicate series left out', source, count: builder.duplicates });
       this.enqueue({ source, body: compress(encodeWriteRequest(builder.build())), samples: builder.sampleCount, takenAt, cancel: new AbortController() });
     }
+  }
+
+  /**
+   * Staleness markers for the series of `source` that ended since its last push; the last
+   * push before shutdown ends all of them, one millisecond after their final sample, as
+   * Prometheus does for a target that goes away.
+   */
+  private endSeries(source: string, builder: WriteRequestBuilder, at: number): void {
+    builder.markEnded(this.pushedSeries.get(source) ?? NO_SERIES, at);
+    this.pushedSeries.set(source, builder.tracked);
+    if (this.stopping) builder.markAllEnded(this.stamp(source, at + 1));
   }
 
   /** Timestamps of one source only ever increase: two samples of a series at one instant would get the push refused. */

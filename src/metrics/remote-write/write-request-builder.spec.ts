@@ -150,3 +150,43 @@ describe('WriteRequestBuilder.addExposition (scraped targets)', () => {
     expect(req.metadata).toEqual([{ type: 1, family: 'http_requests_total', help: 'Requests.', unit: '' }]);
   });
 });
+
+describe('staleness markers', () => {
+  const instance = [['job', 'scrape'], ['instance', 'pod-1:8080']] as const;
+  const scrape = (...lines: string[]) => {
+    const b = new WriteRequestBuilder();
+    b.addExposition(parseExposition(lines.join('\n')), instance, T);
+    return b;
+  };
+
+  it('marks a series stale once, in the first push without it; a series with its own timestamp never', () => {
+    const first = scrape('jobs_running{queue="a"} 1', 'jobs_running{queue="b"} 2', 'imported_total 5 1700000000000');
+    const second = scrape('jobs_running{queue="a"} 3');
+    expect(second.markEnded(first.tracked, T + 10)).toBe(1);
+    expect(received(second).timeseries.map((s) => [seriesKey(s.labels), s.samples])).toEqual([
+      ['jobs_running{instance="pod-1:8080",job="scrape",queue="a"}', [{ value: 3, timestampMs: T }]],
+      ['jobs_running{instance="pod-1:8080",job="scrape",queue="b"}', [{ value: NaN, timestampMs: T + 10, stale: true }]],
+    ]);
+    expect(second.sampleCount).toBe(2);
+    const third = scrape('jobs_running{queue="a"} 4');
+    expect(third.markEnded(second.tracked, T + 20)).toBe(0);
+  });
+
+  it('ends every series of a target that stops answering, in the push of the failed scrape', () => {
+    const up = scrape('jobs_running{queue="a"} 1', 'jobs_running{queue="b"} 2');
+    const down = new WriteRequestBuilder();
+    expect(down.markEnded(up.tracked, T + 10)).toBe(2);
+    expect(received(down).timeseries.every((s) => s.samples.length === 1 && s.samples[0].stale === true)).toBe(true);
+    expect(down.tracked.size).toBe(0);
+  });
+
+  it('at shutdown ends each series right after its final sample', () => {
+    const last = scrape('jobs_running{queue="a"} 7', 'imported_total 5 1700000000000');
+    last.markAllEnded(T + 1);
+    expect(received(last).timeseries.map((s) => s.samples)).toEqual([
+      [{ value: 7, timestampMs: T }, { value: NaN, timestampMs: T + 1, stale: true }],
+      [{ value: 5, timestampMs: 1_700_000_000_000 }],
+    ]);
+    expect(last.sampleCount).toBe(3);
+  });
+});

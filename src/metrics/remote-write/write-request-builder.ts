@@ -46,13 +46,22 @@ type RegistryValue = (MetricValue<string> | MetricValueWithName<string>) & { sha
 export class WriteRequestBuilder {
   private readonly series = new Map<string, TimeSeries>();
   private readonly metadata = new Map<string, MetricMetadata>();
+  /** Series whose sample took the push's time (not one of their own): those that get staleness markers when they end. */
+  private readonly current = new Map<string, Label[]>();
+  private samples = 0;
   duplicates = 0;
 
   get sampleCount(): number {
-    return this.series.size;
+    return this.samples;
   }
 
-  add(name: string, sampleLabels: Iterable<readonly [string, string]>, target: TargetLabels, value: number, timestampMs: number): void {
+  /** The series of this push that a later push marks stale when they are gone. */
+  get tracked(): ReadonlyMap<string, Label[]> {
+    return this.current;
+  }
+
+  /** `ownTimestamp`: the sample came with its own time; as in Prometheus, such a series is never marked stale. */
+  add(name: string, sampleLabels: Iterable<readonly [string, string]>, target: TargetLabels, value: number, timestampMs: number, ownTimestamp = false): void {
     const labels = seriesLabels(name, sampleLabels, target);
     let key = '';
     for (const l of labels) key += `${l.name}\u0000${l.value}\u0000`;
@@ -61,6 +70,34 @@ export class WriteRequestBuilder {
       return;
     }
     this.series.set(key, { labels, samples: [{ value, timestampMs }] });
+    this.samples++;
+    if (!ownTimestamp) this.current.set(key, labels);
+  }
+
+  /**
+   * Staleness markers at `timestampMs` for each series of the previous push of this source
+   * that this push does not have, as a Prometheus scrape writes them: queries stop showing
+   * the series at once instead of five minutes later. Returns how many.
+   */
+  markEnded(previous: ReadonlyMap<string, Label[]>, timestampMs: number): number {
+    let ended = 0;
+    for (const [key, labels] of previous) {
+      if (this.series.has(key)) continue;
+      this.series.set(key, { labels, samples: [{ value: NaN, timestampMs, stale: true }] });
+      ended++;
+    }
+    this.samples += ended;
+    return ended;
+  }
+
+  /** A last staleness marker after each tracked series' sample (the source is going away). */
+  markAllEnded(timestampMs: number): void {
+    for (const key of this.current.keys()) {
+      const samples = this.series.get(key)!.samples;
+      if (samples[samples.length - 1].timestampMs >= timestampMs) continue;
+      samples.push({ value: NaN, timestampMs, stale: true });
+      this.samples++;
+    }
   }
 
   describe(family: string, type: MetricType, help: string | undefined): void {
@@ -89,7 +126,7 @@ export class WriteRequestBuilder {
   /** A parsed scrape; samples without their own timestamp take the scrape's. */
   addExposition(exposition: Exposition, target: TargetLabels, scrapedAtMs: number): void {
     for (const [family, f] of exposition.families) this.describe(family, EXPOSITION_TYPES[f.type], f.help);
-    for (const s of exposition.samples) this.add(s.name, s.labels, target, s.value, s.timestampMs ?? scrapedAtMs);
+    for (const s of exposition.samples) this.add(s.name, s.labels, target, s.value, s.timestampMs ?? scrapedAtMs, s.timestampMs !== undefined);
   }
 
   build(): WriteRequest {

@@ -60,6 +60,18 @@ describe('encodeWriteRequest', () => {
   });
 });
 
+describe('staleness marker', () => {
+  it('is written as Prometheus\'s stale NaN bits, 0x7ff0000000000002, not as a plain NaN', () => {
+    const labels = [{ name: '__name__', value: 'm' }];
+    const stale = encodeWriteRequest({ timeseries: [{ labels, samples: [{ value: NaN, timestampMs: 1, stale: true }] }], metadata: [] });
+    const plain = encodeWriteRequest({ timeseries: [{ labels, samples: [{ value: NaN, timestampMs: 1 }] }], metadata: [] });
+    expect(stale.includes(Buffer.from('020000000000f07f', 'hex'))).toBe(true);
+    expect(plain.includes(Buffer.from('020000000000f07f', 'hex'))).toBe(false);
+    expect(decodeWriteRequest(stale).timeseries[0].samples).toEqual([{ value: NaN, timestampMs: 1, stale: true }]);
+    expect(decodeWriteRequest(plain).timeseries[0].samples).toEqual([{ value: NaN, timestampMs: 1 }]);
+  });
+});
+
 describe('snappy block format (snappyjs)', () => {
   it('compresses so that an independent decoder gets the bytes back', () => {
     let seed = 7;

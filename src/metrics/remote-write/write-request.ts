@@ -24,7 +24,16 @@ export interface Sample {
   value: number;
   /** Milliseconds since the Unix epoch. */
   timestampMs: number;
+  /**
+   * A staleness marker: the series has ended (its target went away, or it is no longer
+   * exposed). Written as Prometheus's stale NaN, 0x7ff0000000000002, in place of `value`;
+   * a NaN's payload bits do not survive JavaScript numbers, so it is its own flag.
+   */
+  stale?: true;
 }
+
+/** The bytes of Prometheus's stale NaN (value.StaleNaN), little-endian as a protobuf double. */
+export const STALE_NAN_BYTES: Readonly<Buffer> = Buffer.from([0x02, 0, 0, 0, 0, 0, 0xf0, 0x7f]);
 
 export interface TimeSeries {
   /** Sorted by name, names unique, values non-empty, `__name__` among them. */
@@ -181,7 +190,8 @@ export function encodeWriteRequest(req: WriteRequest): Buffer {
     for (const s of ts.samples) {
       w.header(2, sampleSize(s));
       w.buf[w.pos++] = tag(1, WIRE_FIXED64);
-      w.pos = w.buf.writeDoubleLE(s.value, w.pos);
+      if (s.stale) w.pos += STALE_NAN_BYTES.copy(w.buf, w.pos);
+      else w.pos = w.buf.writeDoubleLE(s.value, w.pos);
       w.buf[w.pos++] = tag(2, WIRE_VARINT);
       w.int64(s.timestampMs);
     }
