@@ -350,6 +350,7 @@ describe('agent (drain control and HAProxy agent-check)', () => {
           jicofoStatusContents: '',
           jicofoStatsReachable: true,
           jicofoStatusStatusCode: 200,
+          jicofoStatsStatusCode: 200,
           prosodyHealthy: true,
           prosodyReachable: true,
           prosodyStatusCode: 200,

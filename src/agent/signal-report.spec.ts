@@ -43,6 +43,7 @@ describe('signalReport (signal-sidecar\'s /signal/report shape)', () => {
         jicofoStatusContents: '',
         jicofoStatsReachable: true,
         jicofoStatusStatusCode: 200,
+        jicofoStatsStatusCode: 200,
         prosodyHealthy: true,
         prosodyReachable: true,
         prosodyStatusCode: 200,
@@ -69,6 +70,7 @@ describe('signalReport (signal-sidecar\'s /signal/report shape)', () => {
       jicofoStatusContents: body,
       jicofoStatsReachable: true,
       jicofoStatusStatusCode: 200,
+      jicofoStatsStatusCode: 200,
       prosodyHealthy: true,
       prosodyReachable: true,
       prosodyStatusCode: 200,
@@ -99,7 +101,7 @@ describe('signalReport (signal-sidecar\'s /signal/report shape)', () => {
 
   it('jicofo stats failing: its code, and 0 for numbers that could not be read', () => {
     const r = reportAfter([[0, [jicofo(), stats({ ok: false, statusCode: 500 }), prosody()], READY, { value: null, error: 'answered 500' }]]);
-    expect(r.services).toMatchObject({ jicofoStatsReachable: true, jicofoStatusStatusCode: 500 });
+    expect(r.services).toMatchObject({ jicofoStatsReachable: true, jicofoStatusStatusCode: 500, jicofoStatsStatusCode: 500 });
     expect(r.stats).toStrictEqual({ jicofoParticipants: 0, jicofoConferences: 0 });
     expect(r).toMatchObject({ healthy: false, weight: '1%' });
   });
@@ -126,6 +128,7 @@ describe('signalReport (signal-sidecar\'s /signal/report shape)', () => {
         jicofoStatusContents: '',
         jicofoStatsReachable: false,
         jicofoStatusStatusCode: 0,
+        jicofoStatsStatusCode: 0,
         prosodyHealthy: false,
         prosodyReachable: false,
         prosodyStatusCode: 0,

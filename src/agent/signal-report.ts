@@ -24,7 +24,9 @@ export interface SignalReport {
     jicofoStatusCode: number;
     jicofoStatusContents: string;
     jicofoStatsReachable: boolean;
+    /** The /stats answer's code under the README's name, and under the name signal-sidecar's code sends (both, so that either kind of tool reads it). */
     jicofoStatusStatusCode: number;
+    jicofoStatsStatusCode: number;
     prosodyHealthy: boolean;
     prosodyReachable: boolean;
     prosodyStatusCode: number;
@@ -66,6 +68,7 @@ export function signalReport({ verdict, round, jicofoStats, now }: SignalReportI
       jicofoStatusContents: jicofo.body,
       jicofoStatsReachable: stats.reachable,
       jicofoStatusStatusCode: stats.code,
+      jicofoStatsStatusCode: stats.code,
       prosodyHealthy: prosody.healthy,
       prosodyReachable: prosody.reachable,
       prosodyStatusCode: prosody.code,
