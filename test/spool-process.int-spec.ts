@@ -37,9 +37,6 @@ function makeEvent(stream: number, n: number, pad = 100 + Math.floor(Math.random
   return { stream, n, deliveryId: `${stream}-${n}-${randomBytes(4).toString('hex')}`, body, ids: [] };
 }
 
-/** The (stream, n) an arrived body belongs to. */
-const parsed = (body: Buffer) => JSON.parse(body.toString()) as { stream: number; n: number };
-
 /** Checks what arrived against what was accepted: each once, byte for byte, in order within each stream. */
 function checkArrivals(sent: Sent[], arrived: Array<{ deliveryId: string; body: Buffer }>, allowedAgain: ReadonlySet<string> = new Set()) {
   const bySent = new Map(sent.map((s) => [s.deliveryId, s]));
