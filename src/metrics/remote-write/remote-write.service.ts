@@ -141,11 +141,13 @@ export class RemoteWriteService implements OnApplicationBootstrap, OnApplication
 
   /**
    * One request per source: the sidecar's own registry (with an `up` series per target)
-   * and each target that answered. A receiver refuses a whole request for one sample it
+   * and each target (its samples, or staleness markers when it stopped answering). A receiver refuses a whole request for one sample it
    * cannot take (too old, out of order: a target's own timestamps can be either), so a
    * sloppy target costs only its own samples.
    */
   private async takeSnapshot(): Promise<void> {
+    // Read once: a snapshot under way when shutdown starts is not the last one.
+    const last = this.stopping;
     const own = new WriteRequestBuilder();
     const fromTargets: Array<[string, WriteRequestBuilder]> = [];
     const remaining = this.stopping ? Math.max(1, this.deadline - Date.now()) : Infinity;
@@ -160,14 +162,14 @@ export class RemoteWriteService implements OnApplicationBootstrap, OnApplication
       if (outcome.ok) builder.addExposition(outcome.exposition, labels, at);
       // As a Prometheus scrape does: a series the target no longer exposes, or all of them
       // when it does not answer, is marked stale once.
-      this.endSeries(target.instance, builder, at);
+      this.endSeries(target.instance, builder, at, last);
       fromTargets.push([target.instance, builder]);
       // As a Prometheus scrape does: `up` says whether the target answered.
       own.add('up', [], labels, outcome.ok ? 1 : 0, at);
     }
     const ownAt = this.stamp('', Date.now());
     own.addRegistry(await this.registry.getMetricsAsJSON(), this.ownLabels, ownAt);
-    this.endSeries('', own, ownAt);
+    this.endSeries('', own, ownAt, last);
     const takenAt = new Date();
     for (const [source, builder] of [['sidecar', own] as const, ...fromTargets]) {
       if (builder.sampleCount === 0) continue;
@@ -181,10 +183,10 @@ export class RemoteWriteService implements OnApplicationBootstrap, OnApplication
    * push before shutdown ends all of them, one millisecond after their final sample, as
    * Prometheus does for a target that goes away.
    */
-  private endSeries(source: string, builder: WriteRequestBuilder, at: number): void {
+  private endSeries(source: string, builder: WriteRequestBuilder, at: number, last: boolean): void {
     builder.markEnded(this.pushedSeries.get(source) ?? NO_SERIES, at);
     this.pushedSeries.set(source, builder.tracked);
-    if (this.stopping) builder.markAllEnded(this.stamp(source, at + 1));
+    if (last) builder.markAllEnded(this.stamp(source, at + 1));
   }
 
   /** Timestamps of one source only ever increase: two samples of a series at one instant would get the push refused. */
@@ -200,7 +202,7 @@ export class RemoteWriteService implements OnApplicationBootstrap, OnApplication
     this.metrics.scraped(instance, up);
     if (state.up !== up) {
       if (up) this.logger.log({ msg: 'scrape target up', instance });
-      else this.logger.warn({ msg: 'scrape target down; its samples are left out of the push', instance, reason: failure });
+      else this.logger.warn({ msg: 'scrape target down; its series are marked stale', instance, reason: failure });
     }
     state.up = up;
     state.reason = failure;

@@ -257,16 +257,15 @@ export class SegmentLog {
     await this.tidy();
   }
 
-  /** The sealed segment most worth compacting now under `policy`, sparsest first; null when none is. */
-  compactable(policy: CompactionPolicy, now = performance.now()): Segment | null {
-    let best: Segment | null = null;
+  /** The sealed segments worth compacting now under `policy`, sparsest first. */
+  compactable(policy: CompactionPolicy, now = performance.now()): Segment[] {
+    const found: Segment[] = [];
     for (const seg of this.segments.values()) {
       if (!seg.sealed || seg.deleted || seg.live === 0 || seg.size === 0) continue;
       if (now - seg.sealedAt < policy.settleMs || now - seg.compactedAt < COMPACT_RETRY_MS) continue;
-      const share = seg.liveBytes / seg.size;
-      if (share <= policy.maxLiveShare && (best === null || share < best.liveBytes / best.size)) best = seg;
+      if (seg.liveBytes / seg.size <= policy.maxLiveShare) found.push(seg);
     }
-    return best;
+    return found.sort((a, b) => a.liveBytes / a.size - b.liveBytes / b.size);
   }
 
   /**
@@ -311,14 +310,18 @@ export class SegmentLog {
         this.finish(copy);
         continue;
       }
+      // The old place is finished like a delivered record (after the copy is synced): if the
+      // segment outlives this (a neighbour that could not be moved, a failed unlink), a
+      // restart must not find the event there still waiting.
       segment.live--;
       segment.liveBytes -= r.length;
+      segment.pendingAcks.push(encodeAck(r.offset, r.seq));
       r.segment = copy.segment;
       r.offset = copy.offset;
       result.moved++;
       result.movedBytes += r.length;
     }
-    if (segment.live === 0) await this.tidy();
+    await this.tidy();
     return result;
   }
 

@@ -15,7 +15,7 @@ import { DeliveryIdIndex } from './delivery-id-index';
 import { DestinationQueue, SpooledEvent } from './destination-queue';
 import { reconcile } from './recovery';
 import { nextAttemptAt, retryAfterMs, verdictFor } from './retry-policy';
-import { COMPACT_NORMALLY, COMPACT_UNDER_PRESSURE, RecordLocation, SegmentLog } from './segment-log';
+import { COMPACT_NORMALLY, COMPACT_UNDER_PRESSURE, RecordLocation, Segment, SegmentLog } from './segment-log';
 import { DecodedRecord, encodeRecord, EventMeta } from './spool-record';
 import { SpoolLock } from './spool-lock';
 import { SpoolMetrics } from './spool-metrics';
@@ -184,18 +184,22 @@ export class Spool implements OnModuleInit, OnApplicationBootstrap {
   private async runCompaction(): Promise<void> {
     while (this.state === 'running') {
       const policy = this.bytes >= this.config.maxBytes * PRESSURE_SHARE ? COMPACT_UNDER_PRESSURE : COMPACT_NORMALLY;
-      const segment = this.log.compactable(policy);
-      if (segment === null) return;
-      const waiting: SpooledEvent[] = [];
-      for (const q of this.queues.values()) for (const e of q.waiting()) if (e.segment === segment) waiting.push(e);
-      try {
-        const done = await this.log.compact(segment, waiting, (r) => !(r as SpooledEvent).done);
-        this.metrics.compacted(done.movedBytes);
-        this.logger.debug({ msg: 'spool segment compacted', ...done, freedBytes: segment.deleted ? segment.size : 0, bytes: this.bytes });
-        if (done.left > 0) this.logger.warn({ msg: 'spool compaction left records in place (unreadable or not written); it tries that segment again later', segment: done.segment, left: done.left });
-      } catch (err) {
-        this.logger.warn({ msg: 'spool compaction failed; it tries again later', reason: (err as Error).message });
-        return;
+      const segments = this.log.compactable(policy);
+      if (segments.length === 0) return;
+      // One walk over the queues per pass, however many segments it compacts.
+      const waiting = new Map(segments.map((s): [Segment, SpooledEvent[]] => [s, []]));
+      for (const q of this.queues.values()) for (const e of q.waiting()) waiting.get(e.segment)?.push(e);
+      for (const segment of segments) {
+        if (this.state !== 'running') return;
+        try {
+          const done = await this.log.compact(segment, waiting.get(segment)!, (r) => !(r as SpooledEvent).done);
+          if (done.moved > 0) this.metrics.compacted(done.movedBytes);
+          this.logger.debug({ msg: 'spool segment compacted', ...done, freedBytes: segment.deleted ? segment.size : 0, bytes: this.bytes });
+          if (done.left > 0) this.logger.warn({ msg: 'spool compaction left records in place (unreadable or not written); it tries that segment again later', segment: done.segment, left: done.left });
+        } catch (err) {
+          this.logger.warn({ msg: 'spool compaction failed; it tries again later', reason: (err as Error).message });
+          return;
+        }
       }
     }
   }
