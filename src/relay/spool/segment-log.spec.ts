@@ -318,6 +318,16 @@ describe('SegmentLog', () => {
       expect(live).toEqual([5]);
     });
 
+    it('goes on writing acks and deleting finished segments after a compaction that found nothing to move', async () => {
+      const log = logAt(dir, ROLL);
+      await log.recover();
+      const locs = await Promise.all(Array.from({ length: 10 }, (_, i) => log.append(encodeRecord(meta(i + 1), bodyOf(i + 1)), i + 1)));
+      expect(await log.compact(locs[0].segment, locs, () => false)).toMatchObject({ moved: 0, left: 0 });
+      for (const loc of locs) log.finish(loc);
+      await new Promise((r) => setTimeout(r, 100));
+      expect(files()).toEqual([]);
+    });
+
     it('a crash between the copy and the deletion of the old segment leaves the event twice on disk, and recovery keeps it once', async () => {
       const log = logAt(dir, ROLL);
       const { live } = await pinnedSegments(log);

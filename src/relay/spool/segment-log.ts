@@ -334,7 +334,7 @@ export class SegmentLog {
     await this.writing;
     // A current segment with nothing live goes now rather than at the next start.
     if (this.active !== null) this.seal(this.active);
-    await this.tidying;
+    while (this.tidying !== null || this.hasTidyWork()) await this.tidy();
     if (this.ackSyncTimer) clearTimeout(this.ackSyncTimer);
     this.ackSyncTimer = null;
     for (const seg of this.segments.values()) {
@@ -418,9 +418,25 @@ export class SegmentLog {
     if (seg.live === 0) void this.tidy();
   }
 
-  /** Writes pending acks and deletes sealed segments with nothing live, one pass after another until there is nothing to do. */
+  /**
+   * Writes pending acks and deletes sealed segments with nothing live, one pass after
+   * another until there is nothing to do. The run is forgotten only once it has settled
+   * (a run with nothing to do ends synchronously, and resetting inside it would leave a
+   * finished promise in place for good); work that came in after its last pass starts the
+   * next run.
+   */
   private tidy(): Promise<void> {
-    return (this.tidying ??= this.runTidy());
+    return (this.tidying ??= this.runTidy().finally(() => {
+      this.tidying = null;
+      if (this.hasTidyWork()) void this.tidy();
+    }));
+  }
+
+  private hasTidyWork(): boolean {
+    for (const seg of this.segments.values()) {
+      if (seg.pendingAcks.length > 0 || (seg.sealed && seg.live === 0 && !seg.deleted)) return true;
+    }
+    return false;
   }
 
   private async runTidy(): Promise<void> {
@@ -437,7 +453,6 @@ export class SegmentLog {
         }
       }
     }
-    this.tidying = null;
     if (this.ackSyncTimer === null && !this.closed) {
       this.ackSyncTimer = setTimeout(() => void this.syncAcks(), this.ackSyncMs);
       this.ackSyncTimer.unref();
