@@ -285,19 +285,19 @@ export class SegmentLog {
   private async moveOut(segment: Segment, records: readonly RecordLocation[], isLive: (r: RecordLocation) => boolean): Promise<Compaction> {
     segment.compactedAt = performance.now();
     const result: Compaction = { segment: segment.number, moved: 0, movedBytes: 0, left: 0 };
-    const copies: Array<{ r: RecordLocation; written: Promise<RecordLocation> }> = [];
+    const read: Array<{ r: RecordLocation; bytes: Buffer }> = [];
     for (const r of records) {
       if (r.segment !== segment || !isLive(r)) continue;
-      let bytes: Buffer;
       try {
-        ({ bytes } = await this.readChecked(r));
+        read.push({ r, bytes: (await this.readChecked(r)).bytes });
       } catch {
         result.left++;
-        continue;
       }
-      if (r.segment !== segment || !isLive(r)) continue;
-      copies.push({ r, written: this.append({ head: bytes, body: EMPTY, length: bytes.length }, r.seq) });
     }
+    // Handed to the log together, so that they share a write and a sync.
+    const copies = read
+      .filter(({ r }) => r.segment === segment && isLive(r))
+      .map(({ r, bytes }) => ({ r, written: this.append({ head: bytes, body: EMPTY, length: bytes.length }, r.seq) }));
     for (const { r, written } of copies) {
       let copy: RecordLocation;
       try {
