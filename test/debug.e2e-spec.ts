@@ -1,4 +1,7 @@
+import { pbkdf2Sync } from 'node:crypto';
 import { get } from 'node:http';
+import { gunzipSync } from 'node:zlib';
+import { Profile } from 'pprof-format';
 import request from 'supertest';
 import { freePort } from './support/sidecar';
 import { killLeftover, spawnSidecar, SidecarProcess } from './support/process';
@@ -40,6 +43,56 @@ describe('debug endpoints', () => {
       expect(profile.nodes[0].callFrame).toBeDefined();
       expect(typeof profile.startTime).toBe('number');
       expect(profile.endTime).toBeGreaterThan(profile.startTime);
+    });
+
+    it('gives the profile in pprof format with format=pprof (gzipped protobuf, a busy function in its samples)', async () => {
+      // The sidecar runs in this process, so a function of the test that keeps the CPU busy is in the profile.
+      // Busy in native slices (PBKDF2) so the sidecar can still answer between them; never past 20 s. A hot
+      // JS loop would not do: V8 leaves code that was compiled on-stack before the profile started out of
+      // the profile's frames, and its samples land on the caller (here Node's processImmediate).
+      let profiling = true;
+      const stopAt = performance.now() + 20_000;
+      const burnCpuForPprofTest = () => {
+        pbkdf2Sync('secret', 'salt', 5_000, 32, 'sha256');
+        if (profiling && performance.now() < stopAt) setImmediate(burnCpuForPprofTest);
+      };
+      burnCpuForPprofTest();
+      let res: request.Response;
+      try {
+        res = await request(s.managementUrl)
+          .get('/debug/pprof/profile?seconds=1&format=pprof')
+          .buffer(true)
+          .parse((r, cb) => {
+            const chunks: Buffer[] = [];
+            r.on('data', (c: Buffer) => chunks.push(c));
+            r.on('end', () => cb(null, Buffer.concat(chunks)));
+          });
+      } finally {
+        profiling = false;
+      }
+      expect(res.status).toBe(200);
+      expect(res.headers['content-type']).toBe('application/octet-stream');
+      expect(res.headers['content-disposition']).toMatch(/^attachment; filename="pod-sidecar-\d+\.pb\.gz"$/);
+      const p = Profile.decode(gunzipSync(res.body as Buffer));
+      const str = (i: unknown) => p.stringTable.strings[Number(i)];
+      expect(p.sampleType.map((t) => `${str(t.type)}/${str(t.unit)}`)).toEqual(['samples/count', 'cpu/nanoseconds']);
+      const burner = p.function.filter((f) => str(f.name) === 'burnCpuForPprofTest').map((f) => Number(f.id));
+      expect(burner.length).toBeGreaterThan(0);
+      expect(burner.every((id) => str(p.function.find((f) => Number(f.id) === id)!.filename).endsWith('debug.e2e-spec.ts'))).toBe(true);
+      const burnerLocations = new Set(p.location.filter((l) => burner.includes(Number(l.line[0].functionId))).map((l) => Number(l.id)));
+      // the burner anywhere in the stack: the leaf is PBKDF2's own frame
+      const burnerNanos = p.sample.filter((x) => x.locationId.some((id) => burnerLocations.has(Number(id)))).reduce((sum, x) => sum + Number(x.value[1]), 0);
+      expect(burnerNanos).toBeGreaterThan(0);
+      expect(Number(p.durationNanos)).toBeGreaterThanOrEqual(0.9e9);
+      expect(Math.abs(Number(BigInt(p.timeNanos) / 1_000_000n) - Date.now())).toBeLessThan(10_000);
+    });
+
+    it('answers 400 to a format it does not know, before profiling', async () => {
+      const asked = performance.now();
+      const res = await request(s.managementUrl).get('/debug/pprof/profile?seconds=1&format=xml');
+      expect(performance.now() - asked).toBeLessThan(900);
+      expect(res.status).toBe(400);
+      expect(res.body).toEqual({ error: 'bad_request', message: 'format must be one of cpuprofile, pprof' });
     });
 
     it('takes one profile at a time and caps the duration', async () => {

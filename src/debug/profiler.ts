@@ -1,5 +1,5 @@
 import { Injectable, OnModuleDestroy, OnModuleInit } from '@nestjs/common';
-import { Session } from 'node:inspector/promises';
+import { Session, type Profiler as InspectorProfiler } from 'node:inspector/promises';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import type { Readable } from 'node:stream';
 import { getHeapSnapshot } from 'node:v8';
@@ -29,7 +29,7 @@ export class Profiler implements OnModuleInit, OnModuleDestroy {
     this.loopDelay?.disable();
   }
 
-  async cpuProfile(seconds: number): Promise<string> {
+  async cpuProfile(seconds: number): Promise<InspectorProfiler.Profile> {
     return this.exclusive(async () => {
       const session = new Session();
       session.connect();
@@ -38,7 +38,7 @@ export class Profiler implements OnModuleInit, OnModuleDestroy {
         await session.post('Profiler.start');
         await new Promise((r) => setTimeout(r, seconds * 1000));
         const { profile } = await session.post('Profiler.stop');
-        return JSON.stringify(profile);
+        return profile;
       } finally {
         session.disconnect();
       }
