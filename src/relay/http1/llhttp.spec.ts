@@ -41,6 +41,13 @@ describe("Node's llhttp parser, as the relay uses it", () => {
     expect(Buffer.concat(m.body).toString()).toBe('abcde');
   });
 
+  it('drops the trailers of a chunked message: they become neither headers nor URL of the next message on the connection', () => {
+    const { messages } = parse(REQUEST, 'POST /first HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\nX-Trailer: evil\r\n\r\nGET /second HTTP/1.1\r\nHost: a\r\n\r\n');
+    expect(messages.map((m) => [m.url, m.headers])).toEqual([['/first', ['Host', 'a', 'Transfer-Encoding', 'chunked']], ['/second', ['Host', 'a']]]);
+    const responses = parse(RESPONSE, 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\nSet-Cookie: session=attacker\r\n\r\nHTTP/1.1 204 No Content\r\nX-Own: 1\r\n\r\n');
+    expect(responses.messages.map((m) => [m.status, m.headers])).toEqual([[200, ['Transfer-Encoding', 'chunked']], [204, ['X-Own', '1']]]);
+  });
+
   it('joins a header list longer than llhttp hands over at once, across reads', () => {
     const names = Array.from({ length: 80 }, (_, i) => `X-H${i}: v${i}\r\n`).join('');
     const wire = Buffer.from(`GET / HTTP/1.1\r\n${names}\r\n`);

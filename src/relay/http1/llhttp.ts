@@ -89,6 +89,12 @@ export function createParser(type: number, callbacks: ParserCallbacks): Parser {
     return callbacks.headersComplete(vMajor, vMinor, headers, method, url, status, message, upgrade, keepAlive);
   }) satisfies OnHeadersComplete;
   parser[HTTPParser.kOnBody] = callbacks.body;
-  parser[HTTPParser.kOnMessageComplete] = callbacks.messageComplete;
+  // Trailers of a chunked message come through kOnHeaders after its body: they are not
+  // forwarded, and must not become headers (or the URL) of the next message on the connection.
+  parser[HTTPParser.kOnMessageComplete] = () => {
+    pendingHeaders = [];
+    pendingUrl = '';
+    return callbacks.messageComplete();
+  };
   return parser;
 }
