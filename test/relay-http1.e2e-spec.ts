@@ -672,6 +672,41 @@ describe('relay HTTP/1.1: RELAY_MAX_CONNECTIONS', () => {
   });
 });
 
+describe('relay HTTP/1.1: a destination that answers more than it was asked', () => {
+  const downstream = new RawDownstream();
+  let sidecar: Started;
+
+  beforeAll(async () => {
+    const url = await downstream.listen();
+    sidecar = await start({ DOWNSTREAM_SERVICE_URL: url, RELAY_MAX_CONNECTIONS: '1', RELAY_TIMEOUT_SECONDS: '3' });
+  });
+  afterAll(async () => {
+    await sidecar.close();
+    await downstream.close();
+  });
+  beforeEach(() => downstream.reset());
+
+  it('never hands bytes after the end of one response to the next request on that connection', async () => {
+    downstream.respond = (s, head) => {
+      const path = head.split(' ')[1];
+      if (path.endsWith('/evil')) setTimeout(() => s.write('HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nreq1HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nPOISON'), 200);
+      else s.write(`HTTP/1.1 200 OK\r\nContent-Length: ${path.length}\r\n\r\n${path}`);
+    };
+    // One connection at most: /victim waits in the queue for the connection /evil is on.
+    const evil = fetchVia(sidecar.relayPort!, '/evil');
+    await waitFor('the first request at the destination', () => downstream.heads.length === 1);
+    const victim = fetchVia(sidecar.relayPort!, '/victim');
+    expect((await evil).body.toString()).toBe('req1');
+    expect((await victim).body.toString()).toBe('/victim');
+    // And with the connection idle in between: the extra answer closes it, the next request gets its own.
+    const again = await fetchVia(sidecar.relayPort!, '/evil');
+    expect(again.body.toString()).toBe('req1');
+    await new Promise((r) => setTimeout(r, 50));
+    const [a, b] = await Promise.all([fetchVia(sidecar.relayPort!, '/one'), fetchVia(sidecar.relayPort!, '/two')]);
+    expect([a.body.toString(), b.body.toString()]).toEqual(['/one', '/two']);
+  });
+});
+
 describe('relay HTTP/1.1: a caller that stalls', () => {
   const downstream = new HttpDownstream();
   let sidecar: Started;

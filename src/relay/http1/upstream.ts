@@ -93,6 +93,8 @@ class Connection implements Expiring {
   exchange: Exchange | null = null;
   private informational = false;
   private keepAlive = false;
+  /** The response completed during the read being parsed: back to the pool once that read is done. */
+  private releaseAfterRead = false;
   /** How long this connection may sit idle: ours, or less when the destination says it closes sooner. */
   private idleMs: number;
 
@@ -123,6 +125,7 @@ class Connection implements Expiring {
   }
 
   start(exchange: Exchange): void {
+    if (this.exchange !== null) throw new Error('a pooled connection was given a second request');
     this.exchange = exchange;
     exchange.conn = this;
     this.informational = false;
@@ -146,11 +149,24 @@ class Connection implements Expiring {
       this.failExchange(new UpstreamError(`malformed response from the destination (${r.code})`, 'protocol', r.code));
       this.socket.destroy();
     }
+    // Only now, with the whole read parsed: bytes after the end of the response in the same
+    // read were no answer to anything (and closed the connection in onHead), and must never
+    // be taken for the response to the next request on it.
+    if (this.releaseAfterRead) {
+      this.releaseAfterRead = false;
+      if (!this.socket.destroyed && this.exchange === null) this.pool.release(this);
+    }
   }
 
   private onHead(status: number, message: string, headers: string[], keepAlive: boolean): number {
     const ex = this.exchange;
-    if (ex === null || ex.finished) return 1;
+    if (ex === null || ex.finished) {
+      // A response nobody asked for (a destination answering one request twice, or a
+      // request it split in two): the connection cannot be trusted to line up any more.
+      this.releaseAfterRead = false;
+      this.socket.destroy();
+      return 1;
+    }
     if (status < 200) {
       // 100 Continue and other interim answers: the final response follows on this connection.
       this.informational = true;
@@ -169,13 +185,14 @@ class Connection implements Expiring {
       return;
     }
     const ex = this.exchange;
+    if (ex === null) return; // the end of a response nobody asked for: closed in onHead
     this.exchange = null;
-    if (ex !== null) ex.conn = null;
+    ex.conn = null;
     if (this.keepAlive && this.idleMs > 0 && !this.socket.destroyed) {
       this.deadline = this.deadlines.now + this.idleMs;
       // A slow caller may have paused it; the next response on it must be read.
       this.socket.resume();
-      this.pool.release(this);
+      this.releaseAfterRead = true;
     } else {
       this.socket.destroy();
     }
