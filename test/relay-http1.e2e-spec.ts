@@ -342,6 +342,29 @@ describe('relay HTTP/1.1: caller connections', () => {
     };
   }
 
+  it('refuses a request target that is not a path (absolute URL, *) with 400 JSON, forwards nothing, closes', async () => {
+    for (const line of ['GET http://evil.example/steal HTTP/1.1', 'OPTIONS * HTTP/1.1']) {
+      const c = await RawClient.connect(port);
+      c.write(`${line}\r\nHost: evil.example\r\n\r\n`);
+      const res = await c.read();
+      expect(res.status).toBe(400);
+      expect(JSON.parse(res.body.toString())).toMatchObject({ error: 'bad_request', message: expect.stringContaining('origin-form') });
+      expect(await c.closedWithin(2000)).toBe(true);
+    }
+    expect(downstream.requests).toHaveLength(0);
+  });
+
+  it('answers a caller that half-closes right after its request, then closes', async () => {
+    delayByPath();
+    const c = await RawClient.connect(port);
+    c.write('POST /delay/50/half HTTP/1.1\r\nHost: relay.test\r\nContent-Length: 2\r\n\r\nhi');
+    c.socket.end();
+    const res = await c.read();
+    expect([res.status, res.body.toString()]).toEqual([200, 'half:hi']);
+    expect(await c.closedWithin(2000)).toBe(true);
+    expect(downstream.requests).toHaveLength(1);
+  });
+
   it('answers two pipelined requests in the order they were sent, though downstream answers the second first', async () => {
     delayByPath();
     const c = await RawClient.connect(port);

@@ -176,6 +176,10 @@ class InboundConnection implements Expiring {
   private discarding = false;
   /** The connection's own answer (400, 501), due once the requests before it are answered. */
   private deferred: (() => void) | null = null;
+  /** The caller half-closed: it sends nothing more; what it asked is answered, then the connection ends. */
+  private peerEnded = false;
+  /** Idle time ran out while an answer was still leaving: it gets one more request timeout to be read. */
+  private closingSoon = false;
 
   constructor(
     private readonly server: InboundServer,
@@ -192,6 +196,7 @@ class InboundConnection implements Expiring {
       messageComplete: () => this.onComplete(),
     });
     socket.on('data', (d: Buffer) => this.onData(d));
+    socket.on('end', () => this.onEnd());
     socket.on('error', () => undefined);
     socket.on('close', () => this.onClose());
   }
@@ -221,6 +226,9 @@ class InboundConnection implements Expiring {
   private onHeaders(method: string, url: string, rawHeaders: string[], http10: boolean, upgrade: boolean, keepAlive: boolean): void {
     if (this.discarding) return;
     if (upgrade) return this.malformed('UPGRADE_NOT_SUPPORTED');
+    // Only origin-form ("/path?query"): an absolute URL would reach the destination as the
+    // request line's target, Host of its choosing included; "*" has nothing to relay to.
+    if (url.charCodeAt(0) !== 47 /* / */) return this.malformed('NOT_ORIGIN_FORM');
     let declared: string | undefined;
     let expectContinue = false;
     for (let i = 0; i < rawHeaders.length; i += 2) {
@@ -250,6 +258,9 @@ class InboundConnection implements Expiring {
     this.receiving = false;
     this.queue.push(p);
     if (this.current === null) this.next();
+    // One request waits behind the one being answered, no more: pipelined requests are not
+    // read (bodies and all) faster than they are answered. Reading resumes in next().
+    else this.socket.pause();
   }
 
   /** Over the body limit: nothing more is read; the request is answered in its turn, then the connection closes. */
@@ -270,11 +281,13 @@ class InboundConnection implements Expiring {
 
   private next(): void {
     const p = this.queue.shift();
+    if (this.queue.length === 0 && !this.discarding && !this.peerEnded) this.socket.resume();
     if (p === undefined) {
       const answer = this.deferred;
       this.deferred = null;
       if (answer !== null) answer();
       else if (this.discarding) this.socket.destroySoon();
+      else if (this.peerEnded) this.socket.end();
       else this.deadline = this.server.deadlines.now + (this.receiving ? this.server.options.requestTimeoutMs : this.server.options.keepAliveMs);
       return;
     }
@@ -308,7 +321,9 @@ class InboundConnection implements Expiring {
     const status = code === 'HPE_HEADER_OVERFLOW' ? 431 : upgrade ? 501 : 400;
     const answer = () => upgrade
       ? this.answerAndClose(501, 'not_implemented', 'protocol upgrades (and CONNECT) are not relayed')
-      : this.answerAndClose(status, 'bad_request', `malformed HTTP request (${code})`);
+      : code === 'NOT_ORIGIN_FORM'
+        ? this.answerAndClose(400, 'bad_request', 'the request target must be a path (origin-form); absolute URLs and * are not relayed')
+        : this.answerAndClose(status, 'bad_request', `malformed HTTP request (${code})`);
     if (this.current === null && this.queue.length === 0) answer();
     else this.deferred = answer;
   }
@@ -322,7 +337,28 @@ class InboundConnection implements Expiring {
       this.answerAndClose(408, 'request_timeout', `the request did not arrive within ${this.server.options.requestTimeoutMs / 1000} s`);
       return;
     }
-    this.socket.destroy();
+    this.closeIdle();
+  }
+
+  /**
+   * Closes a connection with nothing to answer. The end of the last answer may still be
+   * leaving (a caller that reads slowly): it is let out, for one more request timeout,
+   * before the connection is cut.
+   */
+  closeIdle(): void {
+    if (this.socket.writableLength === 0 || this.closingSoon) return void this.socket.destroy();
+    this.closingSoon = true;
+    this.stopReading();
+    this.socket.end();
+    this.deadline = this.server.deadlines.now + this.server.options.requestTimeoutMs;
+  }
+
+  /** The caller half-closed: a request cut short is dropped; those complete are answered, then the connection ends. */
+  private onEnd(): void {
+    this.peerEnded = true;
+    this.parsing = null;
+    this.receiving = false;
+    if (this.current === null && this.queue.length === 0 && this.deferred === null) this.socket.end();
   }
 
   /** An answer of the connection's own (not a request's), after which it closes. */
@@ -354,7 +390,8 @@ export class InboundServer {
     readonly handler: InboundHandler,
   ) {
     this.keepAliveHeader = `connection: keep-alive\r\nkeep-alive: timeout=${Math.floor(options.keepAliveMs / 1000)}\r\n`;
-    this.net = createServer((socket) => this.connections.add(new InboundConnection(this, socket)));
+    // Half-open allowed: a caller that half-closes after its request still gets the answer.
+    this.net = createServer({ allowHalfOpen: true }, (socket) => this.connections.add(new InboundConnection(this, socket)));
   }
 
   listen(port: number, host: string): Promise<void> {
@@ -374,7 +411,7 @@ export class InboundServer {
   }
 
   closeIdleConnections(): void {
-    for (const c of this.connections) if (c.idle) c.socket.destroy();
+    for (const c of this.connections) if (c.idle) c.closeIdle();
   }
 
   /** Cuts answers still under way; an answer already complete is let out before its connection closes. */
