@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { createServer, request as httpRequest } from 'node:http';
-import { type AddressInfo, connect } from 'node:net';
+import { once } from 'node:events';
+import { type AddressInfo, connect, createServer as createNetServer } from 'node:net';
 import request from 'supertest';
 import { spawnSidecar, SidecarProcess, killLeftover } from './support/process';
 import { RecordingServer } from './support/recording-server';
@@ -67,6 +68,53 @@ describe('the sidecar process', () => {
       expect(peak - before).toBeLessThan(100 * 1024 * 1024);
     } finally {
       await new Promise((r) => slow.close(r));
+    }
+  });
+
+  it('passes a response of thousands of small chunks to a caller that reads slowly: every byte, one wait for its buffer at a time', async () => {
+    // 4 MiB to fill the caller's buffers, then 40,000 chunks of 16 bytes.
+    const big = Buffer.alloc(4 * 1024 * 1024, 0x61);
+    const tiny = Array.from({ length: 40_000 }, (_, i) => `10\r\n${String(i).padStart(16, '.')}\r\n`).join('');
+    const chunky = createNetServer((s) => {
+      s.once('data', () => {
+        s.write(`HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n${big.length.toString(16)}\r\n`);
+        s.write(big);
+        s.write(`\r\n${tiny}0\r\n\r\n`);
+      });
+      s.on('error', () => undefined);
+    });
+    await new Promise<void>((r) => chunky.listen(0, '127.0.0.1', r));
+    try {
+      const { p, relay } = await startProcess({ DOWNSTREAM_SERVICE_URL: `http://127.0.0.1:${(chunky.address() as AddressInfo).port}` });
+      const socket = connect(relay, '127.0.0.1');
+      socket.write('GET /chunky HTTP/1.1\r\nHost: relay.test\r\nConnection: close\r\n\r\n');
+      // A slow reader: takes what is there every 20 ms, so that the relay's buffer to it is
+      // full most of the time while the small chunks go through.
+      const chunks: Buffer[] = [];
+      socket.on('data', (c: Buffer) => {
+        chunks.push(c);
+        socket.pause();
+      });
+      const reader = setInterval(() => socket.resume(), 20);
+      await once(socket, 'close');
+      clearInterval(reader);
+      const got = Buffer.concat(chunks).toString('latin1');
+      expect(got.startsWith('HTTP/1.1 200 OK\r\n')).toBe(true);
+      // De-chunk what the relay sent and compare with what the destination meant.
+      let body = '';
+      let pos = got.indexOf('\r\n\r\n') + 4;
+      for (;;) {
+        const eol = got.indexOf('\r\n', pos);
+        const size = parseInt(got.slice(pos, eol), 16);
+        if (size === 0) break;
+        body += got.slice(eol + 2, eol + 2 + size);
+        pos = eol + 2 + size + 2;
+      }
+      expect(body.length).toBe(big.length + 40_000 * 16);
+      expect(body.endsWith('...........39999')).toBe(true);
+      expect(p.stderr()).not.toContain('MaxListenersExceededWarning');
+    } finally {
+      await new Promise((r) => chunky.close(r));
     }
   });
 

@@ -244,7 +244,12 @@ export class RelayServer implements OnApplicationShutdown {
 class Relayed implements ResponseHandler {
   exchange: Exchange | null = null;
   private status = 0;
-  private readonly resume = () => this.exchange?.resume();
+  /** Waiting for the caller's buffer to drain: one wait, however many pieces of a read met a full buffer. */
+  private waitingForDrain = false;
+  private readonly resume = () => {
+    this.waitingForDrain = false;
+    this.exchange?.resume();
+  };
 
   constructor(
     private readonly reply: Reply,
@@ -262,7 +267,10 @@ class Relayed implements ResponseHandler {
 
   onBody(chunk: Buffer): boolean {
     if (this.reply.write(chunk)) return true;
-    this.reply.onDrain(this.resume);
+    if (!this.waitingForDrain) {
+      this.waitingForDrain = true;
+      this.reply.onDrain(this.resume);
+    }
     return false;
   }
 
