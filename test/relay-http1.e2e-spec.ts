@@ -354,6 +354,17 @@ describe('relay HTTP/1.1: caller connections', () => {
     expect(downstream.requests).toHaveLength(0);
   });
 
+  it('refuses a transfer coding other than chunked (501) and a second Host (400); forwards neither', async () => {
+    const coded = await RawClient.connect(port);
+    coded.write('POST /gz HTTP/1.1\r\nHost: relay.test\r\nTransfer-Encoding: gzip, chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n');
+    const res = await coded.read();
+    expect([res.status, JSON.parse(res.body.toString()).error]).toEqual([501, 'not_implemented']);
+    const twoHosts = await RawClient.connect(port);
+    twoHosts.write('GET /h HTTP/1.1\r\nHost: relay.test\r\nHost: evil.example\r\n\r\n');
+    expect((await twoHosts.read()).status).toBe(400);
+    expect(downstream.requests).toHaveLength(0);
+  });
+
   it('answers a caller that half-closes right after its request, then closes', async () => {
     delayByPath();
     const c = await RawClient.connect(port);
@@ -576,6 +587,15 @@ describe('relay HTTP/1.1: downstream responses on the wire', () => {
     await downstream.close();
   });
   beforeEach(() => downstream.reset());
+
+  it('answers 502 to a response in a transfer coding other than chunked, rather than pass its coded bytes as the body', async () => {
+    downstream.respond = (s) => s.write('HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n');
+    const got = await fetchVia(port, '/coded');
+    expect(got.status).toBe(502);
+    // The next request is served (on a fresh connection, closed after it so that no pooled one is left for the tests after).
+    downstream.respond = (s) => s.end('HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok');
+    expect((await fetchVia(port, '/next')).body.toString()).toBe('ok');
+  });
 
   it('still answers the next request after downstream answers with Connection: close', async () => {
     let n = 0;

@@ -52,6 +52,21 @@ export function headerNameIs(name: string, lowerName: string): boolean {
   return true;
 }
 
+/**
+ * A Transfer-Encoding with a coding other than chunked (gzip, deflate, ...): the relay
+ * would take the chunks off and pass the coded bytes on as if they were the body.
+ */
+export function otherTransferCoding(rawHeaders: readonly string[]): string | null {
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    if (!headerNameIs(rawHeaders[i], 'transfer-encoding')) continue;
+    for (const coding of rawHeaders[i + 1].split(',')) {
+      const c = coding.trim().toLowerCase();
+      if (c !== '' && c !== 'chunked') return c;
+    }
+  }
+  return null;
+}
+
 /** The first value of a header in a flat [name, value, ...] list, found in any case. */
 export function headerValue(rawHeaders: readonly string[], lowerName: string): string | undefined {
   for (let i = 0; i < rawHeaders.length; i += 2) if (headerNameIs(rawHeaders[i], lowerName)) return rawHeaders[i + 1];

@@ -1,6 +1,6 @@
 import { STATUS_CODES } from 'node:http';
 import { createServer, Server, Socket } from 'node:net';
-import { headerNameIs } from '../forwarding';
+import { headerNameIs, otherTransferCoding } from '../forwarding';
 import { Deadlines, Expiring } from './deadlines';
 import { createParser, methodName, Parser, REQUEST } from './llhttp';
 
@@ -231,15 +231,19 @@ class InboundConnection implements Expiring {
     if (url.charCodeAt(0) !== 47 /* / */) return this.malformed('NOT_ORIGIN_FORM');
     let declared: string | undefined;
     let expectContinue = false;
+    let hosts = 0;
     for (let i = 0; i < rawHeaders.length; i += 2) {
       const name = rawHeaders[i];
       if (headerNameIs(name, 'content-length')) declared = rawHeaders[i + 1];
+      else if (headerNameIs(name, 'host')) hosts++;
       else if (headerNameIs(name, 'expect') && rawHeaders[i + 1].toLowerCase() === '100-continue') expectContinue = true;
     }
+    if (hosts > 1) return this.malformed('DUPLICATE_HOST');
+    if (otherTransferCoding(rawHeaders) !== null) return this.malformed('TRANSFER_CODING_NOT_SUPPORTED');
     const p: Pending = { method, url, rawHeaders, chunks: [], size: 0, keepAlive, http10, tooLarge: false, declared };
     if (declared !== undefined && Number(declared) > this.server.options.maxBodyBytes) return this.refuse(p);
     // The caller waits for this before it sends the body; with answers still due ahead of it, it sends after its own wait.
-    if (expectContinue && this.current === null && this.queue.length === 0) this.socket.write(CONTINUE, 'latin1');
+    if (expectContinue && !http10 && this.current === null && this.queue.length === 0) this.socket.write(CONTINUE, 'latin1');
     this.parsing = p;
   }
 
@@ -321,6 +325,8 @@ class InboundConnection implements Expiring {
     const status = code === 'HPE_HEADER_OVERFLOW' ? 431 : upgrade ? 501 : 400;
     const answer = () => upgrade
       ? this.answerAndClose(501, 'not_implemented', 'protocol upgrades (and CONNECT) are not relayed')
+      : code === 'TRANSFER_CODING_NOT_SUPPORTED'
+        ? this.answerAndClose(501, 'not_implemented', 'transfer codings other than chunked are not relayed (use Content-Encoding)')
       : code === 'NOT_ORIGIN_FORM'
         ? this.answerAndClose(400, 'bad_request', 'the request target must be a path (origin-form); absolute URLs and * are not relayed')
         : this.answerAndClose(status, 'bad_request', `malformed HTTP request (${code})`);

@@ -1,6 +1,6 @@
 import { connect as netConnect, Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
-import { headerNameIs } from '../forwarding';
+import { headerNameIs, otherTransferCoding } from '../forwarding';
 import { Deadlines, Expiring } from './deadlines';
 import { createParser, Parser, RESPONSE } from './llhttp';
 
@@ -170,6 +170,13 @@ class Connection implements Expiring {
     if (status < 200) {
       // 100 Continue and other interim answers: the final response follows on this connection.
       this.informational = true;
+      return 1;
+    }
+    const coding = otherTransferCoding(headers);
+    if (coding !== null) {
+      // Its chunks would be taken off and the coded bytes passed on as if they were the body.
+      this.failExchange(new UpstreamError(`the destination answered with the transfer coding ${coding}, which is not relayed`, 'protocol'));
+      this.socket.destroy();
       return 1;
     }
     this.keepAlive = keepAlive;
