@@ -763,6 +763,24 @@ describe('relay HTTP/1.1: a caller that stalls', () => {
     await downstream.close();
   });
 
+  it('a caller that stops reading a large answer is cut after RELAY_TIMEOUT_SECONDS, counted as the caller\'s doing, not as a downstream timeout', async () => {
+    const big = Buffer.alloc(32 * 1024 * 1024, 0x7a);
+    downstream.handler = (_req, res) => res.writeHead(200, { 'content-length': String(big.length) }).end(big);
+    const count = async (outcome: string) => {
+      const text = await fetch(`${sidecar.managementUrl}/metrics`).then((r) => r.text());
+      return Number(new RegExp(`^sidecar_relay_requests_total\\{outcome="${outcome}"\\} (\\d+)`, 'm').exec(text)?.[1] ?? 0);
+    };
+    const [timeoutsBefore, callersBefore] = [await count('timeout'), await count('client_closed')];
+    const c = await RawClient.connect(sidecar.relayPort!);
+    c.socket.pause();
+    c.write(get('/big'));
+    await waitFor('the caller cut', async () => (await count('client_closed')) > callersBefore, { timeoutMs: 5000 });
+    expect(await count('timeout')).toBe(timeoutsBefore);
+    c.socket.resume();
+    expect(await c.closedWithin(3000)).toBe(true);
+    downstream.reset();
+  });
+
   it('answers a request whose body stalls mid-way 408 as JSON after RELAY_TIMEOUT_SECONDS, closes it, and keeps serving', async () => {
     const c = await RawClient.connect(sidecar.relayPort!);
     const started = performance.now();

@@ -207,6 +207,12 @@ export class RelayServer implements OnApplicationShutdown {
 
   /** The trip to the destination failed: an error answer, or a cut connection when the answer had begun. */
   failed(reply: Reply, err: UpstreamError, startedAt: number): void {
+    if (err.kind === 'caller') {
+      // The destination was waiting on the caller: not the destination's failure.
+      this.metrics.count('client_closed');
+      this.logger.warn({ msg: 'caller stopped reading the answer: connection closed', reason: err.message });
+      return reply.destroy();
+    }
     const timedOut = err.kind === 'timeout';
     const outcome = timedOut ? 'timeout' : 'unreachable';
     this.metrics.failed(outcome, (performance.now() - startedAt) / 1000);

@@ -33,7 +33,8 @@ export interface ResponseHandler {
   readEnd(): void;
 }
 
-export type UpstreamFailure = 'connect' | 'timeout' | 'closed' | 'protocol';
+/** caller: the caller read nothing of the answer for the timeout, while the destination waited on it. */
+export type UpstreamFailure = 'connect' | 'timeout' | 'closed' | 'protocol' | 'caller';
 
 export class UpstreamError extends Error {
   constructor(
@@ -76,7 +77,7 @@ export class Exchange {
   }
 
   resume(): void {
-    this.conn?.socket.resume();
+    this.conn?.resumeForCaller();
   }
 
   fail(err: UpstreamError): void {
@@ -95,6 +96,8 @@ class Connection implements Expiring {
   private keepAlive = false;
   /** The response completed during the read being parsed: back to the pool once that read is done. */
   private releaseAfterRead = false;
+  /** Not read while the caller's buffer is full: a time-out now is the caller's, not the destination's. */
+  private pausedForCaller = false;
   /** How long this connection may sit idle: ours, or less when the destination says it closes sooner. */
   private idleMs: number;
 
@@ -114,7 +117,10 @@ class Connection implements Expiring {
     this.parser = createParser(RESPONSE, {
       headersComplete: (_maj, _min, headers, _m, _u, status, message, _upgrade, keepAlive) => this.onHead(status ?? 0, message ?? '', headers ?? [], keepAlive),
       body: (chunk) => {
-        if (this.exchange !== null && !this.exchange.handler.onBody(chunk)) this.socket.pause();
+        if (this.exchange !== null && !this.exchange.handler.onBody(chunk)) {
+          this.socket.pause();
+          this.pausedForCaller = true;
+        }
       },
       messageComplete: () => this.onComplete(),
     });
@@ -127,6 +133,7 @@ class Connection implements Expiring {
   start(exchange: Exchange): void {
     if (this.exchange !== null) throw new Error('a pooled connection was given a second request');
     this.exchange = exchange;
+    this.pausedForCaller = false;
     exchange.conn = this;
     this.informational = false;
     // A connection still connecting keeps its connect deadline until markReady.
@@ -216,8 +223,17 @@ class Connection implements Expiring {
     this.socket.destroy();
   }
 
+  /** The caller's buffer drained: read on, and the timeout counts afresh. */
+  resumeForCaller(): void {
+    this.pausedForCaller = false;
+    if (this.exchange !== null) this.deadline = this.deadlines.now + this.options.timeoutMs;
+    this.socket.resume();
+  }
+
   expire(): void {
-    if (this.exchange !== null) {
+    if (this.exchange !== null && this.pausedForCaller) {
+      this.failExchange(new UpstreamError(`the caller read nothing of the answer for ${this.options.timeoutMs / 1000} s`, 'caller'));
+    } else if (this.exchange !== null) {
       const connecting = this.socket.connecting;
       this.failExchange(connecting
         ? new UpstreamError(`no connection to the destination within ${this.options.connectTimeoutMs / 1000} s`, 'connect', 'ETIMEDOUT')
