@@ -59,10 +59,17 @@ export function headerNameIs(name: string, lowerName: string): boolean {
 export function otherTransferCoding(rawHeaders: readonly string[]): string | null {
   for (let i = 0; i < rawHeaders.length; i += 2) {
     if (!headerNameIs(rawHeaders[i], 'transfer-encoding')) continue;
-    for (const coding of rawHeaders[i + 1].split(',')) {
-      const c = coding.trim().toLowerCase();
-      if (c !== '' && c !== 'chunked') return c;
-    }
+    const coding = otherCoding(rawHeaders[i + 1]);
+    if (coding !== null) return coding;
+  }
+  return null;
+}
+
+/** The first coding other than chunked in one Transfer-Encoding value. */
+export function otherCoding(transferEncoding: string): string | null {
+  for (const coding of transferEncoding.split(',')) {
+    const c = coding.trim().toLowerCase();
+    if (c !== '' && c !== 'chunked') return c;
   }
   return null;
 }

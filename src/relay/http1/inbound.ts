@@ -1,6 +1,6 @@
 import { STATUS_CODES } from 'node:http';
 import { createServer, Server, Socket } from 'node:net';
-import { headerNameIs, otherTransferCoding } from '../forwarding';
+import { headerNameIs, otherCoding } from '../forwarding';
 import { Deadlines, Expiring } from './deadlines';
 import { createParser, methodName, Parser, REQUEST } from './llhttp';
 
@@ -232,14 +232,16 @@ class InboundConnection implements Expiring {
     let declared: string | undefined;
     let expectContinue = false;
     let hosts = 0;
+    let coded = false;
     for (let i = 0; i < rawHeaders.length; i += 2) {
       const name = rawHeaders[i];
       if (headerNameIs(name, 'content-length')) declared = rawHeaders[i + 1];
       else if (headerNameIs(name, 'host')) hosts++;
+      else if (headerNameIs(name, 'transfer-encoding')) coded ||= otherCoding(rawHeaders[i + 1]) !== null;
       else if (headerNameIs(name, 'expect') && rawHeaders[i + 1].toLowerCase() === '100-continue') expectContinue = true;
     }
     if (hosts > 1) return this.malformed('DUPLICATE_HOST');
-    if (otherTransferCoding(rawHeaders) !== null) return this.malformed('TRANSFER_CODING_NOT_SUPPORTED');
+    if (coded) return this.malformed('TRANSFER_CODING_NOT_SUPPORTED');
     const p: Pending = { method, url, rawHeaders, chunks: [], size: 0, keepAlive, http10, tooLarge: false, declared };
     if (declared !== undefined && Number(declared) > this.server.options.maxBodyBytes) return this.refuse(p);
     // The caller waits for this before it sends the body; with answers still due ahead of it, it sends after its own wait.
