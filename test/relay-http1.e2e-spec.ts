@@ -365,15 +365,15 @@ describe('relay HTTP/1.1: caller connections', () => {
     expect(downstream.requests).toHaveLength(0);
   });
 
-  it('answers a caller that half-closes right after its request, then closes', async () => {
+  it('takes a caller that half-closes right after its request as gone: no answer, the connection closed, and it keeps serving', async () => {
+    // Node's HTTP server ends a connection whose caller sent FIN (docs/http.md, half-close).
     delayByPath();
     const c = await RawClient.connect(port);
     c.write('POST /delay/50/half HTTP/1.1\r\nHost: relay.test\r\nContent-Length: 2\r\n\r\nhi');
     c.socket.end();
-    const res = await c.read();
-    expect([res.status, res.body.toString()]).toEqual([200, 'half:hi']);
     expect(await c.closedWithin(2000)).toBe(true);
-    expect(downstream.requests).toHaveLength(1);
+    expect(c.pending.toString('latin1')).not.toMatch(/^HTTP\/1\.1 200/);
+    expect((await fetchVia(port, '/delay/0/after')).body.toString()).toBe('after');
   });
 
   it('answers two pipelined requests in the order they were sent, though downstream answers the second first', async () => {
@@ -793,5 +793,113 @@ describe('relay HTTP/1.1: a caller that stalls', () => {
     expect(downstream.requests).toHaveLength(0);
     const next = await fetchVia(sidecar.relayPort!, '/next');
     expect(next.status).toBe(200);
+  });
+});
+
+describe('relay HTTP/1.1: stray bytes from a destination never reach another caller', () => {
+  const downstream = new RawDownstream();
+  let sidecar: Started;
+  const EVIL = 'HTTP/1.1 302 Found\r\nLocation: https://evil.example/\r\nSet-Cookie: session=attacker\r\nX-Pad: ';
+
+  beforeAll(async () => {
+    const url = await downstream.listen();
+    // One connection: the victim's request goes on the connection the attacker's answer came on.
+    sidecar = await start({ DOWNSTREAM_SERVICE_URL: url, RELAY_MAX_CONNECTIONS: '1', RELAY_TIMEOUT_SECONDS: '3' });
+  });
+  afterAll(async () => {
+    await sidecar.close();
+    await downstream.close();
+  });
+  beforeEach(() => downstream.reset());
+
+  /** The destination answers /attack as `attack` says, anything else with its own path. */
+  function answerWith(attack: (s: Socket) => void): void {
+    downstream.respond = (s, head) => {
+      const [method, path] = head.split(' ');
+      if (path.endsWith('/attack')) attack(s);
+      else s.write(`HTTP/1.1 200 OK\r\nContent-Length: ${path.length}\r\n\r\n${method === 'HEAD' ? '' : path}`);
+    };
+  }
+
+  async function victimGetsItsOwn(): Promise<void> {
+    const c = await RawClient.connect(sidecar.relayPort!);
+    c.write(get('/innocent'));
+    const r = await c.read();
+    expect([r.status, r.body.toString()]).toEqual([200, '/innocent']);
+    expect(headerValues(r, 'set-cookie')).toEqual([]);
+    expect(headerValues(r, 'location')).toEqual([]);
+  }
+
+  const sameWrite: Array<[string, string, string]> = [
+    ['a HEAD answer', 'HEAD', `HTTP/1.1 200 OK\r\nContent-Length: 90\r\n\r\n${EVIL}`],
+    ['a 304', 'GET', `HTTP/1.1 304 Not Modified\r\nETag: "x"\r\n\r\n${EVIL}`],
+    ['a 204', 'GET', `HTTP/1.1 204 No Content\r\n\r\n${EVIL}`],
+    ['a Content-Length body', 'GET', `HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok${EVIL}`],
+    ['a whole second response', 'GET', 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 302 Found\r\nLocation: https://evil.example/\r\nContent-Length: 0\r\n\r\n'],
+  ];
+  it.each(sameWrite)('after %s in the same write', async (_name, method, bytes) => {
+    answerWith((s) => s.write(bytes));
+    const c = await RawClient.connect(sidecar.relayPort!);
+    c.write(`${method} /attack HTTP/1.1\r\nHost: relay.test\r\n\r\n`);
+    await c.read({ noBody: method === 'HEAD' });
+    await victimGetsItsOwn();
+  });
+
+  it('sent 200 ms later on the idle pooled connection', async () => {
+    answerWith((s) => {
+      s.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok');
+      setTimeout(() => s.write(EVIL), 200);
+    });
+    const c = await RawClient.connect(sidecar.relayPort!);
+    c.write(get('/attack'));
+    expect((await c.read()).body.toString()).toBe('ok');
+    await new Promise((r) => setTimeout(r, 400));
+    await victimGetsItsOwn();
+  });
+});
+
+describe('relay HTTP/1.1: requests refused before they go anywhere', () => {
+  const downstream = new HttpDownstream();
+  let sidecar: Started;
+
+  beforeAll(async () => {
+    const url = await downstream.listen();
+    sidecar = await start({ DOWNSTREAM_SERVICE_URL: `${url}/webhook` });
+  });
+  afterAll(async () => {
+    await sidecar.close();
+    await downstream.close();
+  });
+  beforeEach(() => downstream.reset());
+
+  it('answers an HTTP/1.1 request without Host 400 as JSON and forwards nothing (HTTP/1.0 may leave it out)', async () => {
+    const c = await RawClient.connect(sidecar.relayPort!);
+    c.write('GET /no-host HTTP/1.1\r\n\r\n');
+    const r = await c.read();
+    expect(r.status).toBe(400);
+    expect(JSON.parse(r.body.toString())).toMatchObject({ error: 'bad_request', message: expect.stringContaining('Host') });
+    expect(downstream.requests).toHaveLength(0);
+    const old = await RawClient.connect(sidecar.relayPort!);
+    old.write('GET /old HTTP/1.0\r\n\r\n');
+    expect((await old.read()).status).toBe(200);
+  });
+
+  it.each(['/../x', '/%2e%2e/x', '/%2E%2E/x', '/..%2fx', '/..%5cx', '/./x', '/a/../../x', '/..;/x'])(
+    'answers the dot-segment path %s 400 and never lets it out of the destination prefix',
+    async (path) => {
+      const c = await RawClient.connect(sidecar.relayPort!);
+      c.write(get(path));
+      const r = await c.read();
+      expect(r.status).toBe(400);
+      expect(JSON.parse(r.body.toString())).toMatchObject({ error: 'bad_request', message: expect.stringContaining('dot-segment') });
+      expect(downstream.requests).toHaveLength(0);
+    },
+  );
+
+  it('relays paths whose dots are not segments', async () => {
+    for (const path of ['/a.b/c', '/.well-known/x', '/x?path=../../y']) {
+      expect((await fetchVia(sidecar.relayPort!, path)).status).toBe(200);
+    }
+    expect(downstream.requests.map((r) => r.url)).toEqual(['/webhook/a.b/c', '/webhook/.well-known/x', '/webhook/x?path=../../y']);
   });
 });

@@ -107,10 +107,12 @@ describe('relay', () => {
     expect(got.headers['x-github-event']).toBe('pull_request');
   });
 
-  it('sets Host to the destination, X-Forwarded-*, and drops hop-by-hop headers', async () => {
+  it('sets Host to the destination, X-Forwarded-*, drops hop-by-hop headers and callers\' Forwarded, X-Real-IP, X-Forwarded-Port', async () => {
     const answer = await rawExchange(sidecar.relayPort!, [
       'POST /h HTTP/1.1', 'Host: relay.example:8080', 'Connection: close, X-Drop-Me', 'X-Drop-Me: 1', 'Keep-Alive: timeout=3',
-      'Upgrade: websocket', 'TE: trailers', 'Proxy-Authorization: Basic eA==', 'X-Forwarded-For: 192.0.2.1', 'X-Keep: yes', 'Content-Length: 2', '', 'hi',
+      'Upgrade: websocket', 'TE: trailers', 'Proxy-Authorization: Basic eA==', 'X-Forwarded-For: 192.0.2.1', 'X-Keep: yes',
+      'Forwarded: for=203.0.113.9;host=evil.example;proto=https', 'X-Real-IP: 203.0.113.9', 'X-Forwarded-Port: 443', 'X-Forwarded-Host: evil.example',
+      'Content-Length: 2', '', 'hi',
     ].join('\r\n'));
     expect(answer).toMatch(/^HTTP\/1.1 200/);
     const h = downstream.requests[0].headers;
@@ -120,6 +122,8 @@ describe('relay', () => {
     expect(h['x-forwarded-for']).toBe('192.0.2.1, 127.0.0.1');
     expect(h['x-keep']).toBe('yes');
     for (const gone of ['x-drop-me', 'keep-alive', 'upgrade', 'te', 'proxy-authorization']) expect(h[gone]).toBeUndefined();
+    // What callers claim of earlier hops: the relay vouches only for what it saw itself.
+    for (const gone of ['forwarded', 'x-real-ip', 'x-forwarded-port']) expect(h[gone]).toBeUndefined();
   });
 
   it('returns the downstream status, headers and body', async () => {

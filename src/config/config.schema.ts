@@ -180,6 +180,7 @@ export const envSchema = z.object({
   RELAY_TIMEOUT_SECONDS: seconds().prefault('30'),
   RELAY_MAX_BODY_BYTES: positiveInt.prefault('26214400'),
   RELAY_MAX_CONNECTIONS: positiveInt.prefault('64'),
+  RELAY_MAX_BUFFERED_BYTES: positiveInt.optional(),
   RELAY_MODE: text.toLowerCase().pipe(z.enum(['proxy', 'spool'], 'expected proxy or spool')).prefault('proxy'),
   SPOOL_PATH: text.min(1).optional(),
   SPOOL_MAX_BYTES: positiveInt.prefault('1073741824'),
@@ -235,6 +236,9 @@ export const envSchema = z.object({
   LOG_LEVEL: text.toLowerCase().pipe(z.enum(['debug', 'info', 'warn', 'error'], 'expected debug, info, warn or error')).prefault('info'),
   LOG_FORMAT: text.toLowerCase().pipe(z.enum(['json', 'pretty'], 'expected json or pretty')).prefault('json'),
 }).superRefine((s, ctx) => {
+  if (s.RELAY_MAX_BUFFERED_BYTES !== undefined && s.RELAY_MAX_BUFFERED_BYTES < s.RELAY_MAX_BODY_BYTES) {
+    ctx.addIssue({ code: 'custom', path: ['RELAY_MAX_BUFFERED_BYTES'], message: `expected at least RELAY_MAX_BODY_BYTES (${s.RELAY_MAX_BODY_BYTES}): one body of the largest size must fit` });
+  }
   if (s.SPOOL_RETRY_INITIAL > s.SPOOL_RETRY_MAX) {
     ctx.addIssue({ code: 'custom', path: ['SPOOL_RETRY_INITIAL'], message: `expected at most SPOOL_RETRY_MAX (${s.SPOOL_RETRY_MAX / 1000} s)` });
   }

@@ -1,6 +1,7 @@
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { EnvSettings } from './config.schema';
+import { defaultBufferedBytes } from '../relay/body-budget';
 
 /** The validated configuration, one slice per feature; a slice that is null is switched off. */
 export interface SidecarConfig {
@@ -31,6 +32,8 @@ export interface RelayConfig {
   timeoutMs: number;
   maxBodyBytes: number;
   maxConnections: number;
+  /** Request body bytes held in memory at once, across callers (RELAY_MAX_BUFFERED_BYTES or its default). */
+  maxBufferedBytes: number;
   mode: 'proxy' | 'spool';
   spoolPath: string;
 }
@@ -234,6 +237,7 @@ export function toSidecarConfig(s: EnvSettings, dispatch: DispatchConfig | null 
           timeoutMs: s.RELAY_TIMEOUT_SECONDS * 1000,
           maxBodyBytes: s.RELAY_MAX_BODY_BYTES,
           maxConnections: s.RELAY_MAX_CONNECTIONS,
+          maxBufferedBytes: s.RELAY_MAX_BUFFERED_BYTES ?? defaultBufferedBytes(s.RELAY_MAX_BODY_BYTES),
           mode: s.RELAY_MODE,
           spoolPath: s.SPOOL_PATH ?? join(s.SHARED_VOLUME_PATH, 'spool'),
         }

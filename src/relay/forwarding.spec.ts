@@ -1,4 +1,4 @@
-import { isHopByHop, notForwarded, clientAddress, destinationPath, endToEndHeaders, forwardRequestHeaders, forwardResponseHead, headerNameIs, joinPath } from './forwarding';
+import { isHopByHop, notForwarded, clientAddress, destinationPath, endToEndHeaders, forwardRequestHeaders, forwardResponseHeaders, headerNameIs, joinPath } from './forwarding';
 
 describe('joinPath (as Go httputil joins)', () => {
   it.each([
@@ -78,6 +78,11 @@ describe('forwardRequestHeaders', () => {
     expect(h).toContainEqual(['x-forwarded-for', '1.1.1.1, 2.2.2.2, 10.0.0.7']);
   });
 
+  it('drops what a caller claims of earlier hops and the relay cannot vouch for: Forwarded, X-Real-IP, X-Forwarded-Port', () => {
+    const h = pairs(forwardRequestHeaders(['Host', 'h', 'Forwarded', 'for=203.0.113.9;proto=https', 'X-Real-IP', '203.0.113.9', 'X-Forwarded-Port', '443', 'X-Keep', '1'], ctx));
+    expect(h.map(([n]) => n.toLowerCase())).toEqual(['host', 'x-keep', 'x-forwarded-for', 'x-forwarded-host', 'x-forwarded-proto']);
+  });
+
   it('replaces incoming X-Forwarded-Host/-Proto with what this hop saw', () => {
     const h = pairs(forwardRequestHeaders(['Host', 'h', 'X-Forwarded-Proto', 'https', 'X-Forwarded-Host', 'evil'], ctx));
     expect(h.filter(([n]) => n.startsWith('x-forwarded-') && n !== 'x-forwarded-for')).toEqual([['x-forwarded-host', 'h'], ['x-forwarded-proto', 'http']]);
@@ -101,38 +106,31 @@ describe('endToEndHeaders (what the spool keeps of a request)', () => {
 });
 
 describe('notForwarded', () => {
-  it('is exactly "hop-by-hop or written by the relay", in any case, without lower-casing common names', () => {
+  it('is exactly "hop-by-hop, written by the relay, or an earlier hop\'s unverifiable claim", in any case, without lower-casing common names', () => {
     const names = ['Connection', 'KEEP-ALIVE', 'Proxy-Authorization', 'proxy-anything', 'TE', 'Trailer', 'Transfer-Encoding', 'Upgrade',
-      'Host', 'Content-Length', 'X-Forwarded-Proto', 'x-forwarded-host', 'Expect',
+      'Host', 'Content-Length', 'X-Forwarded-Proto', 'x-forwarded-host', 'Expect', 'Forwarded', 'X-Real-IP', 'x-forwarded-port',
       'Content-Type', 'X-Forwarded-For', 'X-GitHub-Event', 'X-Hub-Signature-256', 'Accept', 'User-Agent', 'Tee', 'Proxy', 'Hosts', 'Expected', 'Content-Lengths'];
-    const dropped = new Set(['host', 'content-length', 'x-forwarded-proto', 'x-forwarded-host', 'expect']);
+    const dropped = new Set(['host', 'content-length', 'x-forwarded-proto', 'x-forwarded-host', 'expect', 'forwarded', 'x-real-ip', 'x-forwarded-port']);
     for (const name of names) expect([name, notForwarded(name)]).toEqual([name, dropped.has(name.toLowerCase()) || isHopByHop(name.toLowerCase())]);
   });
 });
 
-describe('forwardResponseHead', () => {
-  it('drops hop-by-hop headers and those named by Connection, keeps the rest in order with their case', () => {
-    const head = forwardResponseHead([
-      'Connection', 'keep-alive, X-Hop',
-      'Keep-Alive', 'timeout=5',
-      'X-Hop', '1',
-      'Set-Cookie', 'a=1',
-      'Content-Type', 'text/plain',
-      'set-cookie', 'b=2',
-      'Proxy-Authenticate', 'Basic',
-      'Content-Length', '12',
-    ]);
-    expect(head.lines).toBe('Set-Cookie: a=1\r\nContent-Type: text/plain\r\nset-cookie: b=2\r\nContent-Length: 12\r\n');
-    expect(head.hasLength).toBe(true);
+describe('forwardResponseHeaders', () => {
+  it('drops hop-by-hop headers and those named by Connection, keeps the rest, repeated ones each on its own line', () => {
+    const out = forwardResponseHeaders({
+      connection: 'keep-alive, X-Hop',
+      'keep-alive': 'timeout=5',
+      'x-hop': '1',
+      'set-cookie': ['a=1', 'b=2'],
+      'content-type': 'text/plain',
+      'proxy-authenticate': 'Basic',
+      'content-length': '12',
+    });
+    expect(out).toEqual(['set-cookie', 'a=1', 'set-cookie', 'b=2', 'content-type', 'text/plain', 'content-length', '12']);
   });
 
   it('leaves the framing to the relay when the body came chunked (a Content-Length beside it is dropped)', () => {
-    const head = forwardResponseHead(['Transfer-Encoding', 'chunked', 'Content-Length', '5', 'ETag', '"x"']);
-    expect(head).toEqual({ lines: 'ETag: "x"\r\n', hasLength: false });
-  });
-
-  it('has no length for a body that ends with the connection', () => {
-    expect(forwardResponseHead(['Content-Type', 'text/plain'])).toEqual({ lines: 'Content-Type: text/plain\r\n', hasLength: false });
+    expect(forwardResponseHeaders({ 'transfer-encoding': 'chunked', 'content-length': '5', etag: '"x"' })).toEqual(['etag', '"x"']);
   });
 });
 

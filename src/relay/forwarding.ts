@@ -16,8 +16,15 @@ const HOP_BY_HOP = new Set([
   'upgrade',
 ]);
 
-/** Headers the relay writes itself on the way to the destination (Expect: it answers that itself). */
-const REPLACED = ['host', 'content-length', 'x-forwarded-proto', 'x-forwarded-host', 'expect'];
+/**
+ * Request headers the relay does not pass on as the caller sent them: those it writes
+ * itself on the way to the destination (Host, Content-Length, X-Forwarded-Host/-Proto),
+ * Expect (it answers that itself), and claims about earlier hops that it cannot vouch
+ * for and does not rewrite (Forwarded, X-Real-IP, X-Forwarded-Port): a destination that
+ * trusts its proxy would otherwise take a caller's word for its address. X-Forwarded-For
+ * is appended to, as proxies do: its last entry is the relay's own observation.
+ */
+const REPLACED = ['host', 'content-length', 'x-forwarded-proto', 'x-forwarded-host', 'expect', 'forwarded', 'x-real-ip', 'x-forwarded-port'];
 
 export function isHopByHop(lowerName: string): boolean {
   return HOP_BY_HOP.has(lowerName) || lowerName.startsWith('proxy-');
@@ -50,19 +57,6 @@ export function headerNameIs(name: string, lowerName: string): boolean {
     if (c !== lowerName.charCodeAt(i)) return false;
   }
   return true;
-}
-
-/**
- * A Transfer-Encoding with a coding other than chunked (gzip, deflate, ...): the relay
- * would take the chunks off and pass the coded bytes on as if they were the body.
- */
-export function otherTransferCoding(rawHeaders: readonly string[]): string | null {
-  for (let i = 0; i < rawHeaders.length; i += 2) {
-    if (!headerNameIs(rawHeaders[i], 'transfer-encoding')) continue;
-    const coding = otherCoding(rawHeaders[i + 1]);
-    if (coding !== null) return coding;
-  }
-  return null;
 }
 
 /** The first coding other than chunked in one Transfer-Encoding value. */
@@ -123,14 +117,18 @@ export function destinationPath(destination: URL, requestUrl: string): string {
 }
 
 /** The names listed in a Connection header, lower case; they are hop-by-hop for this message. */
-function connectionListed(rawHeaders: string[]): Set<string> | null {
+function connectionListed(rawHeaders: readonly string[]): Set<string> | null {
+  let values: string[] | null = null;
+  for (let i = 0; i < rawHeaders.length; i += 2) if (headerNameIs(rawHeaders[i], 'connection')) (values ??= []).push(rawHeaders[i + 1]);
+  return values === null ? null : connectionTokens(values);
+}
+
+function connectionTokens(values: readonly string[]): Set<string> | null {
   let listed: Set<string> | null = null;
-  for (let i = 0; i < rawHeaders.length; i += 2) {
-    if (headerNameIs(rawHeaders[i], 'connection')) {
-      for (const token of rawHeaders[i + 1].split(',')) {
-        const t = token.trim().toLowerCase();
-        if (t) (listed ??= new Set()).add(t);
-      }
+  for (const value of values) {
+    for (const token of value.split(',')) {
+      const t = token.trim().toLowerCase();
+      if (t) (listed ??= new Set()).add(t);
     }
   }
   return listed;
@@ -192,47 +190,29 @@ export function endToEndHeaders(rawHeaders: string[]): string[] {
   return out;
 }
 
-/**
- * A request's head for the destination: request line, `headers` (a flat [name, value, ...]
- * list), the body's Content-Length, and the blank line. A request without a body gets
- * `content-length: 0` only for the methods that always carry one.
- */
-export function requestHead(method: string, path: string, headers: readonly string[], bodyLength: number | null): string {
-  let head = `${method} ${path} HTTP/1.1\r\n`;
-  for (let i = 0; i < headers.length; i += 2) head += `${headers[i]}: ${headers[i + 1]}\r\n`;
-  if (bodyLength !== null) head += `content-length: ${bodyLength}\r\n`;
-  else if (method === 'POST' || method === 'PUT' || method === 'PATCH') head += 'content-length: 0\r\n';
-  return head + '\r\n';
-}
-
-/** The destination's response head for the caller, as header lines, and how its body is delimited. */
-export interface ResponseHead {
-  /** "name: value\r\n" per end-to-end header, in order, Latin-1 as received. */
-  lines: string;
-  /** Content-Length is among the lines and delimits the body. */
-  hasLength: boolean;
-}
+/** Response headers as undici gives them: lower-case names, repeated ones as arrays. */
+export type ResponseHeaders = Record<string, string | string[] | undefined>;
 
 /**
- * Response headers for the caller: the destination's, less hop-by-hop ones and those its
- * Connection header names. Content-Length stays unless the body came chunked (then the
- * caller's framing is the relay's own).
+ * Response headers for the caller, as a flat [name, value, ...] list for writeHead: the
+ * destination's, less hop-by-hop ones and those its Connection header names.
+ * Content-Length stays unless the body came chunked (then the framing is the relay's own).
  */
-export function forwardResponseHead(rawHeaders: string[]): ResponseHead {
-  const listed = connectionListed(rawHeaders);
-  let chunked = false;
-  for (let i = 0; i < rawHeaders.length; i += 2) if (headerNameIs(rawHeaders[i], 'transfer-encoding')) chunked = true;
-  let lines = '';
-  let hasLength = false;
-  for (let i = 0; i < rawHeaders.length; i += 2) {
-    const name = rawHeaders[i];
-    if (headerNameIs(name, 'content-length')) {
+export function forwardResponseHeaders(headers: ResponseHeaders): string[] {
+  const connection = headers.connection;
+  const listed = connection === undefined ? null : connectionTokens(typeof connection === 'string' ? [connection] : connection);
+  const chunked = headers['transfer-encoding'] !== undefined;
+  const out: string[] = [];
+  for (const name in headers) {
+    const value = headers[name];
+    if (value === undefined) continue;
+    if (name === 'content-length') {
       if (chunked) continue;
-      hasLength = true;
-    } else if (isHopByHopName(name) || (listed !== null && listed.has(name.toLowerCase()))) continue;
-    lines += `${name}: ${rawHeaders[i + 1]}\r\n`;
+    } else if (isHopByHopName(name) || (listed !== null && listed.has(name))) continue;
+    if (typeof value === 'string') out.push(name, value);
+    else for (const v of value) out.push(name, v);
   }
-  return { lines, hasLength };
+  return out;
 }
 
 /** Strips IPv4-mapped IPv6 notation so that X-Forwarded-For shows 127.0.0.1, not ::ffff:127.0.0.1. */

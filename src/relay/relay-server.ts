@@ -1,48 +1,72 @@
 import { Injectable, Logger, OnApplicationShutdown, Optional } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
+import { createServer, IncomingMessage, Server, ServerResponse, STATUS_CODES } from 'node:http';
+import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { RelayConfig, ServerConfig, SidecarConfig } from '../config/sidecar-config';
 import { RoundTrips } from '../health-check/round-trips';
 import { redactHeaders } from '../logging/json-logger';
+import { BodyBudget } from './body-budget';
+import { DestinationPools, describeFailure } from './destination-pools';
 import { DispatchRouter } from './dispatch/dispatch-router';
 import { Route, singleRoute } from './dispatch/dispatch-table';
-import { applyHeaderPatches } from './dispatch/header-patches';
-import { clientAddress, destinationPath, forwardRequestHeaders, forwardResponseHead, headerNameIs, headerValue, requestHead } from './forwarding';
-import { Framing, InboundRequest, InboundServer, Reply } from './http1/inbound';
-import { Exchange, ResponseHandler, UpstreamClient, UpstreamError } from './http1/upstream';
+import { RelayCall } from './relay-call';
 import { RelayMetrics } from './relay-metrics';
 import { Receipt, Spool } from './spool/spool';
 
-const HEALTH_HEADER = 'x-health-check-id';
 const OWN_EVENT = Buffer.from('{"received":"own"}');
 const FOREIGN_EVENT = Buffer.from('{"received":"foreign"}');
 
+const kLine = Symbol('relay.line');
+type LineSocket = Socket & { [kLine]?: Line };
+
 /**
- * The data plane: HTTP/1.1 on plain sockets at both ends (llhttp parsing, no router, no
- * body parser, no streams) that relays every request to its destination over keep-alive
- * connections. Bodies are collected as the raw bytes that arrived and sent on unchanged;
- * responses stream back as they arrive.
+ * One caller connection. Its requests are taken one at a time, in the order they came:
+ * a pipelined request waits, unread, behind the answer under way (reading stops until
+ * its turn), so a caller cannot make the relay hold more than one request ahead.
+ */
+export class Line {
+  current: RelayCall | null = null;
+  readonly waiting: Array<{ req: IncomingMessage; res: ServerResponse; expectsContinue: boolean }> = [];
+  /** An answer of the connection's own (a parse error, an upgrade), due once the answers before it are out. */
+  deferred: string | null = null;
+  closed = false;
+
+  constructor(readonly socket: Socket) {}
+}
+
+/**
+ * The data plane: a bare node:http server (no router, no body parser) that relays each
+ * request to its destination through undici's keep-alive pools. A body is collected as the
+ * bytes that arrived, within the relay's memory budget, and sent on unchanged; answers
+ * stream back as they arrive, at the pace the caller reads them.
  */
 @Injectable()
 export class RelayServer implements OnApplicationShutdown {
-  private readonly logger = new Logger('Relay');
-  private readonly config: RelayConfig;
+  readonly logger = new Logger('Relay');
+  readonly config: RelayConfig;
+  readonly pools: DestinationPools;
+  readonly budget: BodyBudget;
+  /** How long a body waits for room in the budget before its caller is answered 503. */
+  readonly budgetWaitMs: number;
+  /** Decided once: the hot path pays for a per-request line only when LOG_LEVEL=debug. */
+  readonly traceRequests: boolean;
+  draining = false;
   private readonly server: ServerConfig;
-  private readonly http: InboundServer;
-  private readonly upstream: UpstreamClient;
+  private readonly http: Server;
+  private readonly requestTimeoutMs: number;
   /** Without dispatch rules every request takes this one route. */
   private readonly single: Route;
   private readonly router: DispatchRouter | null;
   /** In spool mode, where events go instead of downstream. */
   private readonly spool: Spool | null;
-  /** Decided once: the hot path pays for a per-request line only when LOG_LEVEL=debug. */
-  private readonly traceRequests: boolean;
   private inFlight = 0;
   private idleWaiters: Array<() => void> = [];
 
   constructor(
     configService: ConfigService<SidecarConfig, true>,
     private readonly roundTrips: RoundTrips,
-    private readonly metrics: RelayMetrics,
+    readonly metrics: RelayMetrics,
     @Optional() router?: DispatchRouter,
     @Optional() spool?: Spool,
   ) {
@@ -52,24 +76,51 @@ export class RelayServer implements OnApplicationShutdown {
     this.single = singleRoute(this.config.downstreamUrl);
     this.router = router ?? null;
     this.spool = spool ?? null;
-    this.upstream = new UpstreamClient({
-      maxConnections: this.config.maxConnections,
-      timeoutMs: this.config.timeoutMs,
-      connectTimeoutMs: Math.min(10_000, this.config.timeoutMs),
-      keepAliveMs: 4_000,
-    });
-    this.http = new InboundServer(
-      { maxBodyBytes: this.config.maxBodyBytes, keepAliveMs: 5_000, requestTimeoutMs: Math.min(this.config.timeoutMs, 60_000) },
-      { request: (req, reply) => this.handle(req, reply), tooLarge: (declared, reply) => this.tooLarge(declared, reply) },
+    this.pools = new DestinationPools({ connections: this.config.maxConnections, timeoutMs: this.config.timeoutMs });
+    this.budget = new BodyBudget(this.config.maxBufferedBytes);
+    this.requestTimeoutMs = Math.min(this.config.timeoutMs, 60_000);
+    this.budgetWaitMs = Math.min(5_000, this.requestTimeoutMs);
+    this.http = createServer(
+      {
+        keepAliveTimeout: 5_000,
+        headersTimeout: this.requestTimeoutMs,
+        requestTimeout: this.requestTimeoutMs,
+        // How often Node looks for requests over their time-out: often enough for short ones.
+        connectionsCheckingInterval: Math.min(1_000, Math.max(100, this.requestTimeoutMs / 4)),
+        // Checked by the relay, which answers in JSON like every other refusal.
+        requireHostHeader: false,
+      },
+      (req, res) => this.onRequest(req, res, false),
     );
+    this.http.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => this.onRequest(req, res, true));
+    this.http.on('connection', (socket: Socket) => {
+      const line = new Line(socket);
+      (socket as LineSocket)[kLine] = line;
+      socket.once('close', () => {
+        line.closed = true;
+        line.waiting.length = 0;
+      });
+    });
+    this.http.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => this.onClientError(err, socket));
+    // Nothing is tunnelled: a protocol upgrade or a CONNECT is refused, not relayed as a plain request.
+    const refuseTunnel = (_req: IncomingMessage, socket: Duplex) =>
+      this.answerConnection(socket, 501, 'not_implemented', 'protocol upgrades (and CONNECT) are not relayed');
+    this.http.on('upgrade', refuseTunnel);
+    this.http.on('connect', refuseTunnel);
   }
 
   listen(): Promise<void> {
-    return this.http.listen(this.server.relayPort, this.server.listenHost);
+    return new Promise((resolve, reject) => {
+      this.http.once('error', reject);
+      this.http.listen(this.server.relayPort, this.server.listenHost, () => {
+        this.http.off('error', reject);
+        resolve();
+      });
+    });
   }
 
   get listening(): boolean {
-    return this.http.net.listening;
+    return this.http.listening;
   }
 
   get requestsInFlight(): number {
@@ -78,17 +129,19 @@ export class RelayServer implements OnApplicationShutdown {
 
   /** The port actually bound (differs from the setting when it is 0 in tests). */
   get port(): number {
-    const addr = this.http.net.address();
+    const addr = this.http.address();
     return typeof addr === 'object' && addr ? addr.port : 0;
   }
 
   /**
    * Stops accepting, lets requests in flight finish for up to `timeoutMs`, then closes
-   * whatever is left. Idle keep-alive connections are closed at once.
+   * whatever is left. Idle keep-alive connections are closed at once; answers given while
+   * draining say `Connection: close`.
    */
   async drain(timeoutMs: number): Promise<{ unfinished: number }> {
-    if (!this.http.net.listening) return { unfinished: 0 };
-    const closed = this.http.close();
+    if (!this.http.listening) return { unfinished: 0 };
+    this.draining = true;
+    const closed = new Promise<void>((r) => this.http.close(() => r()));
     this.http.closeIdleConnections();
     if (this.inFlight > 0) {
       let timer: NodeJS.Timeout | undefined;
@@ -109,82 +162,98 @@ export class RelayServer implements OnApplicationShutdown {
     // close only once every request in flight has been answered, so all accepted is on disk.
     await Promise.all([this.drain(this.server.shutdownTimeoutMs), this.spool?.stopDelivery(this.server.shutdownTimeoutMs)]);
     await this.spool?.close();
-    this.upstream.close();
+    await this.pools.destroy();
   }
 
-  private handle(req: InboundRequest, reply: Reply): void {
-    const raw = req.rawHeaders;
-    for (let i = 0; i < raw.length; i += 2) {
-      if (headerNameIs(raw[i], HEALTH_HEADER)) return this.interceptHealthEvent(reply, raw[i + 1]);
+  private onRequest(req: IncomingMessage, res: ServerResponse, expectsContinue: boolean): void {
+    const line = (req.socket as LineSocket)[kLine]!;
+    if (line.current !== null) {
+      // Pipelined: read nothing more of this connection until the answer under way is out.
+      line.waiting.push({ req, res, expectsContinue });
+      line.socket.pause();
+      return;
     }
+    this.begin(line, req, res, expectsContinue);
+  }
+
+  private begin(line: Line, req: IncomingMessage, res: ServerResponse, expectsContinue: boolean): void {
     this.inFlight++;
-    reply.onDone = this.finishedOne;
-    if (this.spool === null) this.forward(req, reply);
-    else this.store(req, reply);
+    const call = new RelayCall(this, line, req, res);
+    line.current = call;
+    call.start(expectsContinue);
   }
 
-  private forward(req: InboundRequest, reply: Reply): void {
-    const route = this.router === null ? this.single : this.router.route(req.rawHeaders);
-    const dest = route.destination;
-    if (dest === null) return this.noDestination(reply);
-    if (this.traceRequests) this.trace(req, route, 'relaying');
-    const headers = forwardRequestHeaders(req.rawHeaders, {
-      destinationHost: route.keepHost ? (headerValue(req.rawHeaders, 'host') ?? dest.host) : dest.host,
-      clientAddress: clientAddress(req.remoteAddress),
-    });
-    if (route.patches !== null) applyHeaderPatches(headers, route.patches);
-    const body = req.body;
-    const head = requestHead(req.method, destinationPath(dest.url, req.url), headers, body === null ? null : body.length);
-    const relayed = new Relayed(reply, this, req.method === 'HEAD', performance.now());
-    const exchange = this.upstream.request(dest, head, body, req.method === 'HEAD', relayed);
-    relayed.exchange = exchange;
-    reply.onAbort = () => relayed.clientClosed();
+  /** Called once per request when its answer is over, however it ended. */
+  over(line: Line): void {
+    line.current = null;
+    this.inFlight--;
+    if (this.inFlight === 0 && this.idleWaiters.length > 0) {
+      const waiters = this.idleWaiters;
+      this.idleWaiters = [];
+      for (const w of waiters) w();
+    }
+    if (line.closed) return;
+    const next = line.waiting.shift();
+    if (next !== undefined) return this.begin(line, next.req, next.res, next.expectsContinue);
+    if (line.deferred !== null) return void line.socket.end(line.deferred, 'latin1');
+    line.socket.resume();
   }
 
-  private noDestination(reply: Reply): void {
+  route(rawHeaders: readonly string[]): Route {
+    return this.router === null ? this.single : this.router.route(rawHeaders as string[]);
+  }
+
+  noDestination(call: RelayCall): void {
     this.metrics.count('no_destination');
-    reply.json(503, 'no_destination', this.router === null
+    call.answer(503, 'no_destination', this.router === null
       ? 'no DOWNSTREAM_SERVICE_URL is configured; this sidecar only receives health-check events'
       : 'no dispatch rule matched and no default destination is configured (dispatch default or DOWNSTREAM_SERVICE_URL)');
   }
 
-  /** Spool mode: the route is chosen now (dispatch applies), the event goes to disk, the caller gets 202 once it is there. */
-  private store(req: InboundRequest, reply: Reply): void {
-    const route = this.router === null ? this.single : this.router.route(req.rawHeaders);
-    if (route.destination === null) return this.noDestination(reply);
-    if (this.traceRequests) this.trace(req, route, 'spooling');
+  /** A whole request has arrived: a health-check event is answered here, others are relayed or spooled. */
+  arrived(call: RelayCall, body: Buffer | null, healthId: string | undefined): void {
+    if (healthId !== undefined) return this.healthEvent(call, healthId);
+    const route = this.route(call.req.rawHeaders);
+    if (route.destination === null) return this.noDestination(call);
+    if (this.spool === null) {
+      if (this.traceRequests) this.trace(call.req, route, 'relaying');
+      return call.forward(route, body);
+    }
+    if (this.traceRequests) this.trace(call.req, route, 'spooling');
     const startedAt = performance.now();
+    const req = call.req;
     // The caller may leave before the event is on disk; it is stored all the same.
-    this.spool!.accept({ method: req.method, url: req.url, rawHeaders: req.rawHeaders, client: clientAddress(req.remoteAddress), body: req.body, route })
-      .then(
-        (receipt) => this.answerReceipt(reply, receipt, startedAt),
-        (e: Error) => this.answerReceipt(reply, { kind: 'unavailable', reason: e.message }, startedAt),
-      );
+    this.spool.accept({ method: req.method!, url: req.url!, rawHeaders: req.rawHeaders, client: call.clientAddress, body, route }).then(
+      (receipt) => this.answerReceipt(call, receipt, startedAt),
+      (e: Error) => this.answerReceipt(call, { kind: 'unavailable', reason: e.message }, startedAt),
+    );
   }
 
-  private answerReceipt(reply: Reply, receipt: Receipt, startedAt: number): void {
+  private answerReceipt(call: RelayCall, receipt: Receipt, startedAt: number): void {
     const seconds = (performance.now() - startedAt) / 1000;
     switch (receipt.kind) {
       case 'stored':
-      case 'duplicate': {
+      case 'duplicate':
         this.metrics.spoolAnswered('spooled', 202, seconds);
-        if (!reply.finished) reply.send(202, 'Accepted', 'application/json', Buffer.from(`{"id":"${receipt.id}"}`));
-        return;
-      }
+        return call.send(202, Buffer.from(`{"id":"${receipt.id}"}`));
       case 'full':
         this.metrics.spoolAnswered('spool_full', 507, seconds);
-        return reply.json(507, 'spool_full', `the spool holds ${receipt.bytes} bytes of its ${receipt.limit} (SPOOL_MAX_BYTES): nothing was stored; try again later`);
+        return call.answer(507, 'spool_full', `the spool holds ${receipt.bytes} bytes of its ${receipt.limit} (SPOOL_MAX_BYTES): nothing was stored; try again later`);
       case 'unavailable':
         this.metrics.spoolAnswered('spool_unavailable', 503, seconds);
-        return reply.json(503, 'spool_unavailable', `nothing was stored: ${receipt.reason}`);
+        return call.answer(503, 'spool_unavailable', `nothing was stored: ${receipt.reason}`);
     }
   }
 
-  private trace(req: InboundRequest, route: Route, msg: 'relaying' | 'spooling'): void {
-    const url = req.url;
+  private healthEvent(call: RelayCall, id: string): void {
+    const own = this.roundTrips.receive(id);
+    this.metrics.count('health_event');
+    call.send(200, own ? OWN_EVENT : FOREIGN_EVENT);
+  }
+
+  private trace(req: IncomingMessage, route: Route, msg: 'relaying' | 'spooling'): void {
+    const url = req.url!;
     const q = url.indexOf('?');
-    const headers: Record<string, string> = {};
-    for (let i = 0; i < req.rawHeaders.length; i += 2) headers[req.rawHeaders[i].toLowerCase()] = req.rawHeaders[i + 1];
     // The query may carry a token: only the path is logged.
     this.logger.debug({
       msg,
@@ -192,116 +261,49 @@ export class RelayServer implements OnApplicationShutdown {
       path: q === -1 ? url : url.slice(0, q),
       destination: route.destination!.origin,
       rule: this.router === null ? undefined : route.name,
-      headers: redactHeaders(headers),
+      headers: redactHeaders(req.headers),
     });
   }
 
-  /** Called when a relayed answer has been passed on whole, for metrics. */
-  completed(status: number, startedAt: number): void {
-    this.metrics.relayed(status, (performance.now() - startedAt) / 1000);
-  }
-
-  abandoned(): void {
-    this.metrics.count('client_closed');
+  tooLarge(message: string, declared: string | undefined): void {
+    this.metrics.count('too_large');
+    this.logger.warn({ msg: 'request body over RELAY_MAX_BODY_BYTES', limit: this.config.maxBodyBytes, declared, reason: message });
   }
 
   /** The trip to the destination failed: an error answer, or a cut connection when the answer had begun. */
-  failed(reply: Reply, err: UpstreamError, startedAt: number): void {
-    if (err.kind === 'caller') {
-      // The destination was waiting on the caller: not the destination's failure.
-      this.metrics.count('client_closed');
-      this.logger.warn({ msg: 'caller stopped reading the answer: connection closed', reason: err.message });
-      return reply.destroy();
-    }
-    const timedOut = err.kind === 'timeout';
-    const outcome = timedOut ? 'timeout' : 'unreachable';
+  failed(call: RelayCall, err: Error, startedAt: number): void {
+    const f = describeFailure(err);
+    const outcome = f.timedOut ? 'timeout' : 'unreachable';
     this.metrics.failed(outcome, (performance.now() - startedAt) / 1000);
-    this.logger.warn({ msg: 'relay to downstream failed', outcome, reason: err.message, code: err.code, headersSent: reply.headersSent });
-    if (reply.headersSent) reply.destroy();
-    else if (timedOut) reply.json(504, 'downstream_timeout', `downstream sent no response within ${this.config.timeoutMs / 1000} s`);
-    else reply.json(502, 'downstream_unreachable', `downstream could not be reached: ${err.message}`);
+    this.logger.warn({ msg: 'relay to downstream failed', outcome, reason: f.reason, code: f.code, headersSent: call.res.headersSent });
+    if (call.res.headersSent) call.res.destroy();
+    else if (f.timedOut) call.answer(504, 'downstream_timeout', `downstream sent no response within ${this.config.timeoutMs / 1000} s`);
+    else call.answer(502, 'downstream_unreachable', `downstream could not be reached: ${f.reason}`);
   }
 
-  private interceptHealthEvent(reply: Reply, id: string): void {
-    const own = this.roundTrips.receive(id);
-    this.metrics.count('health_event');
-    reply.send(200, 'OK', 'application/json', own ? OWN_EVENT : FOREIGN_EVENT);
-  }
-
-  private tooLarge(declared: string | undefined, reply: Reply): void {
-    this.metrics.count('too_large');
-    this.logger.warn({ msg: 'request body over RELAY_MAX_BODY_BYTES', limit: this.config.maxBodyBytes, declared });
-    reply.json(413, 'payload_too_large', `request body is over the limit of ${this.config.maxBodyBytes} bytes`);
-  }
-
-  private readonly finishedOne = () => this.finished();
-
-  private finished(): void {
-    this.inFlight--;
-    if (this.inFlight === 0 && this.idleWaiters.length > 0) {
-      const waiters = this.idleWaiters;
-      this.idleWaiters = [];
-      for (const w of waiters) w();
+  /** Malformed input or a request that never completed: answered in its turn, then the connection closes. */
+  private onClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
+    if (err.code === 'ECONNRESET' || !socket.writable) return void socket.destroy();
+    if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
+      const current = (socket as LineSocket)[kLine]?.current ?? null;
+      const message = `the request did not arrive within ${this.requestTimeoutMs / 1000} s`;
+      // The request whose body stalled is the one being read; one waiting behind an answer gets its turn.
+      if (current === null) return this.answerConnection(socket, 408, 'request_timeout', message);
+      if (current.receiving) current.answer(408, 'request_timeout', message, true);
+      return;
     }
-  }
-}
-
-/** One relayed request's answer: the destination's response passed to the caller as it arrives. */
-class Relayed implements ResponseHandler {
-  exchange: Exchange | null = null;
-  private status = 0;
-  /** Waiting for the caller's buffer to drain: one wait, however many pieces of a read met a full buffer. */
-  private waitingForDrain = false;
-  private readonly resume = () => {
-    this.waitingForDrain = false;
-    this.exchange?.resume();
-  };
-
-  constructor(
-    private readonly reply: Reply,
-    private readonly relay: RelayServer,
-    private readonly bodyless: boolean,
-    private readonly startedAt: number,
-  ) {}
-
-  onHead(status: number, statusMessage: string, rawHeaders: string[]): void {
-    this.status = status;
-    const head = forwardResponseHead(rawHeaders);
-    const given = head.hasLength || this.bodyless || status === 204 || status === 304;
-    this.reply.head(status, statusMessage, head.lines, given ? Framing.Given : Framing.Stream);
+    const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : 400;
+    this.answerConnection(socket, status, 'bad_request', `malformed HTTP request (${err.code ?? 'parse error'})`);
   }
 
-  onBody(chunk: Buffer): boolean {
-    if (this.reply.write(chunk)) return true;
-    if (!this.waitingForDrain) {
-      this.waitingForDrain = true;
-      this.reply.onDrain(this.resume);
-    }
-    return false;
-  }
-
-  readStart(): void {
-    this.reply.cork();
-  }
-
-  readEnd(): void {
-    this.reply.uncork();
-  }
-
-  onEnd(): void {
-    this.reply.end();
-    this.relay.completed(this.status, this.startedAt);
-  }
-
-  onError(err: UpstreamError): void {
-    if (this.reply.finished) return;
-    this.relay.failed(this.reply, err, this.startedAt);
-  }
-
-  /** The caller went away: stop the trip to downstream too, so no socket is held for nobody. */
-  clientClosed(): void {
-    if (this.exchange === null || this.exchange.finished) return;
-    this.relay.abandoned();
-    this.exchange.abort();
+  /** An answer of the connection's own, not to a request it could read; the connection closes after it. */
+  private answerConnection(socket: Duplex, status: number, error: string, message: string): void {
+    const body = JSON.stringify({ error, message });
+    const raw = `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`;
+    const line = (socket as LineSocket)[kLine];
+    if (line === undefined || line.current === null) return void socket.end(raw, 'latin1');
+    // Answers are still due ahead of it: nothing more is read, and it goes out after them.
+    line.deferred ??= raw;
+    line.socket.pause();
   }
 }
