@@ -3,7 +3,7 @@
 // and the load generator (wrk or autocannon), with CPU pinning where taskset exists.
 import { execFileSync, spawn } from 'node:child_process';
 import { createHmac } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { cpus, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -107,6 +107,30 @@ export const kib = (pid, field) => {
     return NaN;
   }
 };
+
+/**
+ * CPU seconds (user + system) a process and its children have used so far, from /proc:
+ * what a request costs the process under test, whatever else the shared machine is doing.
+ */
+export function cpuSeconds(pid) {
+  try {
+    const ticks = (p) => {
+      const fields = readFileSync(`/proc/${p}/stat`, 'utf8').split(') ')[1].split(' ');
+      return Number(fields[11]) + Number(fields[12]); // utime, stime
+    };
+    // nginx's worker is the master's child; the relays have none.
+    const children = readdirSync('/proc').filter((d) => /^\d+$/.test(d)).filter((d) => {
+      try {
+        return readFileSync(`/proc/${d}/stat`, 'utf8').split(') ')[1].split(' ')[1] === String(pid);
+      } catch {
+        return false;
+      }
+    });
+    return [pid, ...children].reduce((sum, p) => sum + ticks(p), 0) / 100; // USER_HZ
+  } catch {
+    return NaN;
+  }
+}
 
 // --- downstream and nginx proxy -----------------------------------------------------------
 export function nginxConf(name, port, location) {

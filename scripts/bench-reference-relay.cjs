@@ -1,7 +1,7 @@
-// npm run bench, row (f): the floor the relay was first built on — a bare node:http server
-// relaying through an undici pool (dispatch() with a handler, bodies collected as they
-// arrived, responses streamed), with none of the sidecar's features. Measured in the same
-// run as the sidecar, it shows what the raw-socket relay (src/relay/http1/) gains over it.
+// npm run bench, row (f): the stack the relay stands on, bare — a node:http server relaying
+// through an undici pool (dispatch() with a handler, bodies collected as they arrived,
+// responses streamed), with none of the sidecar's features. Measured in the same run as the
+// sidecar, it shows what the sidecar's features and checks cost on top of that stack.
 //
 //   node bench-reference-relay.cjs <port> <downstream port>
 'use strict';
@@ -33,3 +33,4 @@ createServer((req, res) => {
   });
 }).listen(port, '127.0.0.1');
 process.on('SIGTERM', () => process.exit(0));
+process.on('SIGINT', () => process.exit(0));

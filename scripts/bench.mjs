@@ -1,60 +1,45 @@
-// npm run bench — the relay side by side with the bare downstream and nginx as a reverse
-// proxy, in one run, with the same signed 8 KB GitHub-style webhook. Prints one table of
-// requests/s, p50, p99, errors and ratios, plus the sidecar's idle and peak RSS and its
-// cold start to /readyz. Uses nginx and wrk when installed (Debian), a Node downstream and
-// autocannon otherwise; pins the process under test to one CPU when taskset exists.
+// npm run bench — the relay side by side with the bare downstream, nginx as a reverse proxy
+// and a bare node:http + undici relay, in one run, with the same signed 8 KB GitHub-style
+// webhook. Every setup is started (and warmed up) first; then the load goes to each in
+// turn, round after round, so that a slow or fast spell of the shared machine falls on
+// all of them alike. Prints one table of the medians over the rounds (requests/s, p50,
+// p99, errors summed) and ratios, the CPU time each process under test spent per request
+// (from /proc: steady where requests/s swing with the machine), the sidecar's idle and
+// peak RSS and its cold start to /readyz. Uses nginx and wrk when installed (Debian), a Node downstream and autocannon
+// otherwise; pins the processes under test to one CPU when taskset exists.
 //
-//   npm run bench -- [--duration 10] [--connections 50] [--rows a,b,c,d,e]
-import { execFileSync } from 'node:child_process';
+//   npm run bench -- [--duration 5] [--rounds 3] [--connections 50] [--rows a,b,c,d,e,f]
 import { writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
-import { arg, bodyBytes, cleanUp, CONNECTIONS, freePort, imageNodeOptions, kib, load, NGINX, pin, root, start, startDownstream, startNginxProxy, startSidecar, stop, TASKSET, TEST_CORE, twoCores, waitHttp, work, WRK } from './bench-kit.mjs';
+import { execFileSync } from 'node:child_process';
+import { arg, bodyBytes, cleanUp, CONNECTIONS, cpuSeconds, freePort, imageNodeOptions, kib, load, NGINX, pin, root, start, startDownstream, startNginxProxy, startSidecar, stop, TASKSET, TEST_CORE, twoCores, waitHttp, work, WRK } from './bench-kit.mjs';
 
-const DURATION = Number(arg('duration', '10'));
+const DURATION = Number(arg('duration', '5'));
+const ROUNDS = Number(arg('rounds', '3'));
 const ROWS = arg('rows', 'a,b,c,d,e,f').split(',');
 const run = (port) => load(port, { seconds: DURATION });
 let cacheColdMs = NaN;
 let cacheIdleMiB = NaN;
 
-// --- the run --------------------------------------------------------------------------------
-const results = [];
-async function row(key, label, run) {
-  if (!ROWS.includes(key)) return;
-  process.stderr.write(`bench: ${label}…\n`);
-  try {
-    results.push({ key, label, ...(await run()) });
-  } catch (e) {
-    results.push({ key, label, note: e.message.split('\n')[0] });
-  }
-}
-
-async function sidecarRow(downstreamPort, env) {
-  const s = await startSidecar(downstreamPort, env);
-  await run(s.port); // warm-up: JIT and pools, not measured
-  const r = await run(s.port);
-  const peakKiB = kib(s.proc.pid, 'VmHWM');
-  await stop(s.proc);
-  return { ...r, idleMiB: s.idleKiB / 1024, peakMiB: peakKiB / 1024, coldMs: s.coldMs };
-}
-
-try {
-  execFileSync(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(root, 'tsconfig.build.json')], { stdio: 'inherit' });
-  const downstreamPort = await startDownstream();
-
-  await row('a', `(a) downstream direct (${NGINX ? 'nginx' : 'node'})`, () => run(downstreamPort));
-  await row('b', '(b) nginx reverse proxy', async () => {
-    if (!NGINX) throw new Error('nginx not installed');
-    const n = await startNginxProxy(downstreamPort);
-    await run(n.port);
-    const r = await run(n.port);
-    await stop(n.proc);
-    return r;
-  });
-  await row('c', '(c) pod-sidecar relay, proxy mode', () => sidecarRow(downstreamPort, {}));
-  await row('d', '(d) pod-sidecar relay, dispatch rules', () => {
-    const file = join(work, 'dispatch.yaml');
-    writeFileSync(file, `dispatch:
+// --- the setups -----------------------------------------------------------------------------
+/** Each: how to start it (its port, and the process to read RSS from and stop). */
+function setups(downstreamPort) {
+  const sidecar = async (env) => {
+    const s = await startSidecar(downstreamPort, env);
+    return { port: s.port, proc: s.proc, idleMiB: s.idleKiB / 1024, coldMs: s.coldMs };
+  };
+  return [
+    ['a', `(a) downstream direct (${NGINX ? 'nginx' : 'node'})`, async () => ({ port: downstreamPort })],
+    ['b', '(b) nginx reverse proxy', async () => {
+      if (!NGINX) throw new Error('nginx not installed');
+      const n = await startNginxProxy(downstreamPort);
+      return { port: n.port, proc: n.proc };
+    }],
+    ['c', '(c) pod-sidecar relay, proxy mode', () => sidecar({})],
+    ['d', '(d) pod-sidecar relay, dispatch rules', () => {
+      const file = join(work, 'dispatch.yaml');
+      writeFileSync(file, `dispatch:
   header: X-Environment
   rules:
     dev:
@@ -67,20 +52,67 @@ try {
     prod:
       destination: http://127.0.0.1:${downstreamPort}/prod
 `);
-    return sidecarRow(downstreamPort, { SIDECAR_CONFIG: file });
-  });
-  await row('e', '(e) pod-sidecar relay, spool mode', () => sidecarRow(downstreamPort, { RELAY_MODE: 'spool', SPOOL_DEDUP_HEADER: 'none', SPOOL_MAX_BYTES: String(8 * 1024 ** 3) }));
-  await row('f', '(f) reference: node:http + undici, bare', async () => {
-    const nodeOptions = imageNodeOptions();
-    const port = await freePort();
-    const p = start(pin(TEST_CORE, [process.execPath, join(root, 'scripts', 'bench-reference-relay.cjs'), String(port), String(downstreamPort)]), { env: { PATH: process.env.PATH, NODE_OPTIONS: nodeOptions } });
-    await waitHttp(`http://127.0.0.1:${port}/`);
-    await run(port);
-    const r = await run(port);
-    const peakKiB = kib(p.pid, 'VmHWM');
-    await stop(p);
-    return { ...r, peakMiB: peakKiB / 1024 };
-  });
+      return sidecar({ SIDECAR_CONFIG: file });
+    }],
+    ['e', '(e) pod-sidecar relay, spool mode', () => sidecar({ RELAY_MODE: 'spool', SPOOL_DEDUP_HEADER: 'none', SPOOL_MAX_BYTES: String(8 * 1024 ** 3) })],
+    ['f', '(f) reference: node:http + undici, bare', async () => {
+      const port = await freePort();
+      const p = start(pin(TEST_CORE, [process.execPath, join(root, 'scripts', 'bench-reference-relay.cjs'), String(port), String(downstreamPort)]), { env: { PATH: process.env.PATH, NODE_OPTIONS: imageNodeOptions() } });
+      await waitHttp(`http://127.0.0.1:${port}/`);
+      return { port, proc: p };
+    }],
+  ].filter(([key]) => ROWS.includes(key));
+}
+
+const median = (xs) => {
+  const s = xs.filter(Number.isFinite).sort((x, y) => x - y);
+  if (s.length === 0) return NaN;
+  return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+
+// --- the run --------------------------------------------------------------------------------
+const results = [];
+try {
+  execFileSync(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(root, 'tsconfig.build.json')], { stdio: 'inherit' });
+  const downstreamPort = await startDownstream();
+  const live = [];
+  for (const [key, label, startIt] of setups(downstreamPort)) {
+    process.stderr.write(`bench: starting ${label}…\n`);
+    try {
+      const s = await startIt();
+      await run(s.port); // warm-up: JIT and pools, not measured
+      live.push({ key, label, ...s, runs: [] });
+    } catch (e) {
+      results.push({ key, label, note: e.message.split('\n')[0] });
+    }
+  }
+  for (let round = 1; round <= ROUNDS; round++) {
+    for (const s of live) {
+      process.stderr.write(`bench: round ${round}/${ROUNDS}, ${s.label}…\n`);
+      const cpuBefore = s.proc ? cpuSeconds(s.proc.pid) : NaN;
+      const r = await run(s.port);
+      const cpu = s.proc ? cpuSeconds(s.proc.pid) - cpuBefore : NaN;
+      s.runs.push({ ...r, cpuUsPerReq: (cpu * 1e6) / (r.rps * DURATION) });
+    }
+  }
+  for (const s of live) {
+    const peakKiB = s.proc ? kib(s.proc.pid, 'VmHWM') : NaN;
+    if (s.proc) await stop(s.proc);
+    results.push({
+      key: s.key,
+      label: s.label,
+      rps: median(s.runs.map((r) => r.rps)),
+      p50: median(s.runs.map((r) => r.p50)),
+      p99: median(s.runs.map((r) => r.p99)),
+      errors: s.runs.reduce((n, r) => n + r.errors, 0),
+      cpuUsPerReq: median(s.runs.map((r) => r.cpuUsPerReq)),
+      idleMiB: s.idleMiB,
+      peakMiB: s.key === 'a' || s.key === 'b' ? NaN : peakKiB / 1024,
+      coldMs: s.coldMs,
+      spread: s.runs.map((r) => Math.round(r.rps)).join('/'),
+    });
+  }
+  results.sort((x, y) => x.key.localeCompare(y.key));
   if (ROWS.includes('c')) {
     process.stderr.write('bench: cold start with the compile cache…\n');
     const s = await startSidecar(downstreamPort, {}, { compileCache: true });
@@ -98,19 +130,19 @@ const b = results.find((r) => r.key === 'b' && r.rps);
 const ref = results.find((r) => r.key === 'f' && r.rps);
 const f = (n, d = 0) => (Number.isFinite(n) ? n.toFixed(d) : '–');
 const ratio = (r, base) => (base && r.rps ? `${(r.rps / base.rps).toFixed(2)}×` : '–');
-const cells = [['setup', 'req/s', 'p50 ms', 'p99 ms', 'errors', 'vs (a)', 'vs (b)', 'p99 vs (b)', 'vs (f)', 'idle RSS MiB', 'peak RSS MiB', 'cold start ms']];
+const cells = [['setup', 'req/s', 'rounds req/s', 'p50 ms', 'p99 ms', 'errors', 'vs (a)', 'vs (b)', 'p99 vs (b)', 'vs (f)', 'CPU µs/req', 'CPU vs (f)', 'idle RSS MiB', 'peak RSS MiB', 'cold start ms']];
 for (const r of results) {
   if (r.note) {
-    cells.push([r.label, `not measured: ${r.note}`, '', '', '', '', '', '', '', '', '', '']);
+    cells.push([r.label, `not measured: ${r.note}`, '', '', '', '', '', '', '', '', '', '', '', '', '']);
     continue;
   }
-  cells.push([r.label, f(r.rps), f(r.p50, 2), f(r.p99, 2), String(r.errors), ratio(r, a), ratio(r, b), b && r.p99 ? `${(r.p99 / b.p99).toFixed(2)}×` : '–', ratio(r, ref), f(r.idleMiB, 1), f(r.peakMiB, 1), f(r.coldMs)]);
+  cells.push([r.label, f(r.rps), r.spread, f(r.p50, 2), f(r.p99, 2), String(r.errors), ratio(r, a), ratio(r, b), b && r.p99 ? `${(r.p99 / b.p99).toFixed(2)}×` : '–', ratio(r, ref), f(r.cpuUsPerReq), ref && r.cpuUsPerReq ? `${(r.cpuUsPerReq / ref.cpuUsPerReq).toFixed(2)}×` : '–', f(r.idleMiB, 1), f(r.peakMiB, 1), f(r.coldMs)]);
 }
 const widths = cells[0].map((_, i) => Math.max(...cells.map((c) => c[i].length)));
 const line = (c) => `| ${c.map((x, i) => x.padEnd(widths[i])).join(' | ')} |`;
 console.log(`\npod-sidecar bench — ${new Date().toISOString().slice(0, 10)}, ${cpus()[0]?.model ?? 'cpu'} × ${cpus().length}, node ${process.version}, ` +
-  `${WRK ? 'wrk' : 'autocannon'} ${CONNECTIONS} connections × ${DURATION} s, ${bodyBytes.length} B signed webhook, ` +
-  `process under test ${TASKSET && twoCores ? `pinned to CPU ${TEST_CORE}` : 'not pinned'}\n`);
+  `${WRK ? 'wrk' : 'autocannon'} ${CONNECTIONS} connections, medians of ${ROUNDS} interleaved rounds × ${DURATION} s, ${bodyBytes.length} B signed webhook, ` +
+  `processes under test ${TASKSET && twoCores ? `pinned to CPU ${TEST_CORE}` : 'not pinned'}\n`);
 console.log(line(cells[0]));
 console.log(`|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`);
 for (const c of cells.slice(1)) console.log(line(c));
