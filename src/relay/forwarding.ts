@@ -83,12 +83,15 @@ export interface Destination {
   /** Without the brackets of an IPv6 literal: what a socket connects to. */
   hostname: string;
   port: number;
+  /** The URL's path (a prefix of every request's) and query ("" or "?..."), read once. */
+  pathname: string;
+  search: string;
 }
 
 export function resolveDestination(url: URL): Destination {
   const hostname = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
   const port = url.port === '' ? (url.protocol === 'https:' ? 443 : 80) : Number(url.port);
-  return { url, origin: url.origin, host: url.host, protocol: url.protocol, hostname, port };
+  return { url, origin: url.origin, host: url.host, protocol: url.protocol, hostname, port, pathname: url.pathname, search: url.search };
 }
 
 /** Joins two URL paths with exactly one slash between them, as Go's httputil does. */
@@ -104,7 +107,7 @@ export function joinPath(base: string, path: string): string {
  * The path and query to request at the destination for an incoming `req.url`:
  * the destination's path prefix joined with the request's path, queries merged.
  */
-export function destinationPath(destination: URL, requestUrl: string): string {
+export function destinationPath(destination: { readonly pathname: string; readonly search: string }, requestUrl: string): string {
   const q = requestUrl.indexOf('?');
   const path = q === -1 ? requestUrl : requestUrl.slice(0, q);
   const query = q === -1 ? '' : requestUrl.slice(q + 1);
@@ -123,20 +126,26 @@ function connectionListed(rawHeaders: readonly string[]): Set<string> | null {
   return values === null ? null : connectionTokens(values);
 }
 
+/** The names a Connection header lists beside the hop-by-hop ones (which go anyway), lower case; null for none. */
 function connectionTokens(values: readonly string[]): Set<string> | null {
   let listed: Set<string> | null = null;
   for (const value of values) {
+    // Nearly every message says just keep-alive or close: nothing to split.
+    if (headerNameIs(value, 'keep-alive') || headerNameIs(value, 'close')) continue;
     for (const token of value.split(',')) {
       const t = token.trim().toLowerCase();
-      if (t) (listed ??= new Set()).add(t);
+      if (t && !isHopByHop(t)) (listed ??= new Set()).add(t);
     }
   }
   return listed;
 }
 
 export interface ForwardContext {
-  /** The Host the destination expects (its authority). */
-  destinationHost: string;
+  /**
+   * The Host to send; null: the destination's own authority, which the HTTP client writes
+   * itself (undici does, from the pool's origin).
+   */
+  destinationHost: string | null;
   /** The address of the peer that sent the request. */
   clientAddress: string | undefined;
 }
@@ -148,7 +157,7 @@ export interface ForwardContext {
  */
 export function forwardRequestHeaders(rawHeaders: string[], ctx: ForwardContext): string[] {
   const listed = connectionListed(rawHeaders);
-  const out: string[] = ['host', ctx.destinationHost];
+  const out: string[] = ctx.destinationHost === null ? [] : ['host', ctx.destinationHost];
   let originalHost = '';
   let forwardedFor = '';
   for (let i = 0; i < rawHeaders.length; i += 2) {
@@ -208,7 +217,7 @@ export function forwardResponseHeaders(headers: ResponseHeaders): string[] {
     if (value === undefined) continue;
     if (name === 'content-length') {
       if (chunked) continue;
-    } else if (isHopByHopName(name) || (listed !== null && listed.has(name))) continue;
+    } else if (isHopByHop(name) || (listed !== null && listed.has(name))) continue;
     if (typeof value === 'string') out.push(name, value);
     else for (const v of value) out.push(name, v);
   }

@@ -51,7 +51,7 @@ export class RelayCall implements Dispatcher.DispatchHandler {
   }
 
   start(expectsContinue: boolean): void {
-    this.res.once('close', () => this.closed());
+    this.res.on('close', () => this.closed());
     const req = this.req;
     const relay = this.relay;
     const head = checkRequestHead(req.url!, req.rawHeaders, req.httpVersionMajor === 1 && req.httpVersionMinor === 1, relay.config.maxBodyBytes);
@@ -147,14 +147,14 @@ export class RelayCall implements Dispatcher.DispatchHandler {
     const dest = route.destination!;
     const req = this.req;
     const headers = forwardRequestHeaders(req.rawHeaders, {
-      destinationHost: route.keepHost ? (headerValue(req.rawHeaders, 'host') ?? dest.host) : dest.host,
+      destinationHost: route.keepHost ? (headerValue(req.rawHeaders, 'host') ?? null) : null,
       clientAddress: this.clientAddress,
     });
     if (route.patches !== null) applyHeaderPatches(headers, route.patches);
     this.startedAt = performance.now();
     this.dispatched = true;
     try {
-      this.relay.pools.for(dest).dispatch({ path: destinationPath(dest.url, req.url!), method: req.method!, headers, body }, this);
+      this.relay.pools.for(dest).dispatch({ path: destinationPath(dest, req.url!), method: req.method!, headers, body }, this);
     } catch (e) {
       this.onResponseError(null, e as Error);
     }

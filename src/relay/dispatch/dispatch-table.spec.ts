@@ -24,7 +24,7 @@ describe('DispatchTable', () => {
   it('routes by the exact value of the key header', () => {
     const r = t.match(['Host', 'x', 'X-Environment', 'dev']);
     expect(r.name).toBe('dev');
-    expect(r.destination).toEqual({ url: new URL('http://dev:4000/d?k=1'), origin: 'http://dev:4000', host: 'dev:4000', protocol: 'http:', hostname: 'dev', port: 4000 });
+    expect(r.destination).toEqual({ url: new URL('http://dev:4000/d?k=1'), origin: 'http://dev:4000', host: 'dev:4000', protocol: 'http:', hostname: 'dev', port: 4000, pathname: '/d', search: '?k=1' });
     expect(r.patches).toEqual([{ name: 'dispatched', lowerName: 'dispatched', value: 'true' }]);
     expect(t.match(['X-Environment', 'staging'])).toMatchObject({ name: 'stage', keepHost: true, destination: { host: 'staging.example' } });
   });
@@ -69,7 +69,7 @@ describe('DispatchTable', () => {
 
 describe('singleRoute', () => {
   it('is the relay without dispatch: one destination, nothing changed', () => {
-    expect(singleRoute(new URL('http://app:3000/webhook'))).toEqual({ name: 'default', index: 0, destination: { url: new URL('http://app:3000/webhook'), origin: 'http://app:3000', host: 'app:3000', protocol: 'http:', hostname: 'app', port: 3000 }, keepHost: false, patches: null });
+    expect(singleRoute(new URL('http://app:3000/webhook'))).toEqual({ name: 'default', index: 0, destination: { url: new URL('http://app:3000/webhook'), origin: 'http://app:3000', host: 'app:3000', protocol: 'http:', hostname: 'app', port: 3000, pathname: '/webhook', search: '' }, keepHost: false, patches: null });
     expect(singleRoute(null).destination).toBeNull();
   });
 });

@@ -31,13 +31,13 @@ export class DeliveryClient {
     if (dest === null) return Promise.resolve({ answered: false, error: `no destination is configured for rule ${route.name}`, timedOut: false, aborted: false });
     if (signal.aborted) return Promise.resolve({ answered: false, error: 'aborted', timedOut: false, aborted: true });
     const headers = forwardRequestHeaders(meta.headers, {
-      destinationHost: route.keepHost ? (headerValue(meta.headers, 'host') ?? dest.host) : dest.host,
+      destinationHost: route.keepHost ? (headerValue(meta.headers, 'host') ?? null) : null,
       clientAddress: meta.client ?? undefined,
     });
     if (route.patches !== null) applyHeaderPatches(headers, route.patches);
     return new Promise((resolve) => {
       const attempt = new Attempt(signal, resolve);
-      this.pools.for(dest).dispatch({ path: destinationPath(dest.url, meta.url), method: meta.method, headers, body: body.length === 0 ? null : body }, attempt);
+      this.pools.for(dest).dispatch({ path: destinationPath(dest, meta.url), method: meta.method, headers, body: body.length === 0 ? null : body }, attempt);
     });
   }
 
