@@ -243,12 +243,15 @@ describe('relay', () => {
     expect(downstream.requests).toHaveLength(1);
   });
 
-  it('counts events the downstream answered as smee_events_relayed_total', async () => {
+  it('counts events the downstream answered as smee_events_relayed_total, and times them by status class', async () => {
     const before = await metric(sidecar, 'smee_events_relayed_total');
+    const timedBefore = await metric(sidecar, 'sidecar_relay_duration_seconds_count{status_class="5xx"}');
     downstream.respond = (_r, res) => res.writeHead(500).end();
     await request(sidecar.relayUrl).post('/a').send('x');
     await request(sidecar.relayUrl).post('/a').send('x');
     expect(await metric(sidecar, 'smee_events_relayed_total')).toBe(before + 2);
+    expect(await metric(sidecar, 'sidecar_relay_duration_seconds_count{status_class="5xx"}')).toBe(timedBefore + 2);
+    expect(await metric(sidecar, 'sidecar_relay_duration_seconds_bucket{le="+Inf",status_class="5xx"}')).toBe(timedBefore + 2);
   });
 
   it('keeps the planes apart: management routes are relayed, relayed paths are 404 on management', async () => {

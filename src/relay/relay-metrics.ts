@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
-import { InjectMetric, makeCounterProvider, makeHistogramProvider } from '@willsoto/nestjs-prometheus';
-import type { Counter, Histogram } from 'prom-client';
+import { InjectMetric, makeCounterProvider } from '@willsoto/nestjs-prometheus';
+import type { Counter } from 'prom-client';
+import { ClassHistogram } from '../metrics/class-histogram';
 
 export const RELAY_OUTCOMES = ['relayed', 'timeout', 'unreachable', 'too_large', 'busy', 'no_destination', 'client_closed', 'health_event', 'spooled', 'spool_full', 'spool_unavailable'] as const;
 export type RelayOutcome = (typeof RELAY_OUTCOMES)[number];
@@ -16,46 +17,47 @@ export const RELAY_METRICS = [
     help: 'Requests on the relay port by outcome: relayed, timeout (504), unreachable (502), too_large (413), busy (503: no room for the body within RELAY_MAX_BUFFERED_BYTES), no_destination (503), client_closed, health_event; in spool mode spooled (202), spool_full (507), spool_unavailable (503).',
     labelNames: ['outcome'],
   }),
-  makeHistogramProvider({
-    name: 'sidecar_relay_duration_seconds',
-    help: 'Time from a request complete at the relay to the end of its answer, by the class of status the caller got.',
-    labelNames: ['status_class'],
-    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
-  }),
 ];
+
+const DURATION_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 
 /** The relay's metrics, with their label children made once so that the hot path only adds. */
 @Injectable()
 export class RelayMetrics {
   private readonly outcomes: Record<RelayOutcome, Counter.Internal>;
-  private readonly durations: Histogram.Internal<'status_class'>[];
+  /** Observed on every request: a histogram without prom-client's per-observation label hashing. */
+  private readonly durations = new ClassHistogram(
+    'sidecar_relay_duration_seconds',
+    'Time from a request complete at the relay to the end of its answer, by the class of status the caller got.',
+    'status_class',
+    STATUS_CLASSES,
+    DURATION_BUCKETS,
+  ).registerIn();
 
   constructor(
     @InjectMetric('smee_events_relayed_total') private readonly relayedTotal: Counter,
     @InjectMetric('sidecar_relay_requests_total') requests: Counter<'outcome'>,
-    @InjectMetric('sidecar_relay_duration_seconds') duration: Histogram<'status_class'>,
   ) {
     this.outcomes = Object.fromEntries(RELAY_OUTCOMES.map((o) => [o, requests.labels(o)])) as Record<RelayOutcome, Counter.Internal>;
     for (const child of Object.values(this.outcomes)) child.inc(0);
     relayedTotal.inc(0);
-    this.durations = STATUS_CLASSES.map((c) => duration.labels(c));
   }
 
   relayed(status: number, seconds: number): void {
     this.relayedTotal.inc();
     this.outcomes.relayed.inc();
-    this.durations[Math.min(4, Math.max(0, Math.floor(status / 100) - 1))].observe(seconds);
+    this.durations.observe(Math.min(4, Math.max(0, Math.floor(status / 100) - 1)), seconds);
   }
 
   failed(outcome: 'timeout' | 'unreachable', seconds: number): void {
     this.outcomes[outcome].inc();
-    this.durations[4].observe(seconds); // 502 or 504
+    this.durations.observe(4, seconds); // 502 or 504
   }
 
   /** A spool-mode answer to the caller: the spool's 202, 507 or 503, timed like a relayed answer. */
   spoolAnswered(outcome: 'spooled' | 'spool_full' | 'spool_unavailable', status: number, seconds: number): void {
     this.outcomes[outcome].inc();
-    this.durations[Math.floor(status / 100) - 1].observe(seconds);
+    this.durations.observe(Math.floor(status / 100) - 1, seconds);
   }
 
   /** A spooled event's delivery attempt that the destination answered (any status). */
