@@ -903,3 +903,72 @@ describe('relay HTTP/1.1: requests refused before they go anywhere', () => {
     expect(downstream.requests.map((r) => r.url)).toEqual(['/webhook/a.b/c', '/webhook/.well-known/x', '/webhook/x?path=../../y']);
   });
 });
+
+describe('relay HTTP/1.1: request bodies held at once (RELAY_MAX_BUFFERED_BYTES)', () => {
+  const downstream = new HttpDownstream();
+  let sidecar: Started;
+  /** Requests to /hold/<name> are answered when release(<name>) is called. */
+  const held = new Map<string, () => void>();
+  const release = (name: string) => held.get(name)!();
+
+  beforeAll(async () => {
+    const url = await downstream.listen();
+    // Room for one 1000-byte body; a body waits at most min(5 s, the 2 s request time-out).
+    sidecar = await start({ DOWNSTREAM_SERVICE_URL: url, RELAY_MAX_BODY_BYTES: '1000', RELAY_MAX_BUFFERED_BYTES: '1000', RELAY_TIMEOUT_SECONDS: '2' });
+  });
+  afterAll(async () => {
+    for (const r of held.values()) r();
+    await sidecar.close();
+    await downstream.close();
+  });
+  beforeEach(() => {
+    downstream.reset();
+    downstream.handler = (req, res) => {
+      const name = req.url.split('/')[2];
+      if (req.url.startsWith('/hold/')) held.set(name, () => res.end(`released ${name}`));
+      else res.end(`${name}:${req.body.length}`);
+    };
+  });
+
+  function post(path: string, body: Buffer, chunked = false): Promise<{ status: number; text: string; retryAfter?: string }> {
+    return new Promise((resolve, reject) => {
+      const req = httpRequest({ host: '127.0.0.1', port: sidecar.relayPort!, path, method: 'POST', agent: false, headers: chunked ? {} : { 'content-length': body.length } }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode!, text: Buffer.concat(chunks).toString(), retryAfter: res.headers['retry-after'] as string | undefined }));
+      });
+      req.on('error', reject);
+      if (chunked) {
+        req.write(body.subarray(0, 10));
+        setTimeout(() => req.end(body.subarray(10)), 50);
+      } else req.end(body);
+    });
+  }
+
+  it('a body with no room waits unread and goes on, whole, once room frees; a bodiless request passes meanwhile', async () => {
+    const holder = post('/hold/a', Buffer.alloc(900, 0x61));
+    await waitFor('the holder at downstream', () => held.has('a'));
+    const waiter = post('/pass/b', Buffer.alloc(500, 0x62));
+    await new Promise((r) => setTimeout(r, 300));
+    expect(downstream.requests.map((r) => r.url)).toEqual(['/hold/a']);
+    expect((await fetchVia(sidecar.relayPort!, '/pass/get')).body.toString()).toBe('get:0');
+    release('a');
+    expect(await holder).toMatchObject({ status: 200, text: 'released a' });
+    expect(await waiter).toMatchObject({ status: 200, text: 'b:500' });
+  });
+
+  it.each([false, true])('a body that finds no room within the wait is answered 503 busy with Retry-After, and nothing of it goes on (chunked: %s)', async (chunked) => {
+    const holder = post('/hold/c', Buffer.alloc(900, 0x61));
+    await waitFor('the holder at downstream', () => held.has('c'));
+    const started = performance.now();
+    const refused = await post('/pass/d', Buffer.alloc(500, 0x62), chunked);
+    expect(refused.status).toBe(503);
+    expect(JSON.parse(refused.text)).toMatchObject({ error: 'busy', message: expect.stringContaining('RELAY_MAX_BUFFERED_BYTES') });
+    expect(refused.retryAfter).toBe('1');
+    expect(performance.now() - started).toBeGreaterThan(1500);
+    expect(downstream.requests.map((r) => r.url)).toEqual(['/hold/c']);
+    release('c');
+    await holder;
+    held.clear();
+  });
+});

@@ -171,6 +171,13 @@ describe('loadConfig', () => {
         .toEqual(['RELAY_PORT="x": expected a TCP port number', 'SPOOL_RETRY_INITIAL="10m": expected at most SPOOL_RETRY_MAX (60 s)']);
     });
 
+    it('refuses a body memory budget smaller than one body, and defaults it to at least one body', () => {
+      expect(problems({ ...base, RELAY_MAX_BODY_BYTES: '2000000', RELAY_MAX_BUFFERED_BYTES: '1000000' }))
+        .toEqual(['RELAY_MAX_BUFFERED_BYTES="1000000": expected at least RELAY_MAX_BODY_BYTES (2000000): one body of the largest size must fit']);
+      expect(ok({ ...base, RELAY_MAX_BODY_BYTES: '1000000', RELAY_MAX_BUFFERED_BYTES: '5000000' }).relay!.maxBufferedBytes).toBe(5_000_000);
+      expect(ok({ ...base, RELAY_MAX_BODY_BYTES: '900000000' }).relay!.maxBufferedBytes).toBe(900_000_000);
+    });
+
     it('refuses spool mode with nowhere to deliver to', () => {
       expect(problems({ SMEE_CHANNEL_URL: 'http://smee/c', RELAY_MODE: 'spool' })[0]).toContain('RELAY_MODE="spool": the spool needs somewhere to deliver to');
     });

@@ -30,7 +30,14 @@ export class Line {
   readonly waiting: Array<{ req: IncomingMessage; res: ServerResponse; expectsContinue: boolean }> = [];
   /** An answer of the connection's own (a parse error, an upgrade), due once the answers before it are out. */
   deferred: string | null = null;
+  /** The relay paused reading it (Node may pause it too, for its own reasons: that is Node's to undo). */
+  paused = false;
   closed = false;
+
+  pause(): void {
+    this.paused = true;
+    this.socket.pause();
+  }
 
   constructor(readonly socket: Socket) {}
 }
@@ -170,7 +177,7 @@ export class RelayServer implements OnApplicationShutdown {
     if (line.current !== null) {
       // Pipelined: read nothing more of this connection until the answer under way is out.
       line.waiting.push({ req, res, expectsContinue });
-      line.socket.pause();
+      line.pause();
       return;
     }
     this.begin(line, req, res, expectsContinue);
@@ -196,7 +203,10 @@ export class RelayServer implements OnApplicationShutdown {
     const next = line.waiting.shift();
     if (next !== undefined) return this.begin(line, next.req, next.res, next.expectsContinue);
     if (line.deferred !== null) return void line.socket.end(line.deferred, 'latin1');
-    line.socket.resume();
+    if (line.paused) {
+      line.paused = false;
+      line.socket.resume();
+    }
   }
 
   route(rawHeaders: readonly string[]): Route {
@@ -304,6 +314,6 @@ export class RelayServer implements OnApplicationShutdown {
     if (line === undefined || line.current === null) return void socket.end(raw, 'latin1');
     // Answers are still due ahead of it: nothing more is read, and it goes out after them.
     line.deferred ??= raw;
-    line.socket.pause();
+    line.pause();
   }
 }
