@@ -748,6 +748,7 @@ describe('relay HTTP/1.1: a destination that answers more than it was asked', ()
     const [a, b] = await Promise.all([fetchVia(sidecar.relayPort!, '/one'), fetchVia(sidecar.relayPort!, '/two')]);
     expect([a.body.toString(), b.body.toString()]).toEqual(['/one', '/two']);
   });
+
   // Stray bytes of every kind: the victim's request goes on the connection the attacker's answer came on.
   const EVIL = 'HTTP/1.1 302 Found\r\nLocation: https://evil.example/\r\nSet-Cookie: session=attacker\r\nX-Pad: ';
 
