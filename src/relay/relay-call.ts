@@ -183,7 +183,8 @@ export class RelayCall implements Dispatcher.DispatchHandler {
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
-    if (this.over || this.res.write(chunk)) return;
+    // Nothing more once the caller is gone or was cut (a read already under way may still deliver).
+    if (this.over || this.exchangeOver || this.res.write(chunk)) return;
     controller.pause();
     if (this.waitingForDrain) return;
     // One wait per pause; the caller that reads nothing for the relay's time-out is cut as its own doing.
