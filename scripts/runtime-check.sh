@@ -100,13 +100,28 @@ NODE_MAJOR=$("$NODE_BIN" -p 'process.versions.node.split(".")[0]')
 NODE_OPTIONS_IMAGE=$(sed -n 's/^.*NODE_OPTIONS="\([^"]*\)".*$/\1/p' "$ROOT/Dockerfile" | head -n 1)
 [ -n "$NODE_OPTIONS_IMAGE" ] || fail "no NODE_OPTIONS=\"...\" found in the Dockerfile"
 
-# What the Dockerfile copies from the build context must exist (a rename breaks the image).
+# dockerignore_allows PATH: .dockerignore re-includes PATH itself or a folder above it
+# ("!scripts/probes/"). Enough for its allow-list of plain names; no glob is read.
+dockerignore_allows() {
+  local path=${1%/} line
+  while IFS= read -r line; do
+    [[ $line == '!'* ]] || continue
+    line=${line#!}
+    line=${line%/}
+    [ "$path" = "$line" ] || [[ $path == "$line"/* ]] && return 0
+  done <"$ROOT/.dockerignore"
+  return 1
+}
+
+# What the Dockerfile copies from the build context must exist and be in the context
+# (a rename, or a file the allow-list forgets, breaks the image).
 while read -r -a words; do
   sources=()
   for w in "${words[@]:1}"; do [[ $w == --* ]] || sources+=("$w"); done
   unset 'sources[-1]'
   for src in "${sources[@]}"; do
     [ -e "$ROOT/$src" ] || fail "the Dockerfile copies $src from the build context, and there is no such file"
+    dockerignore_allows "$src" || fail "the Dockerfile copies $src, and .dockerignore (an allow-list) leaves it out of the build context"
   done
 done < <(grep -E '^COPY ' "$ROOT/Dockerfile" | grep -v -- '--from=')
 
