@@ -51,9 +51,9 @@ show_logs() {
     podman_ logs --tail 60 "$NAME" >&2 2>&1 || true
     echo '--- end of container log ---' >&2
   fi
-  if [ -n "$STORE" ] && [ -s "$STORE/peers.log" ]; then
+  if [ -n "$STORE" ] && [ -s "$WORK/peers.log" ]; then
     echo '--- downstream / channel log ---' >&2
-    tail -n 20 "$STORE/peers.log" >&2
+    tail -n 20 "$WORK/peers.log" >&2
   fi
 }
 
@@ -156,10 +156,10 @@ in_netns ip link set lo up
 in_netns ip addr add "$OTHER_ADDRESS/32" dev lo
 CURL=(in_netns curl)
 
-in_netns "$NODE_BIN" "$ROOT/scripts/check-peers.mjs" "$PEERS_PORT" "$RELAY_PORT" "$WORK/received.jsonl" >"$STORE/peers.log" 2>&1 &
+in_netns "$NODE_BIN" "$ROOT/scripts/check-peers.mjs" "$PEERS_PORT" "$RELAY_PORT" "$WORK/received.jsonl" >"$WORK/peers.log" 2>&1 &
 PEERS_PID=$!
 for _ in $(seq 1 100); do
-  grep -q 'peers listening' "$STORE/peers.log" 2>/dev/null && break
+  grep -q 'peers listening' "$WORK/peers.log" 2>/dev/null && break
   kill -0 "$PEERS_PID" 2>/dev/null || fail "the downstream stand-in did not start"
   sleep 0.05
 done
