@@ -40,6 +40,7 @@ say() { printf 'image-check: %s\n' "$*"; }
 ms_since() { echo "$((($(date +%s%N) - $1) / 1000000))"; }
 
 STORE=''
+WORK=''
 KEEP=${IMAGE_CHECK_KEEP:-}
 PEERS_PID=''
 NETNS=''
@@ -51,7 +52,7 @@ show_logs() {
     podman_ logs --tail 60 "$NAME" >&2 2>&1 || true
     echo '--- end of container log ---' >&2
   fi
-  if [ -n "$STORE" ] && [ -s "$WORK/peers.log" ]; then
+  if [ -n "$WORK" ] && [ -s "$WORK/peers.log" ]; then
     echo '--- downstream / channel log ---' >&2
     tail -n 20 "$WORK/peers.log" >&2
   fi
