@@ -5,13 +5,19 @@
 #   build   - full install and `tsc`, for dist/
 #   runtime - dist/, scripts/probes/, package.json and the production node_modules
 #
-# There is no Docker engine on the project's machines: scripts/runtime-check.sh
-# reproduces the runtime stage (production install in a clean directory, read-only
-# root, uid 65532) and is what CI runs. Keep the two in step.
+# Built and run for real by scripts/image-check.sh (buildah and podman, no Docker
+# engine; CI runs it). scripts/runtime-check.sh reproduces the runtime stage without
+# any container tooling, as a quick check inside `npm test`. Keep the two in step.
 
 ARG NODE_IMAGE=node:24-bookworm-slim
+# Optional: a CA bundle for npm (a registry behind a TLS-inspecting proxy). Give the
+# path of a file mounted for the build only (buildah bud --volume, docker build
+# --secret/--mount); the file itself never enters a layer, and the runtime stage
+# does not declare the argument.
+ARG NPM_CONFIG_CAFILE=
 
 FROM ${NODE_IMAGE} AS deps
+ARG NPM_CONFIG_CAFILE
 WORKDIR /app
 COPY package.json package-lock.json ./
 # --ignore-scripts: no production dependency has an install script, and none may
@@ -20,6 +26,7 @@ RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund \
  && npm cache clean --force
 
 FROM ${NODE_IMAGE} AS build
+ARG NPM_CONFIG_CAFILE
 WORKDIR /app
 COPY package.json package-lock.json ./
 # --ignore-scripts: the only install scripts are dev tools' (the `node` package, which
@@ -89,6 +96,9 @@ USER root
 RUN chown -R 0:0 /app/.compile-cache \
  && chmod -R a+rX,go-w /app/.compile-cache \
  && rm /tmp/warm-compile-cache.cjs
+# Back to the unprivileged user for good: the image's default user is what runs
+# (runAsNonRoot checks this numeric USER; scripts/image-check.sh checks `id`).
+USER 65532:65532
 EXPOSE 8080 9100
 # Node is PID 1 on purpose: it handles SIGTERM/SIGINT itself (graceful drain) and
 # starts no child processes, so no init is needed to reap them.

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs the Debian packages whose programs the test suite runs as real peers:
-# shells the probe scripts must work under (dash, busybox sh), and the servers and
-# load generator of later integration tests (haproxy, prometheus, nginx, wrk).
+# shells the probe scripts must work under (dash, busybox sh), the servers and
+# load generator of later integration tests (haproxy, prometheus, nginx, wrk), and
+# the container tools that build and run the real image in scripts/image-check.sh
+# (buildah, podman, runc, mmdebstrap; curl and ip for its checks).
 # Idempotent and quick when everything is there: apt is only touched when a
 # command is missing. Runs as root in CI; elsewhere it goes through sudo.
 set -euo pipefail
@@ -14,6 +16,13 @@ declare -A PACKAGES=(
   [prometheus]=prometheus
   [nginx]=nginx
   [wrk]=wrk
+  [buildah]=buildah
+  [podman]=podman
+  [runc]=runc
+  [mmdebstrap]=mmdebstrap
+  [curl]=curl
+  [ip]=iproute2
+  [nsenter]=util-linux
 )
 
 # Servers land in sbin, which a non-root PATH may lack.
@@ -34,7 +43,7 @@ if [ "$(id -u)" -ne 0 ]; then
   SUDO=(sudo)
 fi
 
-# Keep package scripts from starting nginx/haproxy/prometheus as services: the
+# Keep package scripts from starting nginx/haproxy/prometheus/podman as services: the
 # tests start their own instances on their own ports. Docker images usually ship
 # such a policy already; add one only for the duration of the install.
 POLICY=/usr/sbin/policy-rc.d

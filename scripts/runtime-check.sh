@@ -35,6 +35,8 @@ SIDECAR_PID=''
 PEERS_PID=''
 
 say() { printf 'runtime-check: %s\n' "$*"; }
+# shellcheck source=scripts/check-kit.sh
+source "$ROOT/scripts/check-kit.sh"
 elapsed() { echo "$((($(date +%s%N) - STARTED_AT) / 1000000)) ms"; }
 
 show_logs() {
@@ -100,13 +102,28 @@ NODE_MAJOR=$("$NODE_BIN" -p 'process.versions.node.split(".")[0]')
 NODE_OPTIONS_IMAGE=$(sed -n 's/^.*NODE_OPTIONS="\([^"]*\)".*$/\1/p' "$ROOT/Dockerfile" | head -n 1)
 [ -n "$NODE_OPTIONS_IMAGE" ] || fail "no NODE_OPTIONS=\"...\" found in the Dockerfile"
 
-# What the Dockerfile copies from the build context must exist (a rename breaks the image).
+# dockerignore_allows PATH: .dockerignore re-includes PATH itself or a folder above it
+# ("!scripts/probes/"). Enough for its allow-list of plain names; no glob is read.
+dockerignore_allows() {
+  local path=${1%/} line
+  while IFS= read -r line; do
+    [[ $line == '!'* ]] || continue
+    line=${line#!}
+    line=${line%/}
+    [ "$path" = "$line" ] || [[ $path == "$line"/* ]] && return 0
+  done <"$ROOT/.dockerignore"
+  return 1
+}
+
+# What the Dockerfile copies from the build context must exist and be in the context
+# (a rename, or a file the allow-list forgets, breaks the image).
 while read -r -a words; do
   sources=()
   for w in "${words[@]:1}"; do [[ $w == --* ]] || sources+=("$w"); done
   unset 'sources[-1]'
   for src in "${sources[@]}"; do
     [ -e "$ROOT/$src" ] || fail "the Dockerfile copies $src from the build context, and there is no such file"
+    dockerignore_allows "$src" || fail "the Dockerfile copies $src, and .dockerignore (an allow-list) leaves it out of the build context"
   done
 done < <(grep -E '^COPY ' "$ROOT/Dockerfile" | grep -v -- '--from=')
 
@@ -193,37 +210,7 @@ read -r RELAY_PORT MANAGEMENT_PORT PEERS_PORT < <("$NODE_BIN" -e '
 
 # The downstream records what it gets; /channel/* stands in for the smee server and
 # client together: it accepts a health-check event and delivers it to the relay port.
-cat >"$WORK/peers.mjs" <<'EOF'
-import { createHash } from 'node:crypto';
-import { appendFileSync } from 'node:fs';
-import http from 'node:http';
-
-const [port, relayPort, record] = process.argv.slice(2).map((v, i) => (i < 2 ? Number(v) : v));
-http.createServer((req, res) => {
-  const chunks = [];
-  req.on('data', (c) => chunks.push(c));
-  req.on('end', () => {
-    const body = Buffer.concat(chunks);
-    if (req.url.startsWith('/channel/')) {
-      res.writeHead(200, { 'content-type': 'text/plain' }).end('Accepted');
-      const headers = { 'content-type': req.headers['content-type'] ?? 'application/json', 'content-length': body.length };
-      for (const [k, v] of Object.entries(req.headers)) if (k.startsWith('x-')) headers[k] = v;
-      const delivery = http.request({ host: '127.0.0.1', port: relayPort, method: 'POST', path: '/', headers }, (r) => {
-        r.resume();
-        console.log(`channel: delivered ${headers['x-health-check-id'] ?? 'an event'} to the relay, ${r.statusCode}`);
-      });
-      delivery.on('error', (e) => console.log(`channel: delivery to the relay failed: ${e.message}`));
-      delivery.end(body);
-      return;
-    }
-    const sha256 = createHash('sha256').update(body).digest('hex');
-    appendFileSync(record, JSON.stringify({ method: req.method, url: req.url, headers: req.headers, sha256, length: body.length }) + '\n');
-    console.log(`downstream: ${req.method} ${req.url} ${body.length} bytes`);
-    res.writeHead(200, { 'content-type': 'application/json' }).end('{"received":true}');
-  });
-}).listen(port, '127.0.0.1', () => console.log(`peers listening on ${port}`));
-EOF
-"$NODE_BIN" "$WORK/peers.mjs" "$PEERS_PORT" "$RELAY_PORT" "$WORK/received.jsonl" >"$WORK/peers.log" 2>&1 &
+"$NODE_BIN" "$ROOT/scripts/check-peers.mjs" "$PEERS_PORT" "$RELAY_PORT" "$WORK/received.jsonl" >"$WORK/peers.log" 2>&1 &
 PEERS_PID=$!
 for _ in $(seq 1 100); do
   grep -q 'peers listening' "$WORK/peers.log" 2>/dev/null && break
@@ -304,33 +291,7 @@ say "/readyz answered 200: the first health check went round through the channel
 
 # --- relay one webhook ---------------------------------------------------------------
 
-PAYLOAD="$WORK/payload.json"
-printf '{"action":"opened","number":7,"pull_request":{"title":"caf\xc3\xa9 \\u00e9 runtime-check"},"zen":"Keep it logically awesome."}\n' >"$PAYLOAD"
-SIGNATURE="sha256=$("$NODE_BIN" -e '
-  const { createHmac } = require("node:crypto");
-  process.stdout.write(createHmac("sha256", "runtime-check").update(require("node:fs").readFileSync(process.argv[1])).digest("hex"));' "$PAYLOAD")"
-STATUS=$(curl -sS -o "$WORK/relay-response" -w '%{http_code}' --max-time 10 \
-  -H 'Content-Type: application/json' -H 'X-GitHub-Event: pull_request' \
-  -H 'X-GitHub-Delivery: 7c0b6d2e-runtime-check' -H "X-Hub-Signature-256: $SIGNATURE" \
-  --data-binary "@$PAYLOAD" "$RELAY/?source=runtime-check") || fail "curl could not reach the relay port $RELAY_PORT"
-[ "$STATUS" = 200 ] || fail "the relay answered $STATUS instead of the downstream's 200: $(cat "$WORK/relay-response")"
-grep -q '"received":true' "$WORK/relay-response" || fail "the downstream's answer did not come back: $(cat "$WORK/relay-response")"
-[ -s "$WORK/received.jsonl" ] || fail "the downstream received nothing"
-"$NODE_BIN" -e '
-  const [file, sha256, signature] = process.argv.slice(1);
-  const got = require("node:fs").readFileSync(file, "utf8").trim().split("\n").map((l) => JSON.parse(l));
-  if (got.length !== 1) throw new Error(`downstream got ${got.length} requests, expected 1`);
-  const r = got[0];
-  const problems = [];
-  if (r.method !== "POST") problems.push(`method ${r.method}`);
-  if (r.url !== "/webhook/?source=runtime-check") problems.push(`path ${r.url}, expected /webhook/?source=runtime-check`);
-  if (r.sha256 !== sha256) problems.push("the body changed on the way");
-  if (r.headers["x-hub-signature-256"] !== signature) problems.push("X-Hub-Signature-256 changed");
-  if (r.headers["x-github-event"] !== "pull_request") problems.push("X-GitHub-Event missing");
-  if (problems.length) throw new Error(problems.join("; "));
-' "$WORK/received.jsonl" "$(sha256sum "$PAYLOAD" | cut -d' ' -f1)" "$SIGNATURE" 2>"$WORK/check.err" ||
-  fail "the relayed webhook is not what was sent: $(tail -n 1 "$WORK/check.err")"
-say "one signed webhook relayed byte for byte to the downstream"
+relay_signed_webhook "$RELAY" "$WORK/received.jsonl" runtime-check
 
 # --- probe scripts and metrics -------------------------------------------------------
 

@@ -81,11 +81,13 @@ interface Container {
   restartPolicy?: string;
   resources?: { requests?: Record<string, string | number>; limits?: Record<string, string | number> };
   securityContext?: SecurityContext;
-  volumeMounts?: Array<{ name: string; mountPath: string; readOnly?: boolean }>;
+  volumeMounts?: Array<{ name: string; mountPath: string; readOnly?: boolean; subPath?: string; subPathExpr?: string }>;
 }
 interface SecurityContext {
   runAsNonRoot?: boolean;
   runAsUser?: number;
+  runAsGroup?: number;
+  fsGroup?: number;
   readOnlyRootFilesystem?: boolean;
   allowPrivilegeEscalation?: boolean;
   capabilities?: { drop?: string[]; add?: string[] };
@@ -106,6 +108,7 @@ interface Volume {
   emptyDir?: { medium?: string; sizeLimit?: string | number };
   persistentVolumeClaim?: { claimName: string; readOnly?: boolean };
   ephemeral?: { volumeClaimTemplate?: { spec?: ClaimSpec } };
+  secret?: { secretName?: string; optional?: boolean; defaultMode?: number; items?: Array<{ key: string; path: string; mode?: number }> };
   [k: string]: unknown;
 }
 interface PodSpec {
@@ -512,6 +515,48 @@ function spoolProblems(pod: PodTemplate, sidecar: Container, env: Record<string,
   return problems;
 }
 
+/** What the test reads for MANAGEMENT_TOKEN_FILE: the file is in a Secret the cluster holds (its mount is checked). */
+const STAND_IN_TOKEN = 'stand-in-token-of-the-manifest-test';
+
+/** The sidecar's configuration from a container's environment, as it would load it in the pod. */
+function loadPodConfig(env: Record<string, string>): ReturnType<typeof loadConfig> {
+  const tokenFile = env.MANAGEMENT_TOKEN_FILE?.trim();
+  return loadConfig(env, (p) => {
+    if (p === tokenFile) return STAND_IN_TOKEN;
+    throw new Error(`${p} is a file in the pod, which this test cannot read`);
+  });
+}
+
+/**
+ * MANAGEMENT_TOKEN_FILE, when set: a file of a Secret volume, mounted whole (a subPath
+ * mount never sees a rotated Secret), the Secret not optional (the sidecar refuses to
+ * start without its token), and the file readable by the sidecar's user.
+ */
+function managementTokenProblems(pod: PodTemplate, sidecar: Container, tokenFile: string | null): string[] {
+  if (tokenFile === null) return [];
+  const at = `${pod.where} container ${sidecar.name}: MANAGEMENT_TOKEN_FILE ${tokenFile}`;
+  const mount = (sidecar.volumeMounts ?? [])
+    .filter((m) => tokenFile === m.mountPath || tokenFile.startsWith(`${m.mountPath.replace(/\/$/, '')}/`))
+    .sort((a, b) => b.mountPath.length - a.mountPath.length)[0];
+  if (!mount) return [`${at} is on no volume: mount the Secret that holds the token`];
+  const problems: string[] = [];
+  if (mount.subPath !== undefined || mount.subPathExpr !== undefined) {
+    problems.push(`${at} is mounted with subPath: the kubelet never updates such a mount, so a rotated Secret would need a restart; mount the Secret's folder`);
+  }
+  const secret = pod.spec.volumes?.find((v) => v.name === mount.name)?.secret;
+  if (!secret) return [...problems, `${at} is on the volume ${mount.name}, which is no Secret`];
+  if (secret.optional) problems.push(`${at}: the Secret ${secret.secretName} is optional; without it the sidecar refuses to start (exit 78), so let the pod wait for it`);
+  const file = tokenFile === mount.mountPath ? mount.subPath ?? '' : tokenFile.slice(mount.mountPath.replace(/\/$/, '').length + 1);
+  const item = secret.items?.find((i) => i.path === file);
+  if (secret.items && !item) problems.push(`${at}: no item of the Secret ${secret.secretName} is written as ${file}`);
+  const mode = item?.mode ?? secret.defaultMode ?? 0o644;
+  const fsGroup = pod.spec.securityContext?.fsGroup;
+  if ((mode & 0o004) === 0 && ((mode & 0o040) === 0 || fsGroup === undefined)) {
+    problems.push(`${at}: mode 0${mode.toString(8)} without a pod fsGroup lets uid ${RUN_AS} not read it (give group read and set fsGroup, as examples/spool does)`);
+  }
+  return problems;
+}
+
 /**
  * The pod against the sidecar's configuration: its ports, the probe scripts it writes and
  * where they live, the clients that must reach its relay port on its channel, the spool's volume.
@@ -525,9 +570,7 @@ function sidecarProblems(pod: PodTemplate, maps: Map<string, Record<string, stri
   const at = `${pod.where} container ${sidecar.name}`;
 
   const sidecarEnv = containerEnv(sidecar, maps);
-  const loaded = loadConfig(sidecarEnv, (p) => {
-    throw new Error(`SIDECAR_CONFIG=${p} is a file in the pod, which this test cannot read`);
-  });
+  const loaded = loadPodConfig(sidecarEnv);
   if (!loaded.ok) return [`${at}: the sidecar would not start with this environment: ${loaded.problems.join('; ')}`];
   const config: SidecarConfig = loaded.config;
   const { relayPort, managementPort } = config.server;
@@ -595,6 +638,7 @@ function sidecarProblems(pod: PodTemplate, maps: Map<string, Record<string, stri
 
   // The spool, in RELAY_MODE=spool: on a volume it can write, and smaller than it.
   if (config.spool) problems.push(...spoolProblems(pod, sidecar, sidecarEnv, config.spool));
+  problems.push(...managementTokenProblems(pod, sidecar, config.management.tokenFile));
 
   // The probe scripts, in every container of the pod.
   const rewriteEverySeconds = config.healthCheck ? (config.healthCheck.intervalMs + config.healthCheck.timeoutMs) / 1000 : null;
@@ -765,7 +809,7 @@ describe('Kubernetes manifests under k8s/', () => {
     const objects = build(dir);
     const [pod] = podTemplates(objects, dir);
     const sidecar = allContainers(pod.spec).find(isSidecar)!;
-    const loaded = loadConfig(containerEnv(sidecar, configMaps(objects)));
+    const loaded = loadPodConfig(containerEnv(sidecar, configMaps(objects)));
     expect(loaded.ok && loaded.config.relay?.downstreamUrl).toBeNull();
     expect(loaded.ok && loaded.config.healthCheck?.channelUrl).toMatch(/^http:\/\/localhost:3333\//);
     expect(pod.spec.containers.map((c) => c.name)).toEqual(expect.arrayContaining(['smee-server', 'health-check-client']));
@@ -776,7 +820,7 @@ describe('Kubernetes manifests under k8s/', () => {
     const objects = build(dir);
     const [pod] = podTemplates(objects, dir);
     const sidecar = allContainers(pod.spec).find(isSidecar)!;
-    const loaded = loadConfig(containerEnv(sidecar, configMaps(objects)));
+    const loaded = loadPodConfig(containerEnv(sidecar, configMaps(objects)));
     if (!loaded.ok) throw new Error(loaded.problems.join('\n'));
     const { agent, relay, healthCheck } = loaded.config;
     expect(relay).toBeNull();
@@ -797,7 +841,7 @@ describe('Kubernetes manifests under k8s/', () => {
     const [pod] = podTemplates(objects, dir);
     const [sidecar] = (pod.spec.initContainers ?? []).filter(isSidecar);
     expect(sidecar.restartPolicy).toBe('Always');
-    const loaded = loadConfig(containerEnv(sidecar, configMaps(objects)));
+    const loaded = loadPodConfig(containerEnv(sidecar, configMaps(objects)));
     expect(loaded.ok && loaded.config).toMatchObject({ relay: null, healthCheck: null, connections: { ports: [8080] } });
     const preStops = pod.spec.containers.map((c) => c.lifecycle?.preStop?.exec?.command);
     expect(preStops).toEqual([['sh', '/shared/wait-for-idle.sh', expect.stringMatching(/^\d+$/)]]);
@@ -810,7 +854,7 @@ describe('Kubernetes manifests under k8s/', () => {
     expect(objects.find((o) => o.kind === 'StatefulSet')).toBeDefined();
     const [sidecar] = (pod.spec.initContainers ?? []).filter(isSidecar);
     expect(sidecar.restartPolicy).toBe('Always');
-    const loaded = loadConfig(containerEnv(sidecar, configMaps(objects)));
+    const loaded = loadPodConfig(containerEnv(sidecar, configMaps(objects)));
     if (!loaded.ok) throw new Error(loaded.problems.join('\n'));
     const { spool } = loaded.config;
     expect(spool).toMatchObject({ path: '/var/spool/pod-sidecar', maxBytes: 1.5 * 2 ** 30 });
@@ -819,6 +863,9 @@ describe('Kubernetes manifests under k8s/', () => {
     const claim = pod.claimTemplates!.find((c) => c.metadata?.name === mount.name)!;
     expect(claim.spec).toMatchObject({ accessModes: ['ReadWriteOnce'], resources: { requests: { storage: '2Gi' } } });
     expect(pod.spec.securityContext).toMatchObject({ runAsUser: RUN_AS, fsGroup: RUN_AS });
+    // Its management port serves writes (dead letters): they take a token from a Secret.
+    expect(loaded.config.management.tokenFile).toBe('/var/run/secrets/pod-sidecar/token');
+    expect(pod.spec.volumes!.find((v) => v.name === 'management-token')!.secret).toMatchObject({ secretName: 'pod-sidecar-management' });
   });
 
   it('reads Kubernetes quantities as Kubernetes does (Mi and M, exponents; no K)', () => {
@@ -989,6 +1036,21 @@ describe('Kubernetes manifests under k8s/', () => {
         expect(brokenSpool(() => undefined)).toBe('');
         expect(brokenSpool((_p, s) => (s.SPOOL_MAX_BYTES = ' 1610612736 '))).toBe(''); // trimmed, as the schema does
         expect(brokenSpool((_p, s) => (s.SPOOL_PATH = '/var/spool/pod-sidecar/events/'))).toBe('');
+      });
+
+      it('the management token: a whole Secret mount, not optional, readable by the sidecar', () => {
+        const tokenVolume = (pod: PodTemplate) => pod.spec.volumes!.find((v) => v.name === 'management-token')!;
+        const tokenMount = (pod: PodTemplate) => sidecar(pod).volumeMounts!.find((m) => m.name === 'management-token')!;
+        expect(brokenSpool((_p, s) => (s.MANAGEMENT_TOKEN_FILE = '/tmp/token'))).toMatch(/MANAGEMENT_TOKEN_FILE \/tmp\/token is on the volume pod-sidecar-tmp, which is no Secret/);
+        expect(brokenSpool((_p, s) => (s.MANAGEMENT_TOKEN_FILE = '/etc/token'))).toMatch(/MANAGEMENT_TOKEN_FILE \/etc\/token is on no volume/);
+        expect(brokenSpool((p) => {
+          tokenMount(p).mountPath = '/var/run/secrets/pod-sidecar/token';
+          tokenMount(p).subPath = 'token';
+        })).toMatch(/is mounted with subPath: the kubelet never updates such a mount/);
+        expect(brokenSpool((p) => (tokenVolume(p).secret!.optional = true))).toMatch(/the Secret pod-sidecar-management is optional/);
+        expect(brokenSpool((p) => (tokenVolume(p).secret!.items![0].path = 'bearer'))).toMatch(/no item of the Secret pod-sidecar-management is written as token/);
+        expect(brokenSpool((p) => delete p.spec.securityContext!.fsGroup)).toMatch(/mode 0440 without a pod fsGroup lets uid 65532 not read it/);
+        expect(brokenSpool((p) => (tokenVolume(p).secret!.defaultMode = 0o400))).toMatch(/mode 0400/);
       });
 
       it('SPOOL_MAX_BYTES left to its default', () => {

@@ -136,6 +136,13 @@ describe('the sidecar process', () => {
       expect(running.stderr()).toContain('LOG_FORMAT="xml"');
       expect(running.lines).toEqual([]);
     });
+
+    it('never prints a password from a URL, even one that does not parse', async () => {
+      running = spawnSidecar({ DOWNSTREAM_SERVICE_URL: 'http://user:hunter2pw@' });
+      expect(await running.exited).toBe(78);
+      expect(running.stderr()).toContain('DOWNSTREAM_SERVICE_URL="http://***@"');
+      expect(running.stderr()).not.toContain('hunter2pw');
+    });
   });
 
   describe('logs', () => {

@@ -176,6 +176,7 @@ export const envSchema = z.object({
   RELAY_PORT: port.prefault('8080'),
   MANAGEMENT_PORT: port.prefault('9100'),
   LISTEN_HOST: text.min(1).prefault('0.0.0.0'),
+  MANAGEMENT_TOKEN_FILE: text.min(1).optional(),
   // relay
   RELAY_TIMEOUT_SECONDS: seconds().prefault('30'),
   RELAY_MAX_BODY_BYTES: positiveInt.prefault('26214400'),

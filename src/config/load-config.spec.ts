@@ -93,6 +93,21 @@ describe('loadConfig', () => {
     ]));
   });
 
+  it('never shows a password or a token from a URL, whether or not it parses', () => {
+    const list = problems({
+      DOWNSTREAM_SERVICE_URL: 'http://user:hunter2pw@',
+      SMEE_CHANNEL_URL: 'ftp://smee.example/c?token=hunter2tk',
+      UPSTREAM_HEALTH_URLS: 'http://ok.example/health,http://u:hunter2up@/x?api_key=hunter2ak',
+    });
+    expect(list).toHaveLength(3);
+    const message = formatProblems(list);
+    for (const secret of ['hunter2pw', 'hunter2tk', 'hunter2up', 'hunter2ak']) expect(message).not.toContain(secret);
+    expect(list).toEqual(expect.arrayContaining([
+      'DOWNSTREAM_SERVICE_URL="http://***@": expected an absolute http:// or https:// URL',
+      'SMEE_CHANNEL_URL="ftp://smee.example/c?token=***": expected an absolute http:// or https:// URL',
+    ]));
+  });
+
   it('refuses a relative URL and a body limit that is not a whole number', () => {
     const list = problems({ DOWNSTREAM_SERVICE_URL: '/webhook', RELAY_MAX_BODY_BYTES: '1.5' });
     expect(list).toHaveLength(2);

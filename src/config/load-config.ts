@@ -2,6 +2,8 @@ import { readFileSync } from 'node:fs';
 import { AgentSection, buildAgentConfig, readAgentSection } from './agent.schema';
 import { envSchema, SECRET_SETTINGS, SETTING_NAMES } from './config.schema';
 import { DispatchFormat, readDispatch } from './dispatch.schema';
+import { tokenProblem } from '../management/admin-access';
+import { redactSecrets } from './redact';
 import { remoteWriteProblems } from './remote-write-settings';
 import { FEATURE_SWITCHES, SidecarConfig, toSidecarConfig } from './sidecar-config';
 
@@ -54,6 +56,7 @@ export function loadConfig(env: Env = process.env, readFile: (p: string) => stri
     dispatch = read.config;
   }
   problems.push(...remoteWriteProblems(raw, readFile));
+  problems.push(...managementTokenProblems(raw, readFile));
   let agent = null;
   if (parsed.success) {
     const built = buildAgentConfig(parsed.data, agentSection);
@@ -61,7 +64,8 @@ export function loadConfig(env: Env = process.env, readFile: (p: string) => stri
     problems.push(...built.problems.map((p) => (p.startsWith('agent.') ? `${file}: ${p}` : p)));
     agent = built.config;
   }
-  if (problems.length > 0) return { ok: false, problems };
+  // Credentials in a URL never reach a message, whichever setting or file line it came in.
+  if (problems.length > 0) return { ok: false, problems: problems.map(redactSecrets) };
 
   const config = toSidecarConfig(parsed.data!, dispatch, agent);
   if (!config.relay && !config.healthCheck && !config.agent && !config.connections && !config.remoteWrite) {
@@ -72,6 +76,20 @@ export function loadConfig(env: Env = process.env, readFile: (p: string) => stri
     return { ok: false, problems: ['RELAY_MODE="spool": the spool needs somewhere to deliver to (set DOWNSTREAM_SERVICE_URL or dispatch rules)'] };
   }
   return { ok: true, config };
+}
+
+/** MANAGEMENT_TOKEN_FILE must hold a usable token at start-up; messages name the file, never its content. */
+function managementTokenProblems(raw: Record<string, string>, readFile: (p: string) => string): string[] {
+  const path = raw.MANAGEMENT_TOKEN_FILE?.trim();
+  if (path === undefined) return [];
+  let text: string;
+  try {
+    text = readFile(path);
+  } catch (e) {
+    return [`MANAGEMENT_TOKEN_FILE=${JSON.stringify(path)}: cannot read it (${(e as Error).message})`];
+  }
+  const problem = tokenProblem(text);
+  return problem === null ? [] : [`MANAGEMENT_TOKEN_FILE=${JSON.stringify(path)}: ${problem}`];
 }
 
 interface ConfigFile {
@@ -133,19 +151,7 @@ function readConfigFile(path: string, readFile: (p: string) => string, problems:
 function shown(name: string, value: string | undefined): string {
   if (value === undefined) return '(unset)';
   if (SECRET_SETTINGS.has(name)) return '(hidden)';
-  return JSON.stringify(withoutPassword(value));
-}
-
-/** A URL's password never reaches a message, whichever setting it came in. */
-function withoutPassword(value: string): string {
-  try {
-    const u = new URL(value.trim());
-    if (u.password === '') return value;
-    u.password = '***';
-    return u.href;
-  } catch {
-    return value;
-  }
+  return JSON.stringify(value);
 }
 
 /** Prints every problem in one message and returns the exit status to use. */

@@ -6,6 +6,7 @@ import { defaultBufferedBytes } from '../relay/body-budget';
 /** The validated configuration, one slice per feature; a slice that is null is switched off. */
 export interface SidecarConfig {
   server: ServerConfig;
+  management: ManagementConfig;
   relay: RelayConfig | null;
   dispatch: DispatchConfig | null;
   /** Store-and-forward (RELAY_MODE=spool); null in proxy mode or when the relay has nowhere to send to. */
@@ -24,6 +25,12 @@ export interface ServerConfig {
   managementPort: number;
   listenHost: string;
   shutdownTimeoutMs: number;
+}
+
+/** Access to the management port's writes and /debug/* (src/management/admin-access.ts). */
+export interface ManagementConfig {
+  /** The bearer token's file (re-read when it changes); null: those endpoints answer loopback callers only. */
+  tokenFile: string | null;
 }
 
 export interface RelayConfig {
@@ -229,6 +236,7 @@ export function toSidecarConfig(s: EnvSettings, dispatch: DispatchConfig | null 
       listenHost: s.LISTEN_HOST,
       shutdownTimeoutMs: s.SHUTDOWN_TIMEOUT_SECONDS * 1000,
     },
+    management: { tokenFile: s.MANAGEMENT_TOKEN_FILE ?? null },
     // The relay port also listens when only the health check is on (the smee server
     // monitoring pod): its own events must come back somewhere.
     relay: relayOn || healthOn

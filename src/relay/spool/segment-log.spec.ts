@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { appendFileSync, closeSync, cpSync, mkdtempSync, openSync, readdirSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { reconcile } from './recovery';
@@ -45,15 +46,28 @@ describe('SegmentLog', () => {
   it('group-commits concurrent appends: one sync for many, and nobody is answered before the sync of their batch', async () => {
     const log = logAt();
     await log.recover();
+    // The real disk syncs, observed where they happen (every FileHandle's datasync), not
+    // a hook beside them: how many appends had been answered when each one completed.
+    const probe = await open(join(dir, '..', 'probe'), 'w');
+    const fileHandle = Object.getPrototypeOf(probe) as { datasync: () => Promise<void> };
+    await probe.close();
+    const datasync = fileHandle.datasync;
     const answered: number[] = [];
-    const answeredAtSync: number[] = [];
-    log.beforeStep = (step) => {
-      if (step === 'sync') answeredAtSync.push(answered.length);
-    };
-    const bodies = Array.from({ length: 100 }, (_, i) => bodyOf(i + 1));
-    await Promise.all(bodies.map((b, i) => log.append(encodeRecord(meta(i + 1), b), i + 1).then(() => answered.push(i + 1))));
-    expect(answeredAtSync).toEqual([0, 1]); // the first record alone, then the 99 that queued behind it
-    expect(answered).toEqual(bodies.map((_, i) => i + 1));
+    const answeredAtSyncDone: number[] = [];
+    const spy = jest.spyOn(fileHandle, 'datasync').mockImplementation(async function (this: unknown) {
+      await datasync.call(this);
+      answeredAtSyncDone.push(answered.length);
+    });
+    try {
+      const bodies = Array.from({ length: 100 }, (_, i) => bodyOf(i + 1));
+      await Promise.all(bodies.map((b, i) => log.append(encodeRecord(meta(i + 1), b), i + 1).then(() => answered.push(i + 1))));
+      // The first record alone, then the 99 that queued behind it: each batch's sync had
+      // completed before any of its appends was answered.
+      expect(answeredAtSyncDone).toEqual([0, 1]);
+      expect(answered).toEqual(bodies.map((_, i) => i + 1));
+    } finally {
+      spy.mockRestore();
+    }
   });
 
   it('reads records back byte for byte, and a restart finds every one in order', async () => {
