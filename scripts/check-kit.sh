@@ -42,3 +42,11 @@ relay_signed_webhook() {
     fail "the relayed webhook is not what was sent: $(tail -n 1 "$WORK/check.err")"
   say "one signed webhook relayed byte for byte to the downstream"
 }
+
+# The downstream / channel stand-in's last lines, after a failure ($WORK/peers.log).
+show_peers_log() {
+  if [ -n "$WORK" ] && [ -s "$WORK/peers.log" ]; then
+    echo '--- downstream / channel log ---' >&2
+    tail -n 20 "$WORK/peers.log" >&2
+  fi
+}

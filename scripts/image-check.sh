@@ -52,10 +52,7 @@ show_logs() {
     podman_ logs --tail 60 "$NAME" >&2 2>&1 || true
     echo '--- end of container log ---' >&2
   fi
-  if [ -n "$WORK" ] && [ -s "$WORK/peers.log" ]; then
-    echo '--- downstream / channel log ---' >&2
-    tail -n 20 "$WORK/peers.log" >&2
-  fi
+  show_peers_log
 }
 
 fail() {

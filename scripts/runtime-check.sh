@@ -45,10 +45,7 @@ show_logs() {
     tail -n 60 "$WORK/sidecar.log" >&2
     echo '--- end of sidecar log ---' >&2
   fi
-  if [ -n "$WORK" ] && [ -s "$WORK/peers.log" ]; then
-    echo '--- downstream / channel log ---' >&2
-    tail -n 20 "$WORK/peers.log" >&2
-  fi
+  show_peers_log
 }
 
 fail() {
