@@ -19,8 +19,7 @@ describe('withLazyDateTimeFormat', () => {
   });
 
   it("keeps Nest's logger working: its timestamps are real dates", () => {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const { ConsoleLogger } = withLazyDateTimeFormat(() => require('@nestjs/common') as typeof import('@nestjs/common'));
+    const { ConsoleLogger } = withLazyDateTimeFormat(() => jest.requireActual<typeof import('@nestjs/common')>('@nestjs/common'));
     const out: string[] = [];
     const spy = jest.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => (out.push(String(chunk)), true));
     try {

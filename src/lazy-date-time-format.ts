@@ -17,7 +17,7 @@ export function withLazyDateTimeFormat<T>(load: () => T): T {
       },
     });
   }
-  Lazy.supportedLocalesOf = Real.supportedLocalesOf;
+  Lazy.supportedLocalesOf = Real.supportedLocalesOf.bind(Real);
   Intl.DateTimeFormat = Lazy as unknown as typeof Intl.DateTimeFormat;
   try {
     return load();

@@ -14,7 +14,6 @@ async function main(): Promise<void> {
   let sidecar;
   try {
     // Loaded only now: a configuration error is reported without paying for the module graph.
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
     const { startSidecar } = withLazyDateTimeFormat(() => require('./sidecar') as typeof import('./sidecar'));
     sidecar = await startSidecar(config, logger);
   } catch (e) {

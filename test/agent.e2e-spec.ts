@@ -264,7 +264,7 @@ describe('agent (drain control and HAProxy agent-check)', () => {
       ['an error status', { status: 500, body: '{"participants": 12}' }, /^answered 500$/],
       ['a body over 64 KiB', { status: 200, hugeBytes: 1024 * 1024 }, /^answer larger than 64 KiB$/],
     ])('a load source answering %s: weight 1%%, the reason in the report', async (_what, answer, error) => {
-      upstream.answer('/stats', answer as never);
+      upstream.answer('/stats', answer);
       const file = `${require('node:os').tmpdir()}/agent-load-${process.pid}-${Date.now()}.yaml`;
       writeFileSync(file, `agent:\n  loadSource: { url: "${upstream.url}/stats", field: participants, max: 100 }\n`);
       try {

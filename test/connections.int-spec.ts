@@ -88,8 +88,8 @@ function waitForIdle(s: Started, timeout: number): ScriptRun {
   const child = spawn('sh', [join(s.config.connections!.scriptDir, 'wait-for-idle.sh'), String(timeout)], { env: { PATH: process.env.PATH } });
   let stdout = '';
   let stderr = '';
-  child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
   const done = new Promise<{ code: number | null; stdout: string; stderr: string; at: number }>((resolve) =>
     child.on('close', (code) => resolve({ code, stdout, stderr, at: performance.now() })),
   );

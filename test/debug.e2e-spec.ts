@@ -33,7 +33,7 @@ describe('debug endpoints', () => {
     it('gives a CPU profile that DevTools can open (nodes, samples, time deltas)', async () => {
       const res = await request(s.managementUrl).get('/debug/pprof/profile?seconds=0.3').buffer(true).parse((r, cb) => {
         let text = '';
-        r.on('data', (c: Buffer) => (text += c));
+        r.on('data', (c: Buffer) => (text += c.toString()));
         r.on('end', () => cb(null, text));
       });
       expect(res.status).toBe(200);

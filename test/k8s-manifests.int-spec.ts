@@ -119,6 +119,12 @@ interface PodSpec {
   enableServiceLinks?: boolean;
   terminationGracePeriodSeconds?: number;
 }
+/** The parts of a workload's spec that hold its pod template. */
+interface WorkloadSpec {
+  template?: { spec: PodSpec };
+  volumeClaimTemplates?: Claim[];
+  jobTemplate?: { spec: { template: { spec: PodSpec } } };
+}
 interface PodTemplate {
   where: string;
   spec: PodSpec;
@@ -249,14 +255,15 @@ function unknownFieldProblems(objects: K8sObject[]): string[] {
     module: ts.ModuleKind.ESNext, moduleResolution: ts.ModuleResolutionKind.Bundler, target: ts.ScriptTarget.ES2022,
   };
   const host = ts.createCompilerHost(options);
-  const { getSourceFile, fileExists } = host;
+  const getSourceFile = host.getSourceFile.bind(host);
+  const fileExists = host.fileExists.bind(host);
   // The library's declarations are parsed once for all the builds.
   host.getSourceFile = (name, language, ...rest) => {
     if (name === file) return ts.createSourceFile(name, source, language);
-    if (!sourceFiles.has(name)) sourceFiles.set(name, getSourceFile.call(host, name, language, ...rest));
+    if (!sourceFiles.has(name)) sourceFiles.set(name, getSourceFile(name, language, ...rest));
     return sourceFiles.get(name);
   };
-  host.fileExists = (name) => name === file || fileExists.call(host, name);
+  host.fileExists = (name) => name === file || fileExists(name);
   const program = ts.createProgram([file], options, host);
   return ts.getPreEmitDiagnostics(program).map((d) => {
     const message = ts.flattenDiagnosticMessageText(d.messageText, ' ');
@@ -274,11 +281,11 @@ function podTemplates(objects: K8sObject[], dir: string): PodTemplate[] {
   const pods: PodTemplate[] = [];
   for (const o of objects) {
     const where = `${relative(K8S, dir)}: ${o.kind}/${o.metadata?.name}`;
-    const spec = o.spec as Record<string, any> | undefined;
-    if (o.kind === 'Pod') pods.push({ where, spec: spec as PodSpec, objects });
-    else if (o.kind === 'StatefulSet') pods.push({ where, spec: spec?.template?.spec, claimTemplates: spec?.volumeClaimTemplates ?? [], objects });
-    else if (['Deployment', 'DaemonSet', 'ReplicaSet', 'Job'].includes(o.kind)) pods.push({ where, spec: spec?.template?.spec, objects });
-    else if (o.kind === 'CronJob') pods.push({ where, spec: spec?.jobTemplate?.spec?.template?.spec, objects });
+    const spec = o.spec as WorkloadSpec | undefined;
+    if (o.kind === 'Pod') pods.push({ where, spec: o.spec as PodSpec, objects });
+    else if (o.kind === 'StatefulSet') pods.push({ where, spec: spec?.template?.spec as PodSpec, claimTemplates: spec?.volumeClaimTemplates ?? [], objects });
+    else if (['Deployment', 'DaemonSet', 'ReplicaSet', 'Job'].includes(o.kind)) pods.push({ where, spec: spec?.template?.spec as PodSpec, objects });
+    else if (o.kind === 'CronJob') pods.push({ where, spec: spec?.jobTemplate?.spec.template.spec as PodSpec, objects });
   }
   return pods;
 }
@@ -468,7 +475,7 @@ function spoolVolume(pod: PodTemplate, name: string): { bytes: number; what: str
   if (volume.persistentVolumeClaim) {
     const { claimName, readOnly } = volume.persistentVolumeClaim;
     if (readOnly) return { problem: `the volume ${name} (PersistentVolumeClaim ${claimName}) is readOnly` };
-    const claim = pod.objects.find((o) => o.kind === 'PersistentVolumeClaim' && o.metadata?.name === claimName) as (K8sObject & Claim) | undefined;
+    const claim = pod.objects.find((o): o is K8sObject & Claim => o.kind === 'PersistentVolumeClaim' && o.metadata?.name === claimName);
     if (!claim) return { problem: `the PersistentVolumeClaim ${claimName} of volume ${name} is not part of the build, so its size cannot be checked` };
     return fromClaim(claim.spec, `the PersistentVolumeClaim ${claimName}`);
   }
@@ -737,7 +744,7 @@ function sidecarProblems(pod: PodTemplate, maps: Map<string, Record<string, stri
 
   const downstream = config.relay?.downstreamUrl;
   if (downstream && ['localhost', '127.0.0.1', '[::1]'].includes(downstream.hostname) && Number(downstream.port || 80) === relayPort) {
-    problems.push(`${at}: DOWNSTREAM_SERVICE_URL ${downstream} is the sidecar's own relay port`);
+    problems.push(`${at}: DOWNSTREAM_SERVICE_URL ${downstream.href} is the sidecar's own relay port`);
   }
   return problems;
 }

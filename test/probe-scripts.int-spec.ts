@@ -36,8 +36,8 @@ const clockDir = join(base, 'clock');
 
 const scriptPath = (name: Probe) => join(shared, name);
 
-function fakeConfig(path: string, healthFilePath: string): any {
-  return { get: () => ({ path, healthFilePath }) };
+function fakeConfig(path: string, healthFilePath: string): ConstructorParameters<typeof StatusFile>[0] {
+  return { get: () => ({ path, healthFilePath }) } as unknown as ConstructorParameters<typeof StatusFile>[0];
 }
 
 beforeAll(async () => {

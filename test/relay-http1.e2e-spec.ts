@@ -921,7 +921,7 @@ describe('relay HTTP/1.1: request bodies held at once (RELAY_MAX_BUFFERED_BYTES)
       const req = httpRequest({ host: '127.0.0.1', port: sidecar.relayPort!, path, method: 'POST', agent: false, headers: chunked ? {} : { 'content-length': body.length } }, (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => resolve({ status: res.statusCode!, text: Buffer.concat(chunks).toString(), retryAfter: res.headers['retry-after'] as string | undefined }));
+        res.on('end', () => resolve({ status: res.statusCode!, text: Buffer.concat(chunks).toString(), retryAfter: res.headers['retry-after'] }));
       });
       req.on('error', reject);
       if (chunked) {

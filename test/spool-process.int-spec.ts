@@ -338,7 +338,7 @@ describe('spool mode, the built process', () => {
           expect((await post(port.relay, '/f', e.body, { 'x-github-delivery': e.deliveryId })).status).toBe(202);
         }
       }));
-      downstream.steady();
+      await downstream.steady();
       await eventually(() => (new Set(downstream.arrived.map((a) => a.deliveryId)).size >= sent.length ? true : undefined), 30_000, 'every event delivered');
       await new Promise((r) => setTimeout(r, 300));
       expect(downstream.phases).toBeGreaterThanOrEqual(MIN_PHASES);

@@ -177,7 +177,7 @@ describe('spool mode', () => {
       expect(await metric(sidecar, 'sidecar_spool_dead_letters')).toBe(1);
 
       downstream.respond = (_r, res) => res.end();
-      const requeued = await request(sidecar.managementUrl).post(`/spool/dead-letters/${bad.json.id}/requeue`);
+      const requeued = await request(sidecar.managementUrl).post(`/spool/dead-letters/${String(bad.json.id)}/requeue`);
       expect([requeued.status, requeued.body]).toEqual([200, { requeued: bad.json.id }]);
       await eventually(() => (downstream.requests.filter((r) => r.body.toString() === 'bad one').length === 2 ? true : undefined));
       const again = downstream.requests.filter((r) => r.body.toString() === 'bad one')[1];

@@ -42,7 +42,7 @@ beforeAll(async () => {
 afterAll(() => rmSync(base, { recursive: true, force: true }));
 
 /** A state file as the sidecar writes it; `updated`/`idle` are seconds before `now`, null for an empty idle_since. */
-function state({ active = 0, updated = 1, idle = 60 as number | null, now = NOW } = {}): string {
+function state({ active = 0, updated = 1, idle = 60, now = NOW }: { active?: number; updated?: number; idle?: number | null; now?: number } = {}): string {
   return (
     `status=ok\nupdated_at=${now - updated}\nports=8080\nactive_connections=${active}\nwaiting_connections=3\nlistening=true\n` +
     `idle_since=${idle === null ? '' : now - idle}\nquiet_since=\n`

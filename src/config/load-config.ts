@@ -139,10 +139,10 @@ function readConfigFile(path: string, readFile: (p: string) => string, problems:
       agent = { doc: value };
     } else if (!known.has(key)) {
       problems.push(`${path}: ${key}: unknown setting`);
-    } else if (value === null || typeof value === 'object') {
-      problems.push(`${path}: ${key}: expected a single value`);
-    } else {
+    } else if (typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint') {
       out[key] = String(value);
+    } else {
+      problems.push(`${path}: ${key}: expected a single value`);
     }
   }
   return { settings: out, dispatch, agent };

@@ -33,7 +33,6 @@ export interface ToPprofOptions {
  * V8 sample counting 1 and its time delta. pprof-format is loaded on the first call.
  */
 export function cpuProfileToPprof(profile: CpuProfile, options: ToPprofOptions = {}): Uint8Array {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
   const pprof = require('pprof-format') as typeof import('pprof-format');
   const strings = new pprof.StringTable();
 

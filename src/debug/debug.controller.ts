@@ -42,7 +42,7 @@ export class DebugController {
 
   @Get('pprof/heap')
   async heap(@Res() reply: FastifyReply): Promise<void> {
-    const stream = await this.guard(async () => this.profiler.heapSnapshot());
+    const stream = await this.guard(() => this.profiler.heapSnapshot());
     await reply
       .header('content-type', 'application/json')
       .header('content-disposition', `attachment; filename="pod-sidecar-${Date.now()}.heapsnapshot"`)
@@ -54,7 +54,7 @@ export class DebugController {
     return this.profiler.runtime();
   }
 
-  private async guard<T>(work: () => Promise<T>): Promise<T> {
+  private async guard<T>(work: () => T | Promise<T>): Promise<T> {
     try {
       return await work();
     } catch (e) {

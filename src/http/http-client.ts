@@ -6,7 +6,6 @@ import type { AxiosInstance, CreateAxiosDefaults } from 'axios';
  * those features on never loads it, nor the Node modules it pulls in.
  */
 export function createHttpClient(config: CreateAxiosDefaults): AxiosInstance {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
   const axios = (require('axios') as typeof import('axios')).default;
   return axios.create(config);
 }

@@ -39,7 +39,7 @@ describe('JsonLogger', () => {
   it('writes a readable line with LOG_FORMAT=pretty', () => {
     const { logger, lines } = capture('info', 'pretty');
     logger.log({ msg: 'ready', port: 8080 }, 'Bootstrap');
-    expect(lines[0]).toMatch(/^\S+Z INFO  \[Bootstrap\] ready \{"port":8080\}\n$/);
+    expect(lines[0]).toMatch(/^\S+Z INFO {2}\[Bootstrap\] ready \{"port":8080\}\n$/);
   });
 });
 

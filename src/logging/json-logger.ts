@@ -75,8 +75,12 @@ export class JsonLogger implements LoggerService {
   }
 }
 
+function asText(v: unknown): string {
+  return typeof v === 'string' ? v : JSON.stringify(v);
+}
+
 function pretty(entry: Record<string, unknown>): string {
   const { time, level, msg, context, ...fields } = entry;
   const extra = Object.keys(fields).length > 0 ? ` ${JSON.stringify(fields)}` : '';
-  return `${String(time)} ${String(level).toUpperCase().padEnd(5)} ${context ? `[${String(context)}] ` : ''}${String(msg ?? '')}${extra}\n`;
+  return `${String(time)} ${String(level).toUpperCase().padEnd(5)} ${context ? `[${asText(context)}] ` : ''}${asText(msg ?? '')}${extra}\n`;
 }

@@ -50,7 +50,7 @@ export class ClassHistogram {
     return this;
   }
 
-  async get(): Promise<{ name: string; help: string; type: 'histogram'; aggregator: 'sum'; values: Sample[] }> {
+  get(): Promise<{ name: string; help: string; type: 'histogram'; aggregator: 'sum'; values: Sample[] }> {
     const values: Sample[] = [];
     const bucket = `${this.name}_bucket`;
     this.labelValues.forEach((labelValue, i) => {
@@ -67,7 +67,7 @@ export class ClassHistogram {
       values.push({ labels: { [this.labelName]: labelValue }, value: this.sums[i], metricName: `${this.name}_sum` });
       values.push({ labels: { [this.labelName]: labelValue }, value: total, metricName: `${this.name}_count` });
     });
-    return { name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values };
+    return Promise.resolve({ name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values });
   }
 
   reset(): void {

@@ -210,7 +210,7 @@ export class RelayServer implements OnApplicationShutdown {
   }
 
   route(rawHeaders: readonly string[]): Route {
-    return this.router === null ? this.single : this.router.route(rawHeaders as string[]);
+    return this.router === null ? this.single : this.router.route(rawHeaders);
   }
 
   noDestination(call: RelayCall): void {

@@ -50,7 +50,7 @@ describe('StatusFile', () => {
   });
 
   function statusFile(path: string, healthFilePath = join(path, 'health-status.txt')): StatusFile {
-    return new StatusFile({ get: () => ({ path, healthFilePath }) } as any);
+    return new StatusFile({ get: () => ({ path, healthFilePath }) } as unknown as ConstructorParameters<typeof StatusFile>[0]);
   }
 
   const mode = (p: string) => statSync(p).mode & 0o777;

@@ -27,7 +27,7 @@ export function spawnSidecar(env: Record<string, string>): SidecarProcess {
   let partial = '';
   let onReady: (v: Record<string, unknown>) => void;
   const ready = new Promise<Record<string, unknown>>((r) => (onReady = r));
-  proc.stdout!.on('data', (d: Buffer) => {
+  proc.stdout.on('data', (d: Buffer) => {
     partial += d.toString();
     let nl: number;
     while ((nl = partial.indexOf('\n')) !== -1) {
@@ -37,7 +37,7 @@ export function spawnSidecar(env: Record<string, string>): SidecarProcess {
       if (line.includes('"pod-sidecar ready"')) onReady(JSON.parse(line));
     }
   });
-  proc.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+  proc.stderr.on('data', (d: Buffer) => (err += d.toString()));
   const exited = new Promise<number | null>((r) => proc.on('exit', (code) => r(code)));
   return { proc, lines, stderr: () => err, exited, ready };
 }

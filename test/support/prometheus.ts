@@ -49,7 +49,7 @@ export class PrometheusServer {
       '--web.enable-remote-write-receiver',
       '--log.level=warn',
     ], { stdio: ['ignore', 'ignore', 'pipe'] });
-    proc.stderr!.on('data', (d: Buffer) => (this.log += d.toString()));
+    proc.stderr.on('data', (d: Buffer) => (this.log += d.toString()));
     this.proc = proc;
     this.exited = new Promise((resolve) => proc.once('exit', () => resolve()));
     await waitFor('Prometheus to be ready', async () => {
@@ -71,7 +71,7 @@ export class PrometheusServer {
   }
 
   async query<T extends Vector | Matrix = Vector>(expr: string): Promise<T[]> {
-    const res = await fetch(`${this.url}/api/v1/query?${new URLSearchParams({ query: expr, time: String(Date.now() / 1000) })}`);
+    const res = await fetch(`${this.url}/api/v1/query?${new URLSearchParams({ query: expr, time: String(Date.now() / 1000) }).toString()}`);
     const body = (await res.json()) as { status: string; error?: string; data: { result: T[] } };
     if (body.status !== 'success') throw new Error(`query ${expr} failed: ${body.error}`);
     return body.data.result;

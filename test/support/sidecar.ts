@@ -33,7 +33,7 @@ export function freePort(): Promise<number> {
 
 /** Polls `probe` until it returns a value other than undefined, or fails after `ms` (see waitFor). */
 export function eventually<T>(probe: () => T | undefined | Promise<T | undefined>, ms = 5000, what = 'condition'): Promise<T> {
-  return waitFor(what, probe as () => T | undefined | Promise<T | undefined>, { timeoutMs: ms });
+  return waitFor(what, probe, { timeoutMs: ms });
 }
 
 /** Starts a sidecar in this process; prom-client's global registry is emptied first. */

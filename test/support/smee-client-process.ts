@@ -32,8 +32,8 @@ export class SmeeClientProcess {
     const env: NodeJS.ProcessEnv = { ...process.env, NO_PROXY: '127.0.0.1,localhost', no_proxy: '127.0.0.1,localhost' };
     for (const k of ['HTTP_PROXY', 'HTTPS_PROXY', 'http_proxy', 'https_proxy']) delete env[k];
     const child = spawn(process.execPath, [SMEE_BIN, '-u', this.source, '-t', this.target], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    child.stdout!.setEncoding('utf8').on('data', (s: string) => (this.output += s));
-    child.stderr!.setEncoding('utf8').on('data', (s: string) => (this.output += s));
+    child.stdout.setEncoding('utf8').on('data', (s: string) => (this.output += s));
+    child.stderr.setEncoding('utf8').on('data', (s: string) => (this.output += s));
     this.exited = new Promise((r) => child.once('exit', () => r()));
     this.child = child;
   }

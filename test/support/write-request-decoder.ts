@@ -85,8 +85,14 @@ function label(buf: Uint8Array): [string, string] {
   let value = '';
   while (!r.done) {
     const { field, wire } = r.key();
-    if (field === 1) (expectWire(wire, 2, 'Label.name'), (name = r.string()));
-    else if (field === 2) (expectWire(wire, 2, 'Label.value'), (value = r.string()));
+    if (field === 1) {
+      expectWire(wire, 2, 'Label.name');
+      name = r.string();
+    }
+    else if (field === 2) {
+      expectWire(wire, 2, 'Label.value');
+      value = r.string();
+    }
     else r.skip(wire);
   }
   return [name, value];
@@ -107,7 +113,10 @@ function sample(buf: Uint8Array): { value: number; timestampMs: number; stale?: 
       stale = new DataView(buf.buffer, buf.byteOffset + r.pos, 8).getBigUint64(0, true) === STALE_NAN;
       value = r.double();
     }
-    else if (field === 2) (expectWire(wire, 0, 'Sample.timestamp'), (timestampMs = Number(BigInt.asIntN(64, r.varint()))));
+    else if (field === 2) {
+      expectWire(wire, 0, 'Sample.timestamp');
+      timestampMs = Number(BigInt.asIntN(64, r.varint()));
+    }
     else r.skip(wire);
   }
   return stale ? { value, timestampMs, stale } : { value, timestampMs };
@@ -118,8 +127,14 @@ function series(buf: Uint8Array): DecodedSeries {
   const out: DecodedSeries = { labels: [], samples: [] };
   while (!r.done) {
     const { field, wire } = r.key();
-    if (field === 1) (expectWire(wire, 2, 'TimeSeries.labels'), out.labels.push(label(r.bytes())));
-    else if (field === 2) (expectWire(wire, 2, 'TimeSeries.samples'), out.samples.push(sample(r.bytes())));
+    if (field === 1) {
+      expectWire(wire, 2, 'TimeSeries.labels');
+      out.labels.push(label(r.bytes()));
+    }
+    else if (field === 2) {
+      expectWire(wire, 2, 'TimeSeries.samples');
+      out.samples.push(sample(r.bytes()));
+    }
     else r.skip(wire);
   }
   return out;
@@ -130,10 +145,22 @@ function metadata(buf: Uint8Array): DecodedMetadata {
   const out: DecodedMetadata = { type: 0, family: '', help: '', unit: '' };
   while (!r.done) {
     const { field, wire } = r.key();
-    if (field === 1) (expectWire(wire, 0, 'MetricMetadata.type'), (out.type = Number(r.varint())));
-    else if (field === 2) (expectWire(wire, 2, 'MetricMetadata.metric_family_name'), (out.family = r.string()));
-    else if (field === 4) (expectWire(wire, 2, 'MetricMetadata.help'), (out.help = r.string()));
-    else if (field === 5) (expectWire(wire, 2, 'MetricMetadata.unit'), (out.unit = r.string()));
+    if (field === 1) {
+      expectWire(wire, 0, 'MetricMetadata.type');
+      out.type = Number(r.varint());
+    }
+    else if (field === 2) {
+      expectWire(wire, 2, 'MetricMetadata.metric_family_name');
+      out.family = r.string();
+    }
+    else if (field === 4) {
+      expectWire(wire, 2, 'MetricMetadata.help');
+      out.help = r.string();
+    }
+    else if (field === 5) {
+      expectWire(wire, 2, 'MetricMetadata.unit');
+      out.unit = r.string();
+    }
     else r.skip(wire);
   }
   return out;
@@ -144,8 +171,14 @@ export function decodeWriteRequest(buf: Uint8Array): DecodedWriteRequest {
   const out: DecodedWriteRequest = { timeseries: [], metadata: [] };
   while (!r.done) {
     const { field, wire } = r.key();
-    if (field === 1) (expectWire(wire, 2, 'WriteRequest.timeseries'), out.timeseries.push(series(r.bytes())));
-    else if (field === 3) (expectWire(wire, 2, 'WriteRequest.metadata'), out.metadata.push(metadata(r.bytes())));
+    if (field === 1) {
+      expectWire(wire, 2, 'WriteRequest.timeseries');
+      out.timeseries.push(series(r.bytes()));
+    }
+    else if (field === 3) {
+      expectWire(wire, 2, 'WriteRequest.metadata');
+      out.metadata.push(metadata(r.bytes()));
+    }
     else r.skip(wire);
   }
   if (r.pos !== buf.length) throw new Error('trailing bytes');

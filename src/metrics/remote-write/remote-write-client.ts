@@ -84,7 +84,7 @@ export class RemoteWriteClient {
       const res = await this.http.post<string>(this.config.url, body, { headers, signal: AbortSignal.any([cancel, timeout]) });
       const result = resultOfStatus(res.status);
       const answer = typeof res.data === 'string' ? res.data.trim().slice(0, 256) : '';
-      const retryAfter = res.headers['retry-after'];
+      const retryAfter: unknown = res.headers['retry-after'];
       return {
         result,
         status: res.status,

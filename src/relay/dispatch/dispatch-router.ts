@@ -20,7 +20,7 @@ export class DispatchRouter {
   private readonly counters: Counter.Internal[];
 
   constructor(config: ConfigService<SidecarConfig, true>, @InjectMetric('sidecar_dispatch_requests_total') requests: Counter<'rule'>) {
-    this.table = new DispatchTable(config.get('dispatch', { infer: true })!);
+    this.table = new DispatchTable(config.get('dispatch', { infer: true }));
     this.counters = this.table.routes.map((r) => requests.labels(r.name));
     for (const c of this.counters) c.inc(0);
   }

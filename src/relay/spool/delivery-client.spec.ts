@@ -5,7 +5,7 @@ import { DeliveryClient } from './delivery-client';
 import type { EventMeta } from './spool-record';
 
 const meta = (over: Partial<EventMeta> = {}): EventMeta =>
-  ({ id: 'e1', seq: 1, method: 'POST', url: '/hook?x=1', headers: ['Host', 'relay:8080', 'X-GitHub-Delivery', 'd-1', 'Content-Type', 'application/json'], client: '10.0.0.9', receivedAt: 0, queuedAt: 0, route: 'default', deliveryId: 'd-1', ...over }) as EventMeta;
+  ({ id: 'e1', seq: 1, method: 'POST', url: '/hook?x=1', headers: ['Host', 'relay:8080', 'X-GitHub-Delivery', 'd-1', 'Content-Type', 'application/json'], client: '10.0.0.9', receivedAt: 0, queuedAt: 0, route: 'default', deliveryId: 'd-1', ...over });
 
 describe('DeliveryClient (a spooled event sent to its destination)', () => {
   let server: Server;

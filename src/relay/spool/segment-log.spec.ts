@@ -226,7 +226,10 @@ describe('SegmentLog', () => {
         const batch = Array.from({ length: 10 }, (_, i) => s * 10 + i + 1);
         for (const seq of batch) bodies.set(seq, bodyOf(seq));
         const locs = await Promise.all(batch.map((seq) => log.append(encodeRecord(meta(seq), bodies.get(seq)!), seq)));
-        for (const loc of locs) (loc.seq % 10 === 3 ? live.push(loc) : log.finish(loc));
+        for (const loc of locs) {
+          if (loc.seq % 10 === 3) live.push(loc);
+          else log.finish(loc);
+        }
       }
       return { bodies, live };
     }

@@ -31,7 +31,7 @@ export class SpoolLock {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
       const holder = await this.holder();
       if (holder !== null && !(await this.leftBehind(holder))) {
-        throw new Error(`the spool at ${this.path.replace(/\/[^/]*$/, '')} is in use by pid ${holder.pid} on ${holder.host} since ${holder.startedAt}; a spool belongs to one sidecar (lock file ${this.path})`);
+        throw new Error(`the spool at ${this.path.replace(/\/[^/]*$/, '')} is in use by pid ${holder.pid} on ${holder.host} since ${holder.startedAt}; a spool belongs to one sidecar (lock file ${this.path})`, { cause: e });
       }
       await writeFileAtomic(this.path, JSON.stringify(this.me), 0o600);
     }

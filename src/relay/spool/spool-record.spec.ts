@@ -45,7 +45,7 @@ describe('record encoding', () => {
   });
 
   it('refuses meta that checks out but is not an event', () => {
-    const bad = recordBytes({ ...meta(1), headers: ['odd'] } as EventMeta, Buffer.alloc(0));
+    const bad = recordBytes({ ...meta(1), headers: ['odd'] }, Buffer.alloc(0));
     expect(decodeRecord(bad)).toBeNull();
   });
 });

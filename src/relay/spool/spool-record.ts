@@ -118,7 +118,7 @@ export interface ByteSource {
 }
 
 export function bufferSource(buf: Buffer): ByteSource {
-  return { size: buf.length, bytes: async (offset, length) => buf.subarray(offset, Math.min(buf.length, offset + length)) };
+  return { size: buf.length, bytes: (offset, length) => Promise.resolve(buf.subarray(offset, Math.min(buf.length, offset + length))) };
 }
 
 /**
