@@ -17,7 +17,7 @@ export default tseslint.config(
       '@typescript-eslint/no-misused-promises': 'error',
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_', caughtErrors: 'none' }],
       // Loaded on first use, on purpose: each is measured start-up time or RSS that a sidecar
-      // not using the feature never pays (README, Performance). Everything else is imported.
+      // not using the feature never pays (docs/performance.md). Everything else is imported.
       '@typescript-eslint/no-require-imports': ['error', { allow: ['^undici$', '^yaml$', '^axios$', '^pprof-format$', '^\\./sidecar$', '^node:'] }],
     },
   },

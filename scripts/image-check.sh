@@ -24,7 +24,7 @@
 #
 # Needs: root, buildah, podman, runc, mmdebstrap (scripts/install-test-peers.sh), curl,
 # nsenter, unshare and ip, and `npm ci` done (the dev dependency `node` is the image's
-# Node binary). Takes a few minutes on two cores: see the README.
+# Node binary). Takes a few minutes on two cores: see docs/operations.md.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
