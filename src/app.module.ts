@@ -2,6 +2,7 @@ import { DynamicModule, Module } from '@nestjs/common';
 import { ConfigModule } from '@nestjs/config';
 import { ScheduleModule } from '@nestjs/schedule';
 import { AgentModule } from './agent/agent.module';
+import { CompatModule } from './compat/compat.module';
 import type { SidecarConfig } from './config/sidecar-config';
 import { ConnectionsModule } from './connections/connections.module';
 import { DebugModule } from './debug/debug.module';
@@ -32,6 +33,7 @@ export class AppModule {
         ManagementModule,
         ...(config.debug.enabled ? [DebugModule] : []),
         ...(config.remoteWrite ? [RemoteWriteModule] : []),
+        ...(config.compat.preset ? [CompatModule.register(config.compat)] : []),
       ],
     };
   }

@@ -1,10 +1,17 @@
 import 'reflect-metadata';
 import { EXIT_CONFIG, formatProblems, loadConfig } from './config/load-config';
+import { SPAWNER_USAGE, wantsHelp } from './config/presets';
 import { withLazyDateTimeFormat } from './lazy-date-time-format';
 import { JsonLogger } from './logging/json-logger';
 
 async function main(): Promise<void> {
-  const loaded = loadConfig();
+  const argv = process.argv.slice(2);
+  if (wantsHelp(argv)) {
+    process.stdout.write(SPAWNER_USAGE);
+    process.exit(0);
+  }
+  // config.yaml in the working directory when SIDECAR_CONFIG is unset, as sidecar_http_dispatcher reads it.
+  const loaded = loadConfig(process.env, undefined, { argv, fallbackFile: 'config.yaml' });
   if (!loaded.ok) {
     process.stderr.write(`${formatProblems(loaded.problems)}\n`);
     process.exit(EXIT_CONFIG);
@@ -31,6 +38,8 @@ async function main(): Promise<void> {
     agentPort: sidecar.agentPort,
     monitorPorts: config.connections?.ports ?? null,
     remoteWrite: config.remoteWrite !== null,
+    preset: config.compat.preset,
+    ...(config.compat.chosenBy ? { presetFrom: config.compat.chosenBy } : {}),
   }, 'Bootstrap');
 
   let stopping = false;

@@ -4,6 +4,7 @@ import { FastifyAdapter, NestFastifyApplication } from '@nestjs/platform-fastify
 import { AgentServer } from './agent/agent-server';
 import { AgentService } from './agent/agent.service';
 import { AppModule } from './app.module';
+import { installCompatHooks } from './compat/compat-hooks';
 import type { SidecarConfig } from './config/sidecar-config';
 import { ConnectionsService } from './connections/connections.service';
 import { HealthCheckService } from './health-check/health-check.service';
@@ -14,7 +15,8 @@ export interface Sidecar {
   /** The Nest application; it serves the management port. */
   app: NestFastifyApplication;
   relayPort: number | null;
-  managementPort: number;
+  /** null when the management port is not opened (the http-dispatcher preset). */
+  managementPort: number | null;
   /** The HAProxy agent's port, null when AGENT_PORT is not set. */
   agentPort: number | null;
   /** Graceful stop: stop accepting, let in-flight work finish (bounded), flush, close. */
@@ -29,7 +31,10 @@ export interface Sidecar {
  * moment). Shared by main.ts and tests.
  */
 export async function startSidecar(config: SidecarConfig, logger: LoggerService | false = false): Promise<Sidecar> {
-  const app = await NestFactory.create<NestFastifyApplication>(AppModule.forRoot(config), new FastifyAdapter(), {
+  const adapter = new FastifyAdapter();
+  // Before any route exists, so that they answer ahead of routing (GET / of other modules included).
+  installCompatHooks(adapter, config.compat, () => app);
+  const app: NestFastifyApplication = await NestFactory.create<NestFastifyApplication>(AppModule.forRoot(config), adapter, {
     logger,
     abortOnError: false,
   });
@@ -41,7 +46,7 @@ export async function startSidecar(config: SidecarConfig, logger: LoggerService 
     if (config.connections) await app.get(ConnectionsService).start();
     const relay = config.relay ? app.get(RelayServer) : null;
     await relay?.listen();
-    await app.listen(config.server.managementPort, config.server.listenHost);
+    if (config.server.managementPort !== null) await app.listen(config.server.managementPort, config.server.listenHost);
     healthCheck?.start();
     if (config.agent) {
       await app.get(AgentService).start();
@@ -52,7 +57,7 @@ export async function startSidecar(config: SidecarConfig, logger: LoggerService 
     throw e;
   }
   const relayPort = config.relay ? app.get(RelayServer).port : null;
-  const address = app.getHttpServer().address();
+  const address = config.server.managementPort === null ? null : app.getHttpServer().address();
   const managementPort = typeof address === 'object' && address ? address.port : config.server.managementPort;
   const agentPort = config.agent ? app.get(AgentServer).port : null;
   return { app, relayPort, managementPort, agentPort, close: () => app.close() };

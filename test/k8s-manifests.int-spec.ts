@@ -594,7 +594,7 @@ function sidecarProblems(pod: PodTemplate, maps: Map<string, Record<string, stri
   }
 
   // Ports: what it declares is what it listens on.
-  const listens = new Map<number, string>([[managementPort, 'management']]);
+  const listens = new Map<number | null, string>([[managementPort, 'management']]);
   if (config.relay) listens.set(relayPort, 'relay');
   const agentPort = config.agent?.port ?? null;
   if (agentPort !== null) listens.set(agentPort, 'agent');

@@ -28,6 +28,24 @@ export class AgentController {
     return report;
   }
 
+  /**
+   * signal-sidecar's census: prosody's mod_muc_census answer as last read ({"room_census": [...]}).
+   * 404 when CENSUS_POLL is off; 503 before the first read and while the last read failed.
+   */
+  @Get('signal/census')
+  census(@Res({ passthrough: true }) reply: FastifyReply): unknown {
+    const { enabled, reading } = this.agent.census;
+    if (!enabled) {
+      reply.status(404);
+      return { error: 'census_off', message: 'the census is not polled: set CENSUS_POLL=true and CENSUS_HOST' };
+    }
+    if (reading === null || !reading.ok) {
+      reply.status(503);
+      return { error: 'census_unavailable', message: reading === null ? 'no census read yet' : `the last census read failed: ${reading.error}` };
+    }
+    return { room_census: reading.rooms };
+  }
+
   /** The same in signal-sidecar's documented JSON shape, with the same codes. */
   @Get('signal/report')
   signalReport(@Res({ passthrough: true }) reply: FastifyReply): SignalReport {

@@ -6,6 +6,7 @@ import type { AgentConfig, SidecarConfig } from '../config/sidecar-config';
 import { HealthCheckService } from '../health-check/health-check.service';
 import { AgentMetrics } from './agent-metrics';
 import { CheckObservation, decide, FlapState, INITIAL_STATE, observe, Policy, Round, Verdict } from './agent-state';
+import type { CensusReading } from './census';
 import { SignalReport, signalReport } from './signal-report';
 import { StatusFileReader } from './status-file-reader';
 import { UpstreamClient } from './upstream-client';
@@ -50,6 +51,7 @@ export class AgentService implements OnApplicationShutdown {
   private running: Promise<void> | null = null;
   private readonly stopping = new AbortController();
   private logged: { healthy: boolean; status: string } | null = null;
+  private lastCensus: CensusReading | null = null;
 
   constructor(
     configService: ConfigService<SidecarConfig, true>,
@@ -151,7 +153,21 @@ export class AgentService implements OnApplicationShutdown {
 
   /** The same state in signal-sidecar's documented shape (/signal/report). */
   signalReport(now = performance.now()): SignalReport {
-    return signalReport({ verdict: this.verdict(now), round: this.state.last, jicofoStats: this.config.preset === 'jitsi', now: new Date() });
+    return signalReport({ verdict: this.verdict(now), round: this.state.last, jicofoStats: this.config.preset === 'jitsi', census: this.lastCensus, now: new Date() });
+  }
+
+  /** The last census read (CENSUS_POLL), or why the last read failed; null when off or not read yet. */
+  get census(): { enabled: boolean; reading: CensusReading | null } {
+    return { enabled: this.config.census !== null, reading: this.lastCensus };
+  }
+
+  /** The last read decides (a failed one shows null counts, not stale ones); failures are logged once per change. */
+  private noteCensus(r: CensusReading): void {
+    const before = this.lastCensus;
+    if (!r.ok && before !== null && !before.ok && before.error === r.error) return;
+    if (!r.ok) this.logger.warn({ msg: 'census read failed', reason: r.error });
+    else if (before !== null && !before.ok) this.logger.log({ msg: 'census read again' });
+    this.lastCensus = r;
   }
 
   onApplicationShutdown(): Promise<void> | undefined {
@@ -163,13 +179,16 @@ export class AgentService implements OnApplicationShutdown {
   private async round(): Promise<void> {
     const stop = this.stopping.signal;
     const load = this.config.loadSource;
-    const [checks, statusFile, loadReading] = await Promise.all([
+    const census = this.config.census;
+    const [checks, statusFile, loadReading, censusReading] = await Promise.all([
       Promise.all(this.config.upstreams.map((u) => this.client.check(u, stop))),
       this.statusFile.read(this.config.statusPath),
       load ? this.client.readLoad(load, stop) : Promise.resolve(null),
+      census ? this.client.census(census, stop) : Promise.resolve(null),
     ]);
     // A round cut short by shutdown says nothing about the upstreams.
     if (stop.aborted) return;
+    if (censusReading) this.noteCensus(censusReading);
     if (this.healthCheck) checks.push(this.healthCheckInput(this.healthCheck));
     const round: Round = { at: performance.now(), checks, statusFile, load: loadReading };
     this.logRoundChanges(this.state.last, round);

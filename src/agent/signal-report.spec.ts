@@ -1,4 +1,5 @@
 import { CheckObservation, decide, FlapState, INITIAL_STATE, LoadReading, observe, parseStatusFile, Policy, Round, StatusFileReading } from './agent-state';
+import { readCensus } from './census';
 import { signalReport } from './signal-report';
 
 const S = 1000;
@@ -49,10 +50,10 @@ describe('signalReport (signal-sidecar\'s /signal/report shape)', () => {
         prosodyStatusCode: 200,
       },
       statuses: { statusFileFound: true, statusFileContents: 'ready' },
-      stats: { jicofoParticipants: 25, jicofoConferences: 3 },
+      stats: { jicofoParticipants: 25, jicofoConferences: 3, prosodyParticipants: null, prosodySumSquaredParticipants: null },
     });
     // No census fields: signal-sidecar only had them with CENSUS_POLL, which is not supported.
-    expect(Object.keys(r.stats)).toEqual(['jicofoParticipants', 'jicofoConferences']);
+    expect(Object.keys(r.stats)).toEqual(['jicofoParticipants', 'jicofoConferences', 'prosodyParticipants', 'prosodySumSquaredParticipants']);
     expect(JSON.parse(JSON.stringify(r))).toStrictEqual(r);
   });
 
@@ -75,7 +76,7 @@ describe('signalReport (signal-sidecar\'s /signal/report shape)', () => {
       prosodyReachable: true,
       prosodyStatusCode: 200,
     });
-    expect(r.stats).toStrictEqual({ jicofoParticipants: 25, jicofoConferences: 3 });
+    expect(r.stats).toStrictEqual({ jicofoParticipants: 25, jicofoConferences: 3, prosodyParticipants: null, prosodySumSquaredParticipants: null });
   });
 
   it('prosody unreachable: unhealthy, prosodyReachable false and its code 0', () => {
@@ -99,19 +100,19 @@ describe('signalReport (signal-sidecar\'s /signal/report shape)', () => {
       .toStrictEqual({ statusFileFound: true, statusFileContents: 'bananas' });
   });
 
-  it('jicofo stats failing: its code, and 0 for numbers that could not be read', () => {
+  it('jicofo stats failing: its code, and null for numbers that could not be read (as signal-sidecar shows them)', () => {
     const r = reportAfter([[0, [jicofo(), stats({ ok: false, statusCode: 500 }), prosody()], READY, { value: null, error: 'answered 500' }]]);
     expect(r.services).toMatchObject({ jicofoStatsReachable: true, jicofoStatusStatusCode: 500, jicofoStatsStatusCode: 500 });
-    expect(r.stats).toStrictEqual({ jicofoParticipants: 0, jicofoConferences: 0 });
+    expect(r.stats).toStrictEqual({ jicofoParticipants: null, jicofoConferences: null, prosodyParticipants: null, prosodySumSquaredParticipants: null });
     expect(r).toMatchObject({ healthy: false, weight: '1%' });
   });
 
-  it('participants without conferences in /stats: conferences 0', () => {
+  it('participants without conferences in /stats: conferences null', () => {
     const r = reportAfter([[0, [jicofo(), stats(), prosody()], READY, { value: 40, error: null, extra: {} }]]);
-    expect(r.stats).toStrictEqual({ jicofoParticipants: 40, jicofoConferences: 0 });
+    expect(r.stats).toStrictEqual({ jicofoParticipants: 40, jicofoConferences: null, prosodyParticipants: null, prosodySumSquaredParticipants: null });
   });
 
-  it('generic configuration (no Jitsi checks): the verdict is reported, services are all unseen, stats 0', () => {
+  it('generic configuration (no Jitsi checks): the verdict is reported, services are all unseen, stats null', () => {
     const app: CheckObservation = { ...jicofo(), name: 'app:8080/healthz', body: undefined };
     const policy: Policy = { ...JITSI_POLICY, load: { max: 200, weighted: true } };
     const r = reportAfter([[0, [app], parseStatusFile('drain'), { value: 50, error: null }]], policy, false);
@@ -134,15 +135,25 @@ describe('signalReport (signal-sidecar\'s /signal/report shape)', () => {
         prosodyStatusCode: 0,
       },
       statuses: { statusFileFound: true, statusFileContents: 'drain' },
-      stats: { jicofoParticipants: 0, jicofoConferences: 0 },
+      stats: { jicofoParticipants: null, jicofoConferences: null, prosodyParticipants: null, prosodySumSquaredParticipants: null },
     });
   });
 
-  it('before the first round: status unknown, down, nothing seen', () => {
+  it('before the first round: status unknown, down, nothing seen, stats null', () => {
     const r = reportAfter([]);
     expect(r).toMatchObject({ healthy: false, status: 'unknown', weight: '0%', agentmessage: 'down drain 0%' });
     expect(r.services.jicofoReachable).toBe(false);
     expect(r.statuses).toStrictEqual({ statusFileFound: false, statusFileContents: '' });
-    expect(r.stats).toStrictEqual({ jicofoParticipants: 0, jicofoConferences: 0 });
+    expect(r.stats).toStrictEqual({ jicofoParticipants: null, jicofoConferences: null, prosodyParticipants: null, prosodySumSquaredParticipants: null });
+  });
+
+  it('census read: prosodyParticipants and prosodySumSquaredParticipants from it; a failed read shows null, not the last counts', () => {
+    const round: Round = { at: 0, checks: [jicofo(), stats(), prosody()], statusFile: READY, load: LOAD };
+    const state = observe(INITIAL_STATE, round);
+    const census = readCensus(JSON.stringify({ room_census: [{ room_name: 'a@conference.x', participants: 3 }, { room_name: 'b@conference.x', participants: 4 }] }));
+    const read = signalReport({ verdict: decide(state, 0, JITSI_POLICY), round: state.last, jicofoStats: true, census, now: NOW });
+    expect(read.stats).toStrictEqual({ jicofoParticipants: 25, jicofoConferences: 3, prosodyParticipants: 7, prosodySumSquaredParticipants: 25 });
+    const failed = signalReport({ verdict: decide(state, 0, JITSI_POLICY), round: state.last, jicofoStats: true, census: { ok: false, error: 'answered 404' }, now: NOW });
+    expect(failed.stats).toMatchObject({ prosodyParticipants: null, prosodySumSquaredParticipants: null });
   });
 });

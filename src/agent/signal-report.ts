@@ -1,4 +1,5 @@
 import type { CheckObservation, Round, Verdict } from './agent-state';
+import type { CensusReading } from './census';
 
 /**
  * /signal/report: the agent's state in the JSON shape jitsi's signal-sidecar documents, for
@@ -32,8 +33,12 @@ export interface SignalReport {
     prosodyStatusCode: number;
   };
   statuses: { statusFileFound: boolean; statusFileContents: string };
-  /** signal-sidecar's census fields (prosodyParticipants, ...) are not supported and left out. */
-  stats: { jicofoParticipants: number; jicofoConferences: number };
+  /**
+   * null where there is no reading, as signal-sidecar shows it: jicofo's before the first
+   * round or when /stats could not be read; prosody's when CENSUS_POLL is off, before the
+   * first census or when the last census read failed.
+   */
+  stats: { jicofoParticipants: number | null; jicofoConferences: number | null; prosodyParticipants: number | null; prosodySumSquaredParticipants: number | null };
 }
 
 export interface SignalReportInput {
@@ -42,13 +47,15 @@ export interface SignalReportInput {
   round: Round | null;
   /** Whether the load source is the Jitsi preset's read of jicofo /stats (else stats are 0). */
   jicofoStats: boolean;
+  /** The last census read (CENSUS_POLL); null when off or not read yet. */
+  census?: CensusReading | null;
   now: Date;
 }
 
 /** The check names the Jitsi preset gives, as the report reads them. */
 export const SIGNAL_CHECKS = { jicofo: 'jicofo', jicofoStats: 'jicofo-stats', prosody: 'prosody' } as const;
 
-export function signalReport({ verdict, round, jicofoStats, now }: SignalReportInput): SignalReport {
+export function signalReport({ verdict, round, jicofoStats, census = null, now }: SignalReportInput): SignalReport {
   const checks = new Map((round?.checks ?? []).map((c) => [c.name, c]));
   const jicofo = seen(checks.get(SIGNAL_CHECKS.jicofo));
   const stats = seen(checks.get(SIGNAL_CHECKS.jicofoStats));
@@ -79,8 +86,10 @@ export function signalReport({ verdict, round, jicofoStats, now }: SignalReportI
       statusFileContents: file?.contents ?? '',
     },
     stats: {
-      jicofoParticipants: load?.value ?? 0,
-      jicofoConferences: load?.extra?.conferences ?? 0,
+      jicofoParticipants: load?.value ?? null,
+      jicofoConferences: load?.value === null || load?.value === undefined ? null : (load.extra?.conferences ?? null),
+      prosodyParticipants: census?.ok ? census.participants : null,
+      prosodySumSquaredParticipants: census?.ok ? census.sumSquaredParticipants : null,
     },
   };
 }

@@ -5,7 +5,8 @@ import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
 import type { Readable } from 'node:stream';
 import { StringDecoder } from 'node:string_decoder';
-import type { LoadSourceConfig, UpstreamCheckConfig } from '../config/sidecar-config';
+import type { CensusConfig, LoadSourceConfig, UpstreamCheckConfig } from '../config/sidecar-config';
+import { CensusReading, readCensus } from './census';
 import type { CheckObservation, LoadReading } from './agent-state';
 
 /** The most of a load source's answer that is read; health checks read none of their bodies, or only the first keepBodyBytes. */
@@ -56,6 +57,26 @@ export class UpstreamClient {
         ...base, ok: false, softDown: timedOut && u.softDown.onTimeout, reachable: false, statusCode: null, timedOut,
         error: timedOut ? `no answer within ${u.timeoutMs / 1000} s` : describeError(e),
       };
+    }
+  }
+
+  /** prosody's mod_muc_census answer, on the conference host's virtual host; never throws. */
+  async census(c: CensusConfig, stop: AbortSignal): Promise<CensusReading> {
+    const deadline = AbortSignal.timeout(c.timeoutMs);
+    try {
+      const res = await this.http.get<string>(c.url.href, {
+        responseType: 'text',
+        transformResponse: (d: string) => d,
+        headers: { Host: c.host },
+        signal: AbortSignal.any([deadline, stop]),
+      });
+      if (res.status < 200 || res.status > 299) return { ok: false, error: `answered ${res.status}` };
+      return readCensus(res.data);
+    } catch (e) {
+      if (deadline.aborted) return { ok: false, error: `no answer within ${c.timeoutMs / 1000} s` };
+      const message = (e as Error).message ?? '';
+      if (/maxContentLength/.test(message)) return { ok: false, error: `answer larger than ${LOAD_ANSWER_LIMIT / 1024} KiB` };
+      return { ok: false, error: describeError(e) };
     }
   }
 

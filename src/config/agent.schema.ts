@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import { type EnvSettings, isHttpUrl, parseDuration } from './config.schema';
 import { describeIssue, pathText } from './dispatch.schema';
-import type { AgentConfig, LoadSourceConfig, UpstreamCheckConfig } from './sidecar-config';
+import type { AgentConfig, CensusConfig, LoadSourceConfig, UpstreamCheckConfig } from './sidecar-config';
 
 /**
  * The agent's settings: environment variables (AGENT_PORT, UPSTREAM_HEALTH_URLS, the
@@ -127,8 +127,9 @@ export function readAgentSection(doc: unknown): { section: AgentSection | null; 
  * a setting of the Jitsi preset, or an `agent` section. `section` is undefined when the
  * file has none and null when it has one that did not parse (its problems are already listed).
  */
-export function buildAgentConfig(s: EnvSettings, section: AgentSection | null | undefined): { config: AgentConfig | null; problems: string[] } {
-  const preset = s.JICOFO_ORIG !== undefined || s.PROSODY_ORIG !== undefined || s.PARTICIPANT_MAX !== undefined || s.WEIGHT_PARTICIPANTS !== undefined;
+export function buildAgentConfig(s: EnvSettings, section: AgentSection | null | undefined, forceJitsi = false): { config: AgentConfig | null; problems: string[] } {
+  const preset = forceJitsi || s.JICOFO_ORIG !== undefined || s.PROSODY_ORIG !== undefined || s.PARTICIPANT_MAX !== undefined || s.WEIGHT_PARTICIPANTS !== undefined
+    || s.CENSUS_POLL !== undefined || s.CENSUS_HOST !== undefined;
   const on = s.AGENT_PORT !== undefined || s.UPSTREAM_HEALTH_URLS !== undefined || preset || section !== undefined;
   if (!on) return { config: null, problems: [] };
 
@@ -154,6 +155,12 @@ export function buildAgentConfig(s: EnvSettings, section: AgentSection | null | 
       max: s.PARTICIPANT_MAX ?? JITSI.participantMax, weighted: s.WEIGHT_PARTICIPANTS ?? false, timeoutMs,
       extraFields: { conferences: ['conferences'] },
     };
+  }
+
+  let census: CensusConfig | null = null;
+  if (preset && s.CENSUS_POLL === true) {
+    if (s.CENSUS_HOST === undefined) problems.push('CENSUS_POLL=true: CENSUS_HOST is required (the conference host whose census prosody serves, e.g. conference.meet.example.com)');
+    else census = { url: new URL(`${stripTrailingSlashes(s.PROSODY_ORIG ?? JITSI.prosody)}/room-census`), host: s.CENSUS_HOST, timeoutMs };
   }
 
   for (const [i, raw] of (s.UPSTREAM_HEALTH_URLS ?? []).entries()) {
@@ -217,6 +224,7 @@ export function buildAgentConfig(s: EnvSettings, section: AgentSection | null | 
       upstreams: upstreams.map(({ from: _from, ...u }) => u),
       loadSource,
       preset: preset ? 'jitsi' : null,
+      census,
     },
     problems: [],
   };

@@ -207,6 +207,8 @@ export const envSchema = z.object({
   PROSODY_ORIG: httpUrl.optional(),
   PARTICIPANT_MAX: positiveInt.optional(),
   WEIGHT_PARTICIPANTS: bool.optional(),
+  CENSUS_POLL: bool.optional(),
+  CENSUS_HOST: text.min(1).optional(),
   // connections
   MONITOR_PORT: portList.optional(),
   REFRESH_RATE_SECONDS: text.regex(/^\d+(\.\d+)?$/, 'expected a number of seconds').transform(Number)

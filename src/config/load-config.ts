@@ -1,10 +1,11 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { AgentSection, buildAgentConfig, readAgentSection } from './agent.schema';
 import { envSchema, SECRET_SETTINGS, SETTING_NAMES } from './config.schema';
 import { DispatchFormat, readDispatch } from './dispatch.schema';
 import { tokenProblem } from '../management/admin-access';
 import { redactSecrets } from './redact';
 import { remoteWriteProblems } from './remote-write-settings';
+import { applyPreset, CompatConfig } from './presets';
 import { FEATURE_SWITCHES, SidecarConfig, toSidecarConfig } from './sidecar-config';
 
 /** Exit status for a configuration error (EX_CONFIG from sysexits.h). */
@@ -12,17 +13,31 @@ export const EXIT_CONFIG = 78;
 
 export type LoadResult = { ok: true; config: SidecarConfig } | { ok: false; problems: string[] };
 
+export interface LoadOptions {
+  /** Command-line arguments (spawner-sidecar's flags); main.ts passes process.argv's. */
+  argv?: readonly string[];
+  /**
+   * Read when SIDECAR_CONFIG is unset and the file exists, as sidecar_http_dispatcher reads
+   * config.yaml from its working directory; main.ts passes `config.yaml`.
+   */
+  fallbackFile?: string | null;
+  exists?: (p: string) => boolean;
+}
+
 type Env = Record<string, string | undefined>;
 
 /**
  * Reads the optional YAML file at SIDECAR_CONFIG, lays the environment over it, and
  * validates the whole once. Every problem is collected; nothing is half-applied.
  */
-export function loadConfig(env: Env = process.env, readFile: (p: string) => string = (p) => readFileSync(p, 'utf8')): LoadResult {
+export function loadConfig(env: Env = process.env, readFile: (p: string) => string = (p) => readFileSync(p, 'utf8'), options: LoadOptions = {}): LoadResult {
   const problems: string[] = [];
   const raw: Record<string, string> = {};
+  const exists = options.exists ?? existsSync;
 
-  const file = env.SIDECAR_CONFIG?.trim();
+  const named = env.SIDECAR_CONFIG?.trim();
+  const fallback = !named && options.fallbackFile && exists(options.fallbackFile) ? options.fallbackFile : undefined;
+  const file = named || fallback;
   let dispatchDoc: { doc: unknown; format: DispatchFormat } | null = null;
   // undefined: the file has no agent section; null: it has one that did not parse.
   let agentSection: AgentSection | null | undefined;
@@ -36,8 +51,12 @@ export function loadConfig(env: Env = process.env, readFile: (p: string) => stri
       agentSection = read.section;
     }
   }
+  const presetResult = applyPreset({ env, argv: options.argv ?? [], dispatcherFile: dispatchDoc?.format === 'sidecar_http_dispatcher', ownNames: SETTING_NAMES });
+  if (presetResult.ok === false) problems.push(...presetResult.problems);
+  const settings = presetResult.ok ? presetResult.env : env;
+  const compat: CompatConfig | null = presetResult.ok ? presetResult.compat : null;
   for (const name of SETTING_NAMES) {
-    const v = env[name];
+    const v = settings[name];
     // An empty variable counts as unset, as Kubernetes manifests often template them so.
     if (v !== undefined && v.trim() !== '') raw[name] = v;
   }
@@ -59,7 +78,7 @@ export function loadConfig(env: Env = process.env, readFile: (p: string) => stri
   problems.push(...managementTokenProblems(raw, readFile));
   let agent = null;
   if (parsed.success) {
-    const built = buildAgentConfig(parsed.data, agentSection);
+    const built = buildAgentConfig(parsed.data, agentSection, compat?.jitsi ?? false);
     // Problems found across sources name their place: a file path, or a setting.
     problems.push(...built.problems.map((p) => (p.startsWith('agent.') ? `${file}: ${p}` : p)));
     agent = built.config;
@@ -67,7 +86,7 @@ export function loadConfig(env: Env = process.env, readFile: (p: string) => stri
   // Credentials in a URL never reach a message, whichever setting or file line it came in.
   if (problems.length > 0) return { ok: false, problems: problems.map(redactSecrets) };
 
-  const config = toSidecarConfig(parsed.data!, dispatch, agent);
+  const config = toSidecarConfig(parsed.data!, dispatch, agent, compat!);
   if (!config.relay && !config.healthCheck && !config.agent && !config.connections && !config.remoteWrite) {
     const hints = FEATURE_SWITCHES.map(([feature, names]) => `${feature}: set ${names}`).join('; ');
     return { ok: false, problems: [`no feature is configured (${hints})`] };

@@ -2,6 +2,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { EnvSettings } from './config.schema';
 import { defaultBufferedBytes } from '../relay/body-budget';
+import { type CompatConfig, NO_COMPAT } from './presets';
 
 /** The validated configuration, one slice per feature; a slice that is null is switched off. */
 export interface SidecarConfig {
@@ -18,11 +19,14 @@ export interface SidecarConfig {
   log: LogConfig;
   debug: { enabled: boolean };
   remoteWrite: RemoteWriteConfig | null;
+  /** What the drop-in preset in force adds (src/config/presets.ts). */
+  compat: CompatConfig;
 }
 
 export interface ServerConfig {
   relayPort: number;
-  managementPort: number;
+  /** null: the management port is not opened (the http-dispatcher preset without MANAGEMENT_PORT). */
+  managementPort: number | null;
   listenHost: string;
   shutdownTimeoutMs: number;
 }
@@ -119,6 +123,8 @@ export interface AgentConfig {
   loadSource: LoadSourceConfig | null;
   /** Set when the signal-sidecar settings (JICOFO_ORIG, PROSODY_ORIG, ...) made the checks. */
   preset: 'jitsi' | null;
+  /** The Jitsi preset's census (CENSUS_POLL): prosody's mod_muc_census, polled each round; null when off. */
+  census: CensusConfig | null;
 }
 
 export type AdminStatus = 'ready' | 'drain' | 'maint';
@@ -136,6 +142,14 @@ export interface UpstreamCheckConfig {
   softDown: { statuses: number[]; onTimeout: boolean };
   /** Keep up to this many bytes of the answer's body (for /signal/report); unset: the body is not read. */
   keepBodyBytes?: number;
+}
+
+export interface CensusConfig {
+  /** `<PROSODY_ORIG>/room-census`. */
+  url: URL;
+  /** CENSUS_HOST: the conference host, sent as the request's Host (prosody serves the module on that virtual host). */
+  host: string;
+  timeoutMs: number;
 }
 
 export interface LoadSourceConfig {
@@ -225,14 +239,14 @@ export const FEATURE_SWITCHES: ReadonlyArray<[feature: string, settings: string]
  * `dispatch` is the file's section as read; DOWNSTREAM_SERVICE_URL fills in its default
  * destination when it has none. `agent` is built from settings and file by buildAgentConfig.
  */
-export function toSidecarConfig(s: EnvSettings, dispatch: DispatchConfig | null = null, agent: AgentConfig | null = null): SidecarConfig {
+export function toSidecarConfig(s: EnvSettings, dispatch: DispatchConfig | null = null, agent: AgentConfig | null = null, compat: CompatConfig = NO_COMPAT): SidecarConfig {
   const downstreamOn = s.DOWNSTREAM_SERVICE_URL !== undefined;
   const relayOn = downstreamOn || dispatch !== null;
   const healthOn = s.SMEE_CHANNEL_URL !== undefined;
   return {
     server: {
       relayPort: s.RELAY_PORT,
-      managementPort: s.MANAGEMENT_PORT,
+      managementPort: compat.managementPortOff ? null : s.MANAGEMENT_PORT,
       listenHost: s.LISTEN_HOST,
       shutdownTimeoutMs: s.SHUTDOWN_TIMEOUT_SECONDS * 1000,
     },
@@ -293,6 +307,7 @@ export function toSidecarConfig(s: EnvSettings, dispatch: DispatchConfig | null 
     log: { level: s.LOG_LEVEL, format: s.LOG_FORMAT },
     debug: { enabled: s.ENABLE_PPROF },
     remoteWrite: s.PROMETHEUS_REMOTE_WRITE_URL !== undefined ? toRemoteWriteConfig(s, s.PROMETHEUS_REMOTE_WRITE_URL, hostname()) : null,
+    compat,
   };
 }
 
