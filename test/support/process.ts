@@ -15,12 +15,16 @@ export interface SidecarProcess {
   ready: Promise<Record<string, unknown>>;
 }
 
-/** Runs the built sidecar (`dist/main.js`, as the image does) with `env` on top of a minimal environment. */
-export function spawnSidecar(env: Record<string, string>): SidecarProcess {
+/**
+ * Runs the built sidecar (`dist/main.js`, as the image does) with `env` on top of a minimal
+ * environment; `args` are its command-line arguments, `cwd` its working directory.
+ */
+export function spawnSidecar(env: Record<string, string>, opts: { args?: string[]; cwd?: string } = {}): SidecarProcess {
   if (!existsSync(MAIN)) throw new Error(`${MAIN} is missing: run "npm run build" first (npm test does)`);
-  const proc = spawn(process.execPath, [MAIN], {
+  const proc = spawn(process.execPath, [MAIN, ...(opts.args ?? [])], {
     env: { PATH: process.env.PATH, SHARED_VOLUME_PATH: mkdtempSync(join(tmpdir(), 'sidecar-proc-')), LISTEN_HOST: '127.0.0.1', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
+    ...(opts.cwd ? { cwd: opts.cwd } : {}),
   });
   const lines: string[] = [];
   let err = '';
