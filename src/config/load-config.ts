@@ -60,6 +60,10 @@ export function loadConfig(env: Env = process.env, readFile: (p: string) => stri
     // An empty variable counts as unset, as Kubernetes manifests often template them so.
     if (v !== undefined && v.trim() !== '') raw[name] = v;
   }
+  // The replaced sidecar's defaults (its ports, its status file), where nothing sets the setting.
+  for (const [name, v] of Object.entries(presetResult.ok ? presetResult.defaults : {})) {
+    if (raw[name] === undefined && !(name === 'STATUS_PATH' && agentSection?.statusPath !== undefined)) raw[name] = v;
+  }
 
   const parsed = envSchema.safeParse(raw);
   if (!parsed.success) {

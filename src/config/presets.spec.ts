@@ -40,6 +40,19 @@ describe('drop-in presets', () => {
       expect(c.server.managementPort).toBe(6000);
     });
 
+    it('signal-sidecar\'s status file default, /etc/jitsi/shard-status; a set STATUS_PATH or one in the file wins', () => {
+      expect(ok({ JICOFO_ORIG: 'http://jicofo:8888' }).agent?.statusPath).toBe('/etc/jitsi/shard-status');
+      expect(ok({ JICOFO_ORIG: 'http://jicofo:8888', STATUS_PATH: '/run/status' }).agent?.statusPath).toBe('/run/status');
+      const files: Record<string, string> = { '/c.yaml': 'STATUS_PATH: /from/file\nMANAGEMENT_PORT: 6100\n', '/a.yaml': 'agent:\n  statusPath: /from/section\n' };
+      const fromFile = loadConfig({ SIDECAR_PRESET: 'signal-sidecar', SIDECAR_CONFIG: '/c.yaml' }, (p) => files[p]);
+      if (!fromFile.ok) throw new Error(fromFile.problems.join('\n'));
+      expect(fromFile.config.agent?.statusPath).toBe('/from/file');
+      expect(fromFile.config.server.managementPort).toBe(6100);
+      const fromSection = loadConfig({ SIDECAR_PRESET: 'signal-sidecar', SIDECAR_CONFIG: '/a.yaml' }, (p) => files[p]);
+      if (!fromSection.ok) throw new Error(fromSection.problems.join('\n'));
+      expect(fromSection.config.agent?.statusPath).toBe('/from/section');
+    });
+
     it('this sidecar\'s own names beside the Jitsi ones keep its own ports', () => {
       const c = ok({ JICOFO_ORIG: 'http://jicofo:8888', AGENT_PORT: '6060' });
       expect(c.compat.preset).toBeNull();

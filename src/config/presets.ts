@@ -98,7 +98,8 @@ export function wantsHelp(argv: readonly string[]): boolean {
 }
 
 export type PresetResult =
-  | { ok: true; env: Env; compat: CompatConfig }
+  /** `env`: the environment with the seed's names turned into this sidecar's; `defaults`: the seed's defaults, for settings neither the environment nor the file sets. */
+  | { ok: true; env: Env; defaults: Record<string, string>; compat: CompatConfig }
   | { ok: false; problems: string[] };
 
 export interface PresetInput {
@@ -175,6 +176,7 @@ export function applyPreset({ env, argv, dispatcherFile, ownNames }: PresetInput
   if (problems.length > 0) return { ok: false, problems };
 
   const out: Env = { ...env };
+  const defaults: Record<string, string> = {};
   const compat: CompatConfig = { ...NO_COMPAT, preset, chosenBy };
   /** `seedName` becomes `ownName`; both set is refused. */
   const rename = (seedName: string, ownName: string, value: string | undefined, fallback?: string) => {
@@ -183,7 +185,7 @@ export function applyPreset({ env, argv, dispatcherFile, ownNames }: PresetInput
       return;
     }
     if (value !== undefined) out[ownName] = value;
-    else if (fallback !== undefined && !isSet(env, ownName)) out[ownName] = fallback;
+    else if (fallback !== undefined) defaults[ownName] = fallback;
   };
   const value = (name: string) => (present(name) ? env[name]!.trim() : undefined);
 
@@ -191,6 +193,7 @@ export function applyPreset({ env, argv, dispatcherFile, ownNames }: PresetInput
     case 'signal-sidecar': {
       rename('HTTP_PORT', 'MANAGEMENT_PORT', value('HTTP_PORT'), '6000');
       rename('TCP_PORT', 'AGENT_PORT', value('TCP_PORT'), '6060');
+      defaults.STATUS_PATH = '/etc/jitsi/shard-status';
       const misspelt = value('PARTIPANT_MAX');
       const right = value('PARTICIPANT_MAX');
       if (misspelt !== undefined && right !== undefined && misspelt !== right) {
@@ -231,7 +234,7 @@ export function applyPreset({ env, argv, dispatcherFile, ownNames }: PresetInput
       break;
     }
     case 'http-dispatcher': {
-      if (!isSet(env, 'RELAY_PORT')) out.RELAY_PORT = '5000';
+      defaults.RELAY_PORT = '5000';
       compat.managementPortOff = !isSet(env, 'MANAGEMENT_PORT');
       break;
     }
@@ -240,7 +243,7 @@ export function applyPreset({ env, argv, dispatcherFile, ownNames }: PresetInput
   }
   for (const names of Object.values(OWN_NAMES)) for (const n of names) if (n !== 'PARTIPANT_MAX') delete out[n];
   if (problems.length > 0) return { ok: false, problems };
-  return { ok: true, env: out, compat };
+  return { ok: true, env: out, defaults, compat };
 }
 
 const BOOLEAN = /^(true|false|1|0|yes|no)$/i;
