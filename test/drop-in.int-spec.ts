@@ -145,6 +145,35 @@ describe('drop-in for the sidecars it replaces', () => {
     });
   });
 
+  describe('signal-sidecar with a failing census', () => {
+    it('a census that prosody does not serve on CENSUS_HOST: /signal/census 503 with the reason, census fields null, the node still healthy', async () => {
+      const jicofo = new FakeUpstream().answer('/about/health', { status: 200 }).json('/stats', { participants: 1, conferences: 1 });
+      const prosody = new FakeProsody('conference.meet.example.com');
+      await Promise.all([jicofo.listen(), prosody.listen()]);
+      try {
+        const http = await freePort();
+        running = spawnSidecar({
+          HTTP_PORT: String(http), TCP_PORT: String(await freePort()), JICOFO_ORIG: jicofo.url, PROSODY_ORIG: prosody.url,
+          STATUS_PATH: join(dir, 'no-such-status'), POLLING_INTERVAL: '1', CENSUS_POLL: 'true', CENSUS_HOST: 'wrong.example.com',
+        });
+        await running.ready;
+        const api = request(`http://127.0.0.1:${http}`);
+        const census = await eventually(async () => {
+          const r = await api.get('/signal/census');
+          return r.status === 503 && /answered 404/.test(r.body.message ?? '') ? r : undefined;
+        }, 10_000, 'the failed census reported');
+        expect(census.body).toEqual({ error: 'census_unavailable', message: 'the last census read failed: answered 404' });
+        const report = await api.get('/signal/report');
+        expect(report.body.stats).toMatchObject({ jicofoParticipants: 1, prosodyParticipants: null, prosodySumSquaredParticipants: null });
+        expect(report.body.services).toMatchObject({ jicofoHealthy: true, prosodyHealthy: true });
+        expect(running.lines.filter((l) => l.includes('census read failed'))).toHaveLength(1);
+        await stopsCleanly();
+      } finally {
+        await Promise.all([jicofo.close(), prosody.close()]);
+      }
+    });
+  });
+
   describe('spawner-sidecar', () => {
     let monitored: Server;
     let monitoredPort: number;
@@ -183,6 +212,16 @@ describe('drop-in for the sidecars it replaces', () => {
         return r.body.active_connections >= 1 ? r : undefined;
       }, 5000, 'the connection counted');
       expect(busy.body).toMatchObject({ active_connections: 1, listening: true, seconds_since_active: 0 });
+      await stopsCleanly();
+    });
+
+    it('GET / is 503 with null counts when the socket tables cannot be read, never an idle-looking 0', async () => {
+      const serve = await freePort();
+      running = spawnSidecar({ PROC_NET_PATH: join(dir, 'no-proc-net') }, { args: ['--monitor-port', String(monitoredPort), '--serve-port', String(serve)] });
+      await running.ready;
+      const res = await request(`http://127.0.0.1:${serve}`).get('/');
+      expect(res.status).toBe(503);
+      expect(res.body).toEqual({ active_connections: null, waiting_connections: null, seconds_since_active: null, listening: null });
       await stopsCleanly();
     });
 
