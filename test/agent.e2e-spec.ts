@@ -356,7 +356,7 @@ describe('agent (drain control and HAProxy agent-check)', () => {
           prosodyStatusCode: 200,
         },
         statuses: { statusFileFound: true, statusFileContents: 'ready' },
-        stats: { jicofoParticipants: 25, jicofoConferences: 3 },
+        stats: { jicofoParticipants: 25, jicofoConferences: 3, prosodyParticipants: null, prosodySumSquaredParticipants: null },
       });
       expect(Math.abs(Date.parse(healthy.body.time) - Date.now())).toBeLessThan(5000);
       // Our own shape stays on /agent/report.
@@ -381,7 +381,7 @@ describe('agent (drain control and HAProxy agent-check)', () => {
       expect(draining.body.services).toMatchObject({ jicofoHealthy: false, jicofoReachable: true, jicofoStatusCode: 503, prosodyHealthy: true });
       expect(draining.body.services.jicofoStatusContents).toBe(why.slice(0, 256).trim());
       expect(draining.body.services.jicofoStatusContents).toMatch(/^\{"status":"unhealthy","reason":"conference focus overloaded; /);
-      expect(draining.body.stats).toStrictEqual({ jicofoParticipants: 60, jicofoConferences: 7 });
+      expect(draining.body.stats).toStrictEqual({ jicofoParticipants: 60, jicofoConferences: 7, prosodyParticipants: null, prosodySumSquaredParticipants: null });
 
       prosody.answer('/http-bind', { status: 502 });
       await until(s, 'down ready 40%\n');
