@@ -111,7 +111,7 @@ export interface PresetInput {
   ownNames: readonly string[];
 }
 
-const isSet = (env: Env, name: string) => env[name] !== undefined && env[name]!.trim() !== '';
+const isSet = (env: Env, name: string) => env[name] !== undefined && env[name].trim() !== '';
 
 /** Turns the seed's names into this sidecar's; the result is validated by the usual schema. */
 export function applyPreset({ env, argv, dispatcherFile, ownNames }: PresetInput): PresetResult {
