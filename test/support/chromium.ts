@@ -53,7 +53,7 @@ export class HeadlessChromium {
     let err = '';
     const url = await new Promise<string>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`chromium did not open its DevTools port within 20 s: ${err.slice(-2000)}`)), 20_000);
-      proc.stderr!.on('data', (d: Buffer) => {
+      proc.stderr.on('data', (d: Buffer) => {
         err += d.toString();
         const m = /DevTools listening on (ws:\/\/\S+)/.exec(err);
         if (m) {
@@ -89,7 +89,7 @@ export class HeadlessChromium {
     const { sessionId } = (await this.send('Target.attachToTarget', { targetId, flatten: true })) as { sessionId: string };
     const page = new ChromiumPage(this, sessionId);
     this.on(sessionId, 'Runtime.consoleAPICalled', (p) => {
-      const args = (p.args as Array<{ value?: unknown; description?: string }>).map((a) => a.value ?? a.description).join(' ');
+      const args = (p.args as Array<{ value?: unknown; description?: string }>).map((a) => (a.value !== undefined ? JSON.stringify(a.value) : (a.description ?? ''))).join(' ');
       page.console.push({ source: 'console', level: String(p.type), text: args });
     });
     this.on(sessionId, 'Runtime.exceptionThrown', (p) => {
