@@ -438,6 +438,7 @@ describe('agent (drain control and HAProxy agent-check)', () => {
     expect(await metric(s, `sidecar_agent_checks_total{check="${name('/down')}",result="soft_down"}`)).toBeGreaterThanOrEqual(1);
     expect(await metric(s, `sidecar_agent_checks_total{check="${name('/down')}",result="ok"}`)).toBe(0);
     upstream.answer('/down', { status: 200 });
+    const drainedAt = Date.now();
     writeStatus(s.statusPath, 'drain');
     await until(s, 'up drain 0%\n');
     expect(await metric(s, 'sidecar_agent_healthy')).toBe(1);
@@ -445,7 +446,11 @@ describe('agent (drain control and HAProxy agent-check)', () => {
     expect(await metric(s, 'sidecar_agent_weight_percent')).toBe(0);
     const status = (await request(s.managementUrl).get('/status')).body;
     expect(status.features.agent).toBe(true);
-    expect(status.agent).toEqual({ healthy: true, status: 'drain', weight: '0%', agentMessage: 'up drain 0%' });
+    expect(status.agent).toEqual({
+      healthy: true, damped: false, status: 'drain', weight: '0%', agentMessage: 'up drain 0%', reasons: ['status file says drain'], since: expect.any(String),
+    });
+    // Since when it drains: the round that saw the file, not start-up.
+    expect(Date.parse(status.agent.since)).toBeGreaterThanOrEqual(drainedAt);
   });
 
   it('shuts down promptly with an agent connection held open, and stops listening', async () => {

@@ -3,7 +3,7 @@ import request from 'supertest';
 import { LoopbackChannel } from './support/loopback-channel';
 import { RecordingServer } from './support/recording-server';
 import { eventually, freePort, start } from './support/sidecar';
-import { HealthCheckService } from '../src/health-check/health-check.service';
+import { HealthCheckService, HISTORY_LENGTH } from '../src/health-check/health-check.service';
 
 type Started = Awaited<ReturnType<typeof start>>;
 
@@ -112,6 +112,32 @@ describe('end-to-end health check', () => {
     const first = statSync(s.config.sharedVolume.healthFilePath).mtimeMs;
     await eventually(() => (statSync(s.config.sharedVolume.healthFilePath).mtimeMs > first ? true : undefined), 3000, 'a newer status file');
     expect(statusOf(s).startsWith('status=success')).toBe(true);
+  });
+
+  it('lists the last checks in /status, oldest first, with since when the current result holds', async () => {
+    const s = await startWith();
+    await eventually(() => (statusOf(s).startsWith('status=success') ? true : undefined), 3000, 'first check');
+    const checker = s.app.get(HealthCheckService);
+    await checker.runOnce();
+    channel.status = 503;
+    const failed = await checker.runOnce();
+    await checker.runOnce();
+    const hc = (await request(s.managementUrl).get('/status')).body.healthCheck;
+    expect(hc.history.map((h: { status: string; reason: string }) => [h.status, h.reason])).toEqual([
+      ['success', 'success'], ['success', 'success'], ['failure', 'server_error'], ['failure', 'server_error'],
+    ]);
+    expect(hc.history[0].roundTripMs).toEqual(expect.any(Number));
+    expect(hc.history[2].roundTripMs).toBeNull();
+    expect(hc.history[2].checkedAt).toBe(failed.checkedAt.toISOString());
+    // Failing since the first failure, not the last.
+    expect(hc).toMatchObject({ status: 'failure', since: failed.checkedAt.toISOString(), intervalSeconds: 3600 });
+
+    channel.status = 200;
+    for (let i = 0; i < HISTORY_LENGTH; i++) await checker.runOnce();
+    const after = (await request(s.managementUrl).get('/status')).body.healthCheck;
+    expect(after.history).toHaveLength(HISTORY_LENGTH);
+    expect(after.history.every((h: { status: string }) => h.status === 'success')).toBe(true);
+    expect(after.since).toBe(after.history[0].checkedAt);
   });
 
   it('never runs two checks at once: ten concurrent calls share one POST', async () => {

@@ -52,6 +52,7 @@ export class AgentService implements OnApplicationShutdown {
   private readonly stopping = new AbortController();
   private logged: { healthy: boolean; status: string } | null = null;
   private lastCensus: CensusReading | null = null;
+  private loggedAt: Date | null = null;
 
   constructor(
     configService: ConfigService<SidecarConfig, true>,
@@ -106,6 +107,11 @@ export class AgentService implements OnApplicationShutdown {
     this.metrics.verdict(v);
     this.logChange(v);
     return v;
+  }
+
+  /** When the reported health and state last changed (the first round counts as one); null before it. */
+  get since(): Date | null {
+    return this.loggedAt;
   }
 
   report(now = performance.now()): AgentReport {
@@ -240,6 +246,7 @@ export class AgentService implements OnApplicationShutdown {
     if (this.state.last === null) return;
     if (this.logged && this.logged.healthy === v.healthy && this.logged.status === v.status) return;
     this.logged = { healthy: v.healthy, status: v.status };
+    this.loggedAt = new Date();
     const fields = { msg: 'agent state', healthy: v.healthy, damped: v.damped, status: v.status, weight: v.weight, reasons: v.reasons };
     if (v.healthy) this.logger.log(fields);
     else this.logger.warn(fields);

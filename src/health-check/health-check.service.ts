@@ -32,6 +32,17 @@ export const TIMEOUT_MESSAGE = 'Health check timed out waiting for event round-t
 const OUTCOMES = ['success', 'timeout', 'server_error', 'post_failed'] as const;
 type Outcome = (typeof OUTCOMES)[number];
 
+/** Completed checks kept for /status and the status page: 30 × the 30 s default is a quarter of an hour. */
+export const HISTORY_LENGTH = 30;
+
+/** One completed check as /status lists it. */
+export interface CheckRecord {
+  checkedAt: string;
+  status: 'success' | 'failure';
+  reason: Outcome;
+  roundTripMs: number | null;
+}
+
 /**
  * The end-to-end check: post an event with a fresh id to the smee channel and wait for the
  * smee client to bring it back to the relay port. Runs at start-up and then on an interval,
@@ -45,6 +56,8 @@ export class HealthCheckService implements OnApplicationShutdown {
   private running: Promise<CheckResult> | null = null;
   private lastResult: CheckResult | null = null;
   private lastStart = 0;
+  private readonly records: CheckRecord[] = [];
+  private statusSince: Date | null = null;
   private stop: () => void = () => undefined;
 
   constructor(
@@ -73,6 +86,21 @@ export class HealthCheckService implements OnApplicationShutdown {
   /** The last completed check, or null before the first one ends. */
   get last(): CheckResult | null {
     return this.lastResult;
+  }
+
+  /** The last completed checks, oldest first (at most HISTORY_LENGTH). */
+  get history(): readonly CheckRecord[] {
+    return this.records;
+  }
+
+  /** When the last check's status (success or failure) began: the first check that had it in the current run. */
+  get since(): Date | null {
+    return this.statusSince;
+  }
+
+  /** The configured interval between checks, in milliseconds. */
+  get intervalMs(): number {
+    return this.config.intervalMs;
   }
 
   /**
@@ -156,7 +184,15 @@ export class HealthCheckService implements OnApplicationShutdown {
   }
 
   private record(outcome: Outcome, result: CheckResult): void {
+    if (this.lastResult?.status !== result.status) this.statusSince = result.checkedAt;
     this.lastResult = result;
+    this.records.push({
+      checkedAt: result.checkedAt.toISOString(),
+      status: result.status,
+      reason: outcome,
+      roundTripMs: result.roundTripMs === undefined ? null : Math.round(result.roundTripMs),
+    });
+    if (this.records.length > HISTORY_LENGTH) this.records.shift();
     this.gauge.set(outcome === 'success' ? 1 : 0);
     this.checks.labels(outcome).inc();
     if (result.roundTripMs !== undefined) this.roundTrip.observe(result.roundTripMs / 1000);

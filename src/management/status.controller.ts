@@ -1,4 +1,4 @@
-import { Controller, Get, Inject, Optional } from '@nestjs/common';
+import { Controller, Get, Header, Inject, Optional } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
 import { AgentService } from '../agent/agent.service';
 import type { SidecarConfig } from '../config/sidecar-config';
@@ -8,8 +8,15 @@ import { HealthCheckService } from '../health-check/health-check.service';
 import { RemoteWriteService } from '../metrics/remote-write/remote-write.service';
 import { RelayServer } from '../relay/relay-server';
 import { Spool } from '../relay/spool/spool';
+import { countsBy, latencyBy, samplesOf } from './metric-figures';
+import { STATUS_PAGE_CSP, STATUS_PAGE_HTML } from './status-page';
 
-/** A JSON summary for operators: which features are on and what each one last saw. */
+const STARTED_AT = new Date(Date.now() - process.uptime() * 1000).toISOString();
+
+/**
+ * For operators: /status, a JSON summary of which features are on and what each one last
+ * saw; and / , a page that shows the same JSON to a person (status-page.ts).
+ */
 @Controller()
 export class StatusController {
   constructor(
@@ -22,14 +29,28 @@ export class StatusController {
     @Optional() private readonly spool?: Spool,
   ) {}
 
+  @Get()
+  @Header('content-type', 'text/html; charset=utf-8')
+  @Header('content-security-policy', STATUS_PAGE_CSP)
+  @Header('cache-control', 'no-store')
+  @Header('x-content-type-options', 'nosniff')
+  @Header('referrer-policy', 'no-referrer')
+  page(): string {
+    return STATUS_PAGE_HTML;
+  }
+
   @Get('status')
-  status() {
+  async status() {
     const relay = this.config.get('relay', { infer: true });
     const dispatch = this.config.get('dispatch', { infer: true });
     const last = this.healthCheck?.last ?? null;
     const activity = this.connections?.last ?? null;
+    const [requests, durations] = this.relay
+      ? await Promise.all([samplesOf('sidecar_relay_requests_total'), samplesOf('sidecar_relay_duration_seconds')])
+      : [[], []];
     return {
       time: new Date().toISOString(),
+      startedAt: STARTED_AT,
       features: {
         relay: relay?.downstreamUrl || dispatch ? relay!.mode : null,
         dispatch: dispatch !== null,
@@ -39,7 +60,16 @@ export class StatusController {
         connections: this.config.get('connections', { infer: true })?.ports ?? null,
         remoteWrite: this.remoteWrite !== undefined,
       },
-      relay: this.relay ? { listening: this.relay.listening, port: this.relay.port, inFlight: this.relay.requestsInFlight } : null,
+      relay: this.relay
+        ? {
+            listening: this.relay.listening,
+            port: this.relay.port,
+            inFlight: this.relay.requestsInFlight,
+            // Since start-up, as sidecar_relay_requests_total and sidecar_relay_duration_seconds count them.
+            requests: countsBy(requests, 'outcome'),
+            latency: latencyBy('sidecar_relay_duration_seconds', durations, 'status_class'),
+          }
+        : null,
       // Rule names only: destinations may carry credentials or tokens in their query.
       dispatch: dispatch ? { header: dispatch.header, rules: dispatch.rules.map((r) => r.name), hasDefault: dispatch.defaultDestination !== null } : null,
       spool: this.spool?.figures() ?? null,
@@ -49,17 +79,20 @@ export class StatusController {
             message: last?.message ?? null,
             checkedAt: last?.checkedAt.toISOString() ?? null,
             roundTripMs: last?.roundTripMs !== undefined ? Math.round(last.roundTripMs) : null,
+            since: this.healthCheck.since?.toISOString() ?? null,
+            intervalSeconds: this.healthCheck.intervalMs / 1000,
+            history: this.healthCheck.history,
           }
         : null,
       // The last scheduled or requested read; GET /connections reads afresh.
       connections: activity ? toAnswer(activity, Date.now()) : null,
       remoteWrite: this.remoteWrite?.status() ?? null,
       // The full picture is /agent/report.
-      agent: this.agent ? agentSummary(this.agent.verdict()) : null,
+      agent: this.agent ? { ...agentSummary(this.agent.verdict()), since: this.agent.since?.toISOString() ?? null } : null,
     };
   }
 }
 
-function agentSummary(v: { healthy: boolean; status: string; weight: number; agentMessage: string }) {
-  return { healthy: v.healthy, status: v.status, weight: `${v.weight}%`, agentMessage: v.agentMessage.trimEnd() };
+function agentSummary(v: { healthy: boolean; damped: boolean; status: string; weight: number; agentMessage: string; reasons: string[] }) {
+  return { healthy: v.healthy, damped: v.damped, status: v.status, weight: `${v.weight}%`, agentMessage: v.agentMessage.trimEnd(), reasons: v.reasons };
 }
