@@ -1,6 +1,8 @@
+import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { EnvSettings } from './config.schema';
+import { CoordinationConfig, toCoordinationConfig } from './redis.schema';
 import { defaultBufferedBytes } from '../relay/body-budget';
 
 /** The validated configuration, one slice per feature; a slice that is null is switched off. */
@@ -18,6 +20,8 @@ export interface SidecarConfig {
   log: LogConfig;
   debug: { enabled: boolean };
   remoteWrite: RemoteWriteConfig | null;
+  /** Replicas agree through Redis on who delivers each event (REDIS_URL); null: each delivers what it receives. */
+  coordination: CoordinationConfig | null;
 }
 
 export interface ServerConfig {
@@ -293,6 +297,7 @@ export function toSidecarConfig(s: EnvSettings, dispatch: DispatchConfig | null 
     log: { level: s.LOG_LEVEL, format: s.LOG_FORMAT },
     debug: { enabled: s.ENABLE_PPROF },
     remoteWrite: s.PROMETHEUS_REMOTE_WRITE_URL !== undefined ? toRemoteWriteConfig(s, s.PROMETHEUS_REMOTE_WRITE_URL, hostname()) : null,
+    coordination: relayOn ? toCoordinationConfig(s, `${hostname()}-${randomBytes(3).toString('hex')}`) : null,
   };
 }
 
