@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages whose programs the test suite runs as real peers:
 # shells the probe scripts must work under (dash, busybox sh), the servers and
-# load generator of later integration tests (haproxy, prometheus, nginx, wrk), and
+# load generator of later integration tests (haproxy, prometheus, nginx, wrk,
+# redis-server for coordination between replicas), and
 # the container tools that build and run the real image in scripts/image-check.sh
 # (buildah, podman, runc, mmdebstrap; curl and ip for its checks).
 # Idempotent and quick when everything is there: apt is only touched when a
@@ -16,6 +17,7 @@ declare -A PACKAGES=(
   [prometheus]=prometheus
   [nginx]=nginx
   [wrk]=wrk
+  [redis-server]=redis-server
   [buildah]=buildah
   [podman]=podman
   [runc]=runc

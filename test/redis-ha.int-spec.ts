@@ -87,7 +87,7 @@ describe('three replicas behind one smee channel, coordinated through a real red
   });
 
   /** One replica, started again on other ports should a port taken a moment ago be in use by then. */
-  async function startReplica(channel: string, lease: string, timeout: string, attempts = 3): Promise<Replica> {
+  async function startReplica(channel: string, lease: string, timeout: string, extra: Record<string, string>, attempts = 3): Promise<Replica> {
     const relayPort = await freePort();
     const managementPort = await freePort();
     const sidecar = spawnSidecar({
@@ -97,17 +97,18 @@ describe('three replicas behind one smee channel, coordinated through a real red
       REDIS_URL: redis.url,
       REDIS_LEASE: lease,
       REDIS_TIMEOUT: timeout,
+      ...extra,
     });
     const started = await Promise.race([sidecar.ready.then(() => true), sidecar.exited.then(() => false)]);
     if (started) return { sidecar, client: new SmeeClientProcess(channels.channelUrl(channel), `http://127.0.0.1:${relayPort}/webhook`), relayPort, managementPort };
     const why = `${sidecar.stderr()} ${sidecar.lines.join('\n')}`;
-    if (attempts > 1 && why.includes('EADDRINUSE')) return startReplica(channel, lease, timeout, attempts - 1);
+    if (attempts > 1 && why.includes('EADDRINUSE')) return startReplica(channel, lease, timeout, extra, attempts - 1);
     throw new Error(`sidecar exited: ${why}`);
   }
 
   /** Starts three replicas and their clients, then sends one warm-up event through all of them (a cold process's first delivery is slow). */
-  async function startReplicas(channel: string, lease: string, timeout: string): Promise<void> {
-    replicas.push(...(await Promise.all([0, 1, 2].map(() => startReplica(channel, lease, timeout)))));
+  async function startReplicas(channel: string, lease: string, timeout: string, extra: Record<string, string> = {}): Promise<void> {
+    replicas.push(...(await Promise.all([0, 1, 2].map(() => startReplica(channel, lease, timeout, extra)))));
     for (const r of replicas) {
       expect((await status(r)).coordination.state).toBe('coordinating');
       r.client.start();
@@ -297,5 +298,36 @@ describe('three replicas behind one smee channel, coordinated through a real red
       redis.signal('SIGCONT');
     }
     await waitFor('coordination back once Redis answers', async () => (await status(r)).coordination.state === 'coordinating', { timeoutMs: 10_000 });
+  });
+
+  it('spool mode: each event stored by every replica, delivered once, in order, and a refused one dead-lettered once', async () => {
+    const channel = 'haSpool';
+    await startReplicas(channel, '4s', '1s', { RELAY_MODE: 'spool', SPOOL_RETRY_INITIAL: '100ms', SPOOL_RETRY_MAX: '200ms' });
+    const events = Array.from({ length: 60 }, (_, n) => webhook(n, 'spool'));
+    const refused = events[17].id;
+    downstream.respond = (req, res) => {
+      res.statusCode = req.headers['x-github-delivery'] === refused ? 400 : 200;
+      res.end();
+    };
+    // One at a time, each stored by all three before the next is sent: replicas that receive
+    // in one order (a smee client forwards events concurrently, so order is only defined so).
+    const stored = 'sidecar_spool_receipts_total{result="stored"}';
+    for (let k = 0; k < events.length; k++) {
+      await send(channel, [events[k]], 1);
+      await waitFor(`event ${k} stored by every replica`, async () => (await increase(stored)) === 3 * (k + 1), { timeoutMs: 10_000, everyMs: 5 });
+    }
+    const seen = await allDelivered(events, replicas, 40_000);
+    await waitFor('every spool empty', async () => {
+      for (const r of replicas) if (sample(await metrics(r), 'sidecar_spool_events') !== 0) return false;
+      return true;
+    }, { timeoutMs: 20_000 });
+    expect([...seen.values()].filter((n) => n !== 1)).toEqual([]);
+    // One destination, one order: the order the replicas received them in.
+    const order = downstream.requests.map((r) => JSON.parse(r.body.toString()).number as number);
+    expect(order).toEqual([...order].sort((a, b) => a - b));
+    expect(await increase('sidecar_spool_deliveries_total{result="delivered"}')).toBe(59);
+    expect(await increase('sidecar_spool_deliveries_total{result="dead_lettered"}')).toBe(1);
+    expect(await increase('sidecar_spool_dead_letters')).toBe(1);
+    expect(await increase(outcome('uncoordinated'))).toBe(0);
   });
 });
