@@ -113,6 +113,8 @@ export class Coordinator implements OnModuleInit {
       commandTimeout: c.commandTimeoutMs,
       enableOfflineQueue: false,
       maxRetriesPerRequest: 0,
+      // Commands of concurrent requests go out in one write (and one reply read) per turn of the event loop.
+      enableAutoPipelining: true,
       connectTimeout: Math.max(1_000, c.commandTimeoutMs * 4),
       retryStrategy: (times) => Math.min(100 * times, 1_000),
       connectionName: c.replica,
