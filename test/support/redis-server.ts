@@ -1,6 +1,8 @@
 import { ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
+import { connect as connectTls } from 'node:tls';
+import { readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from './sidecar';
@@ -20,14 +22,25 @@ export class RedisServer {
   port = 0;
   output = '';
 
+  /**
+   * `tls`: the server takes TLS only (on its port), with this certificate and key; `password`:
+   * it requires AUTH with it.
+   */
+  constructor(private readonly options: { tls?: { cert: string; key: string; ca: string }; password?: string } = {}) {}
+
   get url(): string {
-    return `redis://127.0.0.1:${this.port}`;
+    return `${this.options.tls ? 'rediss' : 'redis'}://${this.options.tls ? 'localhost' : '127.0.0.1'}:${this.port}`;
   }
 
   async start(): Promise<void> {
     if (this.port === 0) this.port = await freePort();
     const bin = process.env.REDIS_SERVER_BIN ?? SERVER.find((p) => p.startsWith('/') && require('node:fs').existsSync(p)) ?? 'redis-server';
-    const child = spawn(bin, ['--port', String(this.port), '--bind', '127.0.0.1', '--dir', this.dir, '--save', '', '--appendonly', 'no', '--protected-mode', 'no'], {
+    const t = this.options.tls;
+    const listen = t
+      ? ['--port', '0', '--tls-port', String(this.port), '--tls-cert-file', t.cert, '--tls-key-file', t.key, '--tls-ca-cert-file', t.ca, '--tls-auth-clients', 'no']
+      : ['--port', String(this.port)];
+    const auth = this.options.password === undefined ? [] : ['--requirepass', this.options.password];
+    const child = spawn(bin, [...listen, ...auth, '--bind', '127.0.0.1', '--dir', this.dir, '--save', '', '--appendonly', 'no', '--protected-mode', 'no'], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     child.stdout!.setEncoding('utf8').on('data', (s: string) => (this.output = (this.output + s).slice(-4000)));
@@ -37,18 +50,19 @@ export class RedisServer {
     await waitFor('redis-server to answer PING', () => this.ping(), { timeoutMs: 10_000, everyMs: 50, describeLast: () => this.output });
   }
 
-  /** One PING over a raw socket: true when it answers PONG. */
+  /** One PING over a raw socket (TLS when the server takes TLS): true when it answers (PONG, or NOAUTH with a password). */
   ping(): Promise<boolean> {
     return new Promise((resolve) => {
-      const s = connect(this.port, '127.0.0.1');
+      const t = this.options.tls;
+      const s = t ? connectTls({ port: this.port, host: '127.0.0.1', servername: 'localhost', ca: readFileSync(t.ca) }) : connect(this.port, '127.0.0.1');
       let got = '';
       s.setTimeout(1_000, () => s.destroy());
-      s.on('connect', () => s.write('PING\r\n'));
+      s.on(t ? 'secureConnect' : 'connect', () => s.write('PING\r\n'));
       s.on('data', (d) => {
         got += d.toString();
         if (got.includes('\r\n')) {
           s.destroy();
-          resolve(got.startsWith('+PONG'));
+          resolve(got.startsWith('+PONG') || got.startsWith('-NOAUTH'));
         }
       });
       s.on('error', () => resolve(false));

@@ -78,6 +78,8 @@ export class Coordinator implements OnModuleInit {
   private up = false;
   private downSince: number = Date.now();
   private lastError: string | null = null;
+  /** Why the connection last failed (refused, TLS, authentication), kept over the vaguer errors of commands sent meanwhile. */
+  private connectionError: string | null = null;
   private uncoordinatedInOutage = 0;
   private closed = false;
   /** Keys this replica claimed and is delivering (proxy) or holds in its spool queue (spool): renewed until settled. */
@@ -123,9 +125,12 @@ export class Coordinator implements OnModuleInit {
     this.redis.defineCommand('renew', { numberOfKeys: 1, lua: RENEW });
     this.redis.defineCommand('release', { numberOfKeys: 1, lua: RELEASE });
     // Connection errors are reported once per outage by markDown, not once per retry.
-    this.redis.on('error', (e: Error) => (this.lastError = e.message));
-    this.redis.on('close', () => this.markDown('the connection to Redis closed'));
-    this.redis.on('ready', () => void this.probe());
+    this.redis.on('error', (e: Error) => (this.lastError = this.connectionError = e.message));
+    this.redis.on('close', () => this.markDown(this.connectionError ?? 'the connection to Redis closed'));
+    this.redis.on('ready', () => {
+      this.connectionError = null;
+      void this.probe();
+    });
   }
 
   /** Waits a little for the first connection, so that a normal start coordinates from its first event. */
@@ -426,7 +431,7 @@ export class Coordinator implements OnModuleInit {
       await this.redis.ping();
       this.markUp();
     } catch (e) {
-      this.lastError = (e as Error).message;
+      this.lastError = this.connectionError ?? (e as Error).message;
     }
   }
 
@@ -444,14 +449,14 @@ export class Coordinator implements OnModuleInit {
 
   /** Once per outage: logged, counted, and Redis asked again every second until it answers in time. */
   private markDown(reason: string, starting = false): void {
-    this.lastError = reason;
+    this.lastError = this.connectionError ?? reason;
     if (this.closed) return;
     if (this.up || starting) {
       if (this.up) this.hadOutage = true;
       this.up = false;
       this.downSince = Date.now();
       this.metrics.redisUp(false);
-      this.logger.warn({ msg: 'Redis is unreachable or slower than REDIS_TIMEOUT: each replica delivers what it receives (duplicates possible) until it is back', reason, timeoutMs: this.config.commandTimeoutMs });
+      this.logger.warn({ msg: 'Redis is unreachable or slower than REDIS_TIMEOUT: each replica delivers what it receives (duplicates possible) until it is back', reason: this.lastError, timeoutMs: this.config.commandTimeoutMs });
     }
     if (this.probeTimer === null) {
       this.probeTimer = setInterval(() => void this.probe(), PROBE_EVERY_MS);
