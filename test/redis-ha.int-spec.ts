@@ -180,7 +180,9 @@ describe('three replicas behind one smee channel, coordinated through a real red
 
   it('100 signed webhooks, each delivered exactly once, whichever replica delivered it', async () => {
     const channel = 'haExactlyOnce';
-    await startReplicas(channel, '10s', '2s');
+    // Each replica's health check posts to the same channel, so every replica receives
+    // every replica's health events: they must stay out of coordination.
+    await startReplicas(channel, '10s', '2s', { SMEE_CHANNEL_URL: channels.channelUrl(channel), HEALTH_CHECK_INTERVAL_SECONDS: '1', HEALTH_CHECK_TIMEOUT_SECONDS: '5' });
     const events = Array.from({ length: 100 }, (_, n) => webhook(n, 'once'));
     await send(channel, events, 4);
     const seen = await allDelivered(events, replicas, 30_000);
@@ -196,6 +198,14 @@ describe('three replicas behind one smee channel, coordinated through a real red
     expect(await increase(outcome('confirmed'))).toBe(await increase(outcome('held')));
     expect(await increase(outcome('uncoordinated'))).toBe(0);
     expect((await increase(duplicates('lease_lapsed'))) + (await increase(duplicates('redis_unavailable')))).toBe(0);
+    // Health checks: each replica completed its own, through its own client...
+    for (const r of replicas) {
+      await waitFor('a health check round trip on every replica', async () => sample(await metrics(r), 'sidecar_health_events_total{origin="own"}') > 0, { timeoutMs: 15_000 });
+      expect(sample(await metrics(r), 'health_check')).toBe(1);
+      // ...and answered the other replicas' as theirs.
+      await waitFor('another replica\'s health event', async () => sample(await metrics(r), 'sidecar_health_events_total{origin="foreign"}') > 0, { timeoutMs: 15_000 });
+    }
+    expect(downstream.requests.filter((req) => req.headers['x-health-check-id'] !== undefined)).toEqual([]);
     // What callers get: the delivering replica passes the destination's answer on; the
     // others answer 202 with JSON saying why they did not deliver.
     const again = webhook(1000, 'direct');

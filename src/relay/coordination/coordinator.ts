@@ -274,6 +274,7 @@ export class Coordinator implements OnModuleInit {
   private async sweep(): Promise<void> {
     if (this.sweeping || this.held.size === 0 || this.closed) return;
     this.sweeping = true;
+    const tookOver = { lapsed: 0, released: 0 };
     try {
       if (!this.up) {
         // Nobody can confirm anything now: after a lease's time the holders deliver what they hold.
@@ -298,37 +299,43 @@ export class Coordinator implements OnModuleInit {
             this.drop(h);
             this.metrics.count('confirmed');
           } else if (v === null || v === 'released') {
-            await this.takeOver(h);
+            const taken = await this.takeOver(h);
+            if (taken !== null) tookOver[taken]++;
           }
         }
       }
     } finally {
+      // One line per sweep, however many events a dead replica left.
+      if (tookOver.lapsed + tookOver.released > 0) {
+        this.logger.warn({ msg: 'delivering events held for other replicas: their claims lapsed (the claimer died or stalled) or were given up', lapsed: tookOver.lapsed, released: tookOver.released });
+      }
       this.sweeping = false;
     }
   }
 
-  private async takeOver(h: Held): Promise<void> {
+  /** Claims a held event whose claim is gone; null: not taken here (Redis out, or another replica was quicker). */
+  private async takeOver(h: Held): Promise<'lapsed' | 'released' | null> {
     let v: string;
     try {
       v = await this.redis.claim(h.key, this.owner, this.config.leaseMs);
     } catch (e) {
       this.markDown((e as Error).message);
-      return;
+      return null;
     }
     if (v.startsWith('!')) {
       if (v === '!done' || v === '!dead') {
         this.drop(h);
         this.metrics.count('confirmed');
       }
-      return; // another holder was quicker: it is theirs now
+      return null; // another holder was quicker: it is theirs now
     }
     this.drop(h);
     this.metrics.count('taken_over');
     // Free, not released: its claimer stopped renewing, maybe after it delivered.
     if (v === '') this.metrics.possibleDuplicate('lease_lapsed');
     this.owned.add(h.key);
-    this.logger.warn({ msg: v === '' ? 'a claim lapsed: this replica delivers the event it held' : 'a replica could not deliver an event: this replica tries it', rule: h.route.name, heldMs: Date.now() - h.since });
     void this.deliverHeld(h, 'lease_lapsed').then((delivered) => this.settle(h.key, delivered));
+    return v === '' ? 'lapsed' : 'released';
   }
 
   private deliverAllHeld(): void {
