@@ -18,7 +18,7 @@ describe('coordination over TLS with a password (real redis-server)', () => {
   const redis = new RedisServer({ tls: { cert: ca.serverCert, key: ca.serverKey, ca: ca.ca }, password: PASSWORD });
   const downstream = new RecordingServer();
   const secrets = mkdtempSync(join(tmpdir(), 'redis-secret-'));
-  let running: SidecarProcess[] = [];
+  const running: SidecarProcess[] = [];
 
   beforeAll(async () => {
     await redis.start();

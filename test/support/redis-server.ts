@@ -1,8 +1,7 @@
 import { ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
 import { connect as connectTls } from 'node:tls';
-import { readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from './sidecar';
@@ -34,7 +33,7 @@ export class RedisServer {
 
   async start(): Promise<void> {
     if (this.port === 0) this.port = await freePort();
-    const bin = process.env.REDIS_SERVER_BIN ?? SERVER.find((p) => p.startsWith('/') && require('node:fs').existsSync(p)) ?? 'redis-server';
+    const bin = process.env.REDIS_SERVER_BIN ?? SERVER.find((p) => p.startsWith('/') && existsSync(p)) ?? 'redis-server';
     const t = this.options.tls;
     const listen = t
       ? ['--port', '0', '--tls-port', String(this.port), '--tls-cert-file', t.cert, '--tls-key-file', t.key, '--tls-ca-cert-file', t.ca, '--tls-auth-clients', 'no']
@@ -43,8 +42,8 @@ export class RedisServer {
     const child = spawn(bin, [...listen, ...auth, '--bind', '127.0.0.1', '--dir', this.dir, '--save', '', '--appendonly', 'no', '--protected-mode', 'no'], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
-    child.stdout!.setEncoding('utf8').on('data', (s: string) => (this.output = (this.output + s).slice(-4000)));
-    child.stderr!.setEncoding('utf8').on('data', (s: string) => (this.output = (this.output + s).slice(-4000)));
+    child.stdout.setEncoding('utf8').on('data', (s: string) => (this.output = (this.output + s).slice(-4000)));
+    child.stderr.setEncoding('utf8').on('data', (s: string) => (this.output = (this.output + s).slice(-4000)));
     this.exited = new Promise((r) => child.once('exit', () => r()));
     this.child = child;
     await waitFor('redis-server to answer PING', () => this.ping(), { timeoutMs: 10_000, everyMs: 50, describeLast: () => this.output });
