@@ -5,6 +5,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { createHmac } from 'node:crypto';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
+import { connect } from 'node:net';
 import { cpus, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -240,13 +241,24 @@ export async function startSidecar(downstreamPort, extraEnv = {}, { compileCache
 }
 
 // --- load ---------------------------------------------------------------------------------
-export async function load(port, { path = '/github', seconds = 10, connections = CONNECTIONS } = {}) {
+/**
+ * `uniqueIds`: every request with its own X-GitHub-Delivery (a run-wide prefix and a
+ * counter), as distinct webhooks are; otherwise every request carries the same one.
+ */
+export async function load(port, { path = '/github', seconds = 10, connections = CONNECTIONS, uniqueIds = false } = {}) {
+  const prefix = `${process.pid}-${Date.now()}-${Math.floor(Math.random() * 1e9)}`;
   if (WRK) {
-    const lua = join(work, 'post.lua');
+    const lua = join(work, uniqueIds ? 'post-unique.lua' : 'post.lua');
     writeFileSync(lua, `wrk.method = "POST"
 local f = io.open("${bodyFile}", "rb"); wrk.body = f:read("*a"); f:close()
 ${Object.entries(headers).map(([k, v]) => `wrk.headers["${k}"] = "${v}"`).join('\n')}
-`);
+${uniqueIds ? `local n = 0
+request = function()
+  n = n + 1
+  wrk.headers["X-GitHub-Delivery"] = "${prefix}-" .. n
+  return wrk.format()
+end
+` : ''}`);
     const out = execFileSync(pin(0, [WRK])[0], [...pin(0, [WRK]).slice(1), '-t1', `-c${connections}`, `-d${seconds}s`, '--latency', '-s', lua, `http://127.0.0.1:${port}${path}`], { encoding: 'utf8' });
     const ms = (label) => {
       const m = new RegExp(`${label}\\s+([\\d.]+)(us|ms|s)`).exec(out);
@@ -259,7 +271,9 @@ ${Object.entries(headers).map(([k, v]) => `wrk.headers["${k}"] = "${v}"`).join('
     return { rps: num(/Requests\/sec:\s+([\d.]+)/), p50: ms('50%'), p99: ms('99%'), errors };
   }
   const { default: autocannon } = await import('autocannon');
-  const r = await autocannon({ url: `http://127.0.0.1:${port}${path}`, method: 'POST', headers, body: bodyBytes, connections, duration: seconds });
+  let n = 0;
+  const unique = uniqueIds ? { requests: [{ setupRequest: (req) => ({ ...req, headers: { ...req.headers, 'X-GitHub-Delivery': `${prefix}-${++n}` } }) }] } : {};
+  const r = await autocannon({ url: `http://127.0.0.1:${port}${path}`, method: 'POST', headers, body: bodyBytes, connections, duration: seconds, ...unique });
   return { rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, errors: r.non2xx + r.errors + r.timeouts };
 }
 
@@ -268,4 +282,23 @@ ${Object.entries(headers).map(([k, v]) => `wrk.headers["${k}"] = "${v}"`).join('
 export async function cleanUp() {
   await Promise.all(procs.map(stop));
   rmSync(work, { recursive: true, force: true });
+}
+
+/** A redis-server (Debian's) on a free port, no persistence, pinned beside the load generator. */
+export async function startRedis() {
+  const bin = ['/usr/bin/redis-server', '/usr/sbin/redis-server'].find((p) => existsSync(p)) ?? which('redis-server');
+  if (!bin) throw new Error('redis-server not installed (scripts/install-test-peers.sh)');
+  const port = await freePort();
+  const dir = mkdtempSync(join(work, 'redis-'));
+  start(pin(0, [bin, '--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'no']));
+  const deadline = performance.now() + 10_000;
+  for (;;) {
+    const up = await new Promise((resolve) => {
+      const s = connect(port, '127.0.0.1', () => { s.destroy(); resolve(true); });
+      s.on('error', () => resolve(false));
+    });
+    if (up) return { port, url: `redis://127.0.0.1:${port}` };
+    if (performance.now() > deadline) throw new Error('redis-server did not start');
+    await new Promise((r) => setTimeout(r, 50));
+  }
 }

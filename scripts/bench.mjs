@@ -8,17 +8,20 @@
 // peak RSS and its cold start to /readyz. Uses nginx and wrk when installed (Debian), a Node downstream and autocannon
 // otherwise; pins the processes under test to one CPU when taskset exists.
 //
-//   npm run bench -- [--duration 5] [--rounds 3] [--connections 50] [--rows a,b,c,d,e,f]
+//   npm run bench -- [--duration 5] [--rounds 3] [--connections 50] [--rows a,b,c,d,e,f,g,h]
+//
+// (g) and (h) send every request with its own delivery id; (h) coordinates through a
+// redis-server the bench starts (Debian's), (g) is the same without it.
 import { writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
-import { arg, bodyBytes, cleanUp, CONNECTIONS, cpuSeconds, freePort, imageNodeOptions, kib, load, NGINX, pin, root, start, startDownstream, startNginxProxy, startSidecar, stop, TASKSET, TEST_CORE, twoCores, waitHttp, work, WRK } from './bench-kit.mjs';
+import { arg, bodyBytes, startRedis, cleanUp, CONNECTIONS, cpuSeconds, freePort, imageNodeOptions, kib, load, NGINX, pin, root, start, startDownstream, startNginxProxy, startSidecar, stop, TASKSET, TEST_CORE, twoCores, waitHttp, work, WRK } from './bench-kit.mjs';
 
 const DURATION = Number(arg('duration', '5'));
 const ROUNDS = Number(arg('rounds', '3'));
-const ROWS = arg('rows', 'a,b,c,d,e,f').split(',');
-const run = (port) => load(port, { seconds: DURATION });
+const ROWS = arg('rows', 'a,b,c,d,e,f,g,h').split(',');
+const run = (port, uniqueIds = false) => load(port, { seconds: DURATION, uniqueIds });
 let cacheColdMs = NaN;
 let cacheIdleMiB = NaN;
 
@@ -55,6 +58,11 @@ function setups(downstreamPort) {
       return sidecar({ SIDECAR_CONFIG: file });
     }],
     ['e', '(e) pod-sidecar relay, spool mode', () => sidecar({ RELAY_MODE: 'spool', SPOOL_DEDUP_HEADER: 'none', SPOOL_MAX_BYTES: String(8 * 1024 ** 3) })],
+    ['g', '(g) pod-sidecar relay, proxy mode, a delivery id per request', async () => ({ ...(await sidecar({})), uniqueIds: true })],
+    ['h', '(h) as (g), coordinated through Redis', async () => {
+      const redis = await startRedis();
+      return { ...(await sidecar({ REDIS_URL: redis.url })), uniqueIds: true };
+    }],
     ['f', '(f) reference: node:http + undici, bare', async () => {
       const port = await freePort();
       const p = start(pin(TEST_CORE, [process.execPath, join(root, 'scripts', 'bench-reference-relay.cjs'), String(port), String(downstreamPort)]), { env: { PATH: process.env.PATH, NODE_OPTIONS: imageNodeOptions() } });
@@ -80,7 +88,7 @@ try {
     process.stderr.write(`bench: starting ${label}…\n`);
     try {
       const s = await startIt();
-      await run(s.port); // warm-up: JIT and pools, not measured
+      await run(s.port, s.uniqueIds); // warm-up: JIT and pools, not measured
       live.push({ key, label, ...s, runs: [] });
     } catch (e) {
       results.push({ key, label, note: e.message.split('\n')[0] });
@@ -90,7 +98,7 @@ try {
     for (const s of live) {
       process.stderr.write(`bench: round ${round}/${ROUNDS}, ${s.label}…\n`);
       const cpuBefore = s.proc ? cpuSeconds(s.proc.pid) : NaN;
-      const r = await run(s.port);
+      const r = await run(s.port, s.uniqueIds);
       const cpu = s.proc ? cpuSeconds(s.proc.pid) - cpuBefore : NaN;
       s.runs.push({ ...r, cpuUsPerReq: (cpu * 1e6) / (r.rps * DURATION) });
     }
@@ -146,6 +154,11 @@ console.log(`\npod-sidecar bench — ${new Date().toISOString().slice(0, 10)}, $
 console.log(line(cells[0]));
 console.log(`|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`);
 for (const c of cells.slice(1)) console.log(line(c));
+const g = results.find((r) => r.key === 'g' && r.rps);
+const h = results.find((r) => r.key === 'h' && r.rps);
+if (g && h) {
+  console.log(`\nCoordination through Redis, (h) against (g) in this run: ${(h.rps / g.rps).toFixed(2)}× the requests/s, p50 ${(h.p50 / g.p50).toFixed(2)}×, p99 ${(h.p99 / g.p99).toFixed(2)}× (+${(h.p99 - g.p99).toFixed(2)} ms), CPU per request ${(h.cpuUsPerReq / g.cpuUsPerReq).toFixed(2)}×.`);
+}
 if (Number.isFinite(cacheColdMs)) {
   console.log(`\nWith the image's opt-in compile cache (NODE_COMPILE_CACHE=/app/.compile-cache), (c) took ${cacheColdMs.toFixed(0)} ms to start and idled at ${cacheIdleMiB.toFixed(1)} MiB.`);
 }

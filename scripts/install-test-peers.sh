@@ -2,8 +2,9 @@
 # Installs the Debian packages whose programs the test suite runs as real peers:
 # shells the probe scripts must work under (dash, busybox sh), the servers and
 # load generator of later integration tests (haproxy, prometheus, nginx, wrk; prometheus
-# also brings promtool, which checks the alert rules and the dashboard's queries), the
-# headless browser the status page is loaded in (chromium), and
+# also brings promtool, which checks the alert rules and the dashboard's queries;
+# redis-server for coordination between replicas), the headless browser the status page
+# is loaded in (chromium), and
 # the container tools that build and run the real image in scripts/image-check.sh
 # (buildah, podman, runc, mmdebstrap; curl and ip for its checks).
 # Idempotent and quick when everything is there: apt is only touched when a
@@ -20,6 +21,7 @@ declare -A PACKAGES=(
   [wrk]=wrk
   [chromium]=chromium
   [promtool]=prometheus
+  [redis-server]=redis-server
   [buildah]=buildah
   [podman]=podman
   [runc]=runc

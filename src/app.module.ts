@@ -11,6 +11,7 @@ import { ManagementModule } from './management/management.module';
 import { MetricsModule } from './metrics/metrics.module';
 import { RemoteWriteModule } from './metrics/remote-write/remote-write.module';
 import { DispatchModule } from './relay/dispatch/dispatch.module';
+import { CoordinationModule } from './relay/coordination/coordination.module';
 import { RelayModule } from './relay/relay.module';
 import { SpoolModule } from './relay/spool/spool.module';
 
@@ -30,6 +31,7 @@ export class AppModule {
         ...(config.agent ? [AgentModule] : []),
         ...(config.connections ? [ConnectionsModule] : []),
         ...(config.spool ? [SpoolModule] : []),
+        ...(config.coordination ? [CoordinationModule] : []),
         ManagementModule,
         ...(config.debug.enabled ? [DebugModule] : []),
         ...(config.remoteWrite ? [RemoteWriteModule] : []),

@@ -23,7 +23,7 @@ const KUBECTL = process.env.KUBECTL ?? 'kubectl';
 const SIDECAR_IMAGE = 'ghcr.io/example/pod-sidecar';
 const RUN_AS = 65532;
 /** The kustomizations this suite must find; more are checked as they appear. */
-const EXPECTED = ['base', 'examples/connections', 'examples/haproxy-agent', 'examples/native-sidecar', 'examples/smee-client-pod', 'examples/smee-server-monitor', 'examples/spool'];
+const EXPECTED = ['base', 'examples/connections', 'examples/haproxy-agent', 'examples/native-sidecar', 'examples/smee-client-pod', 'examples/smee-server-monitor', 'examples/spool', 'examples/redis-ha'];
 
 /** Which argument of a probe script is its max age, and its default: read off the script (`MAX_AGE=${1:-60}`). */
 function maxAgeParameter(script: string): { index: number; defaultSeconds: number } {
@@ -528,8 +528,10 @@ const STAND_IN_TOKEN = 'stand-in-token-of-the-manifest-test';
 /** The sidecar's configuration from a container's environment, as it would load it in the pod. */
 function loadPodConfig(env: Record<string, string>): ReturnType<typeof loadConfig> {
   const tokenFile = env.MANAGEMENT_TOKEN_FILE?.trim();
+  const redisPasswordFile = env.REDIS_PASSWORD_FILE?.trim();
   return loadConfig(env, (p) => {
     if (p === tokenFile) return STAND_IN_TOKEN;
+    if (p === redisPasswordFile) return 'stand-in-redis-password';
     throw new Error(`${p} is a file in the pod, which this test cannot read`);
   });
 }

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { redisSettings } from './redis.schema';
 
 /**
  * The settings, as environment variables (or the same names as top-level keys of the
@@ -235,6 +236,8 @@ export const envSchema = z.object({
   REMOTE_WRITE_INSECURE_SKIP_VERIFY: bool.prefault('false'),
   SCRAPE_TARGETS: urlList.optional(),
   SCRAPE_TIMEOUT: duration.prefault('10s'),
+  // coordination between replicas (src/config/redis.schema.ts)
+  ...redisSettings,
   // logs
   LOG_LEVEL: text.toLowerCase().pipe(z.enum(['debug', 'info', 'warn', 'error'], 'expected debug, info, warn or error')).prefault('info'),
   LOG_FORMAT: text.toLowerCase().pipe(z.enum(['json', 'pretty'], 'expected json or pretty')).prefault('json'),

@@ -4,6 +4,7 @@ import { envSchema, SECRET_SETTINGS, SETTING_NAMES } from './config.schema';
 import { DispatchFormat, readDispatch } from './dispatch.schema';
 import { tokenProblem } from '../management/admin-access';
 import { redactSecrets } from './redact';
+import { redisProblems } from './redis.schema';
 import { remoteWriteProblems } from './remote-write-settings';
 import { applyPreset, CompatConfig } from './presets';
 import { FEATURE_SWITCHES, SidecarConfig, toSidecarConfig } from './sidecar-config';
@@ -80,6 +81,7 @@ export function loadConfig(env: Env = process.env, readFile: (p: string) => stri
   }
   problems.push(...remoteWriteProblems(raw, readFile));
   problems.push(...managementTokenProblems(raw, readFile));
+  problems.push(...redisProblems(raw, readFile));
   let agent = null;
   if (parsed.success) {
     const built = buildAgentConfig(parsed.data, agentSection, compat?.jitsi ?? false);

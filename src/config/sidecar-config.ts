@@ -1,6 +1,8 @@
+import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { EnvSettings } from './config.schema';
+import { CoordinationConfig, toCoordinationConfig } from './redis.schema';
 import { defaultBufferedBytes } from '../relay/body-budget';
 import { type CompatConfig, NO_COMPAT } from './presets';
 
@@ -21,6 +23,8 @@ export interface SidecarConfig {
   remoteWrite: RemoteWriteConfig | null;
   /** What the drop-in preset in force adds (src/config/presets.ts). */
   compat: CompatConfig;
+  /** Replicas agree through Redis on who delivers each event (REDIS_URL); null: each delivers what it receives. */
+  coordination: CoordinationConfig | null;
 }
 
 export interface ServerConfig {
@@ -308,6 +312,7 @@ export function toSidecarConfig(s: EnvSettings, dispatch: DispatchConfig | null 
     debug: { enabled: s.ENABLE_PPROF },
     remoteWrite: s.PROMETHEUS_REMOTE_WRITE_URL !== undefined ? toRemoteWriteConfig(s, s.PROMETHEUS_REMOTE_WRITE_URL, hostname()) : null,
     compat,
+    coordination: relayOn ? toCoordinationConfig(s, `${hostname()}-${randomBytes(3).toString('hex')}`) : null,
   };
 }
 

@@ -6,6 +6,7 @@ import { toAnswer } from '../connections/activity';
 import { ConnectionsService } from '../connections/connections.service';
 import { HealthCheckService } from '../health-check/health-check.service';
 import { RemoteWriteService } from '../metrics/remote-write/remote-write.service';
+import { Coordinator } from '../relay/coordination/coordinator';
 import { RelayServer } from '../relay/relay-server';
 import { Spool } from '../relay/spool/spool';
 import { countsBy, latencyBy, samplesOf } from './metric-figures';
@@ -27,6 +28,7 @@ export class StatusController {
     @Optional() private readonly connections?: ConnectionsService,
     @Optional() private readonly remoteWrite?: RemoteWriteService,
     @Optional() private readonly spool?: Spool,
+    @Optional() private readonly coordinator?: Coordinator,
   ) {}
 
   @Get()
@@ -73,6 +75,7 @@ export class StatusController {
       // Rule names only: destinations may carry credentials or tokens in their query.
       dispatch: dispatch ? { header: dispatch.header, rules: dispatch.rules.map((r) => r.name), hasDefault: dispatch.defaultDestination !== null } : null,
       spool: this.spool?.figures() ?? null,
+      coordination: this.coordinator?.status() ?? null,
       healthCheck: this.healthCheck
         ? {
             status: last?.status ?? 'pending',

@@ -38,6 +38,8 @@ export class RelayCall implements Dispatcher.DispatchHandler {
   private status = 0;
   private startedAt = 0;
   private waitingForDrain = false;
+  /** Told once whether the destination answered (coordination between replicas marks the event done or releases it). */
+  onSettled: ((delivered: boolean) => void) | null = null;
 
   constructor(
     private readonly relay: RelayServer,
@@ -167,6 +169,7 @@ export class RelayCall implements Dispatcher.DispatchHandler {
   }
 
   onResponseStart(controller: Dispatcher.DispatchController, status: number, headers: ResponseHeaders, statusMessage?: string): void {
+    if (status >= 200) this.settle(true);
     if (status < 200 || this.over) return;
     const te = headers['transfer-encoding'];
     const coding = te === undefined ? null : otherCoding(typeof te === 'string' ? te : te.join(','));
@@ -206,6 +209,7 @@ export class RelayCall implements Dispatcher.DispatchHandler {
   }
 
   onResponseError(_controller: Dispatcher.DispatchController | null, err: Error): void {
+    this.settle(false);
     if (this.exchangeOver) return;
     this.exchangeOver = true;
     this.releaseBody();
@@ -256,9 +260,17 @@ export class RelayCall implements Dispatcher.DispatchHandler {
       this.exchangeOver = true;
       this.relay.metrics.count('client_closed');
       this.controller?.abort(new Error('the caller closed the connection'));
+      this.settle(false);
     }
     this.releaseBody();
     this.relay.over(this.line);
+  }
+
+  private settle(delivered: boolean): void {
+    const f = this.onSettled;
+    if (f === null) return;
+    this.onSettled = null;
+    f(delivered);
   }
 
   private releaseBody(): void {

@@ -7,6 +7,7 @@ import type { RelayConfig, ServerConfig, SidecarConfig } from '../config/sidecar
 import { RoundTrips } from '../health-check/round-trips';
 import { redactHeaders } from '../logging/json-logger';
 import { BodyBudget } from './body-budget';
+import { Coordinator } from './coordination/coordinator';
 import { DestinationPools, describeFailure } from './destination-pools';
 import { DispatchRouter } from './dispatch/dispatch-router';
 import { Route, singleRoute } from './dispatch/dispatch-table';
@@ -76,6 +77,7 @@ export class RelayServer implements OnApplicationShutdown {
     readonly metrics: RelayMetrics,
     @Optional() router?: DispatchRouter,
     @Optional() spool?: Spool,
+    @Optional() private readonly coordinator?: Coordinator,
   ) {
     this.config = configService.get('relay', { infer: true })!;
     this.server = configService.get('server', { infer: true });
@@ -169,6 +171,7 @@ export class RelayServer implements OnApplicationShutdown {
     // close only once every request in flight has been answered, so all accepted is on disk.
     await Promise.all([this.drain(this.server.shutdownTimeoutMs), this.spool?.stopDelivery(this.server.shutdownTimeoutMs)]);
     await this.spool?.close();
+    await this.coordinator?.close();
     await this.pools.destroy();
   }
 
@@ -227,6 +230,8 @@ export class RelayServer implements OnApplicationShutdown {
     if (route.destination === null) return this.noDestination(call);
     if (this.spool === null) {
       if (this.traceRequests) this.trace(call.req, route, 'relaying');
+      // With REDIS_URL, replicas that received the same event agree on which one delivers it.
+      if (this.coordinator !== undefined) return this.coordinator.relay(call, route, body);
       return call.forward(route, body);
     }
     if (this.traceRequests) this.trace(call.req, route, 'spooling');

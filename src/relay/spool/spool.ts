@@ -8,6 +8,7 @@ import { writeFileAtomic } from '../../status-file/atomic-write';
 import { DispatchRouter } from '../dispatch/dispatch-router';
 import { DispatchTable, Route, singleRoute } from '../dispatch/dispatch-table';
 import { endToEndHeaders, headerNameIs } from '../forwarding';
+import { Coordinator } from '../coordination/coordinator';
 import { RelayMetrics } from '../relay-metrics';
 import { DeadLetter, DeadLetterFolder } from './dead-letter-folder';
 import { AttemptResult, DeliveryClient } from './delivery-client';
@@ -96,6 +97,7 @@ export class Spool implements OnModuleInit, OnApplicationBootstrap {
     private readonly metrics: SpoolMetrics,
     @Optional() private readonly relayMetrics?: RelayMetrics,
     @Optional() router?: DispatchRouter,
+    @Optional() private readonly coordinator?: Coordinator,
   ) {
     this.config = configService.get('spool', { infer: true })!;
     const relay = configService.get('relay', { infer: true })!;
@@ -360,6 +362,9 @@ export class Spool implements OnModuleInit, OnApplicationBootstrap {
     let result: AttemptResult;
     try {
       record = await this.log.read(e);
+      // With REDIS_URL: one replica delivers it; the others keep it queued until that one is done.
+      const gate = this.coordinator === undefined ? 'deliver' : await this.coordinator.gate(e.id, record.meta, record.body);
+      if (gate !== 'deliver') return this.gated(q, e, gate, abort);
       result = await this.client.send(e.route, record.meta, record.body, abort.signal);
     } catch (err) {
       result = { answered: false, error: (err as Error).message, timedOut: false, aborted: false };
@@ -373,7 +378,7 @@ export class Spool implements OnModuleInit, OnApplicationBootstrap {
         this.finish(q, e);
       } else if (!(!result.answered && result.aborted)) {
         await this.settle(q, e, record, result);
-      }
+      } else this.coordinator?.spoolSettled(e.id, 'stopped');
     } finally {
       e.inFlight = false;
       q.inFlight--;
@@ -398,6 +403,7 @@ export class Spool implements OnModuleInit, OnApplicationBootstrap {
     }
     const verdict = result.answered ? verdictFor(result.status) : 'retry';
     if (verdict === 'delivered') {
+      this.coordinator?.spoolSettled(e.id, 'delivered');
       this.log.finish(e);
       this.finish(q, e);
       this.metrics.delivered((now - e.queuedAt) / 1000);
@@ -432,6 +438,7 @@ export class Spool implements OnModuleInit, OnApplicationBootstrap {
       this.logger.error({ msg: 'moving an event to the dead letters failed', id: e.id, reason: (err as Error).message });
       return;
     }
+    this.coordinator?.spoolSettled(e.id, 'dead');
     this.log.finish(e);
     this.finish(q, e);
     this.metrics.delivery('dead_lettered');
@@ -444,6 +451,19 @@ export class Spool implements OnModuleInit, OnApplicationBootstrap {
       status: e.lastStatus,
       error: e.lastError,
     });
+  }
+
+  /** Another replica holds the claim (asked again shortly, nothing counted as an attempt), or delivered it already. */
+  private gated(q: DestinationQueue, e: SpooledEvent, gate: 'wait' | 'finished', abort: AbortController): void {
+    if (gate === 'finished') {
+      this.log.finish(e);
+      this.finish(q, e);
+    } else e.nextAttemptAt = Date.now() + this.coordinator!.waitMs;
+    e.inFlight = false;
+    q.inFlight--;
+    this.attempts.delete(abort);
+    if (this.attempts.size === 0) this.wakeIdleWaiters();
+    this.pump(q);
   }
 
   private finish(q: DestinationQueue, e: SpooledEvent): void {
