@@ -12,6 +12,7 @@ import { RemoteWriteModule } from './metrics/remote-write/remote-write.module';
 import { DispatchModule } from './relay/dispatch/dispatch.module';
 import { RelayModule } from './relay/relay.module';
 import { SpoolModule } from './relay/spool/spool.module';
+import { WebhookAuthModule } from './relay/webhook-auth/webhook-auth.module';
 
 /** The whole sidecar; each feature module is imported only when its config slice is set. */
 @Module({})
@@ -26,6 +27,7 @@ export class AppModule {
         HealthCheckModule.register(config.healthCheck !== null),
         ...(config.relay ? [RelayModule] : []),
         ...(config.dispatch ? [DispatchModule] : []),
+        ...(config.webhookAuth ? [WebhookAuthModule] : []),
         ...(config.agent ? [AgentModule] : []),
         ...(config.connections ? [ConnectionsModule] : []),
         ...(config.spool ? [SpoolModule] : []),

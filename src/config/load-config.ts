@@ -6,6 +6,7 @@ import { tokenProblem } from '../management/admin-access';
 import { redactSecrets } from './redact';
 import { remoteWriteProblems } from './remote-write-settings';
 import { FEATURE_SWITCHES, SidecarConfig, toSidecarConfig } from './sidecar-config';
+import { webhookAuthProblems } from './webhook-auth.schema';
 
 /** Exit status for a configuration error (EX_CONFIG from sysexits.h). */
 export const EXIT_CONFIG = 78;
@@ -57,6 +58,7 @@ export function loadConfig(env: Env = process.env, readFile: (p: string) => stri
   }
   problems.push(...remoteWriteProblems(raw, readFile));
   problems.push(...managementTokenProblems(raw, readFile));
+  problems.push(...webhookAuthProblems(raw, dispatch, readFile, file));
   let agent = null;
   if (parsed.success) {
     const built = buildAgentConfig(parsed.data, agentSection);

@@ -2,6 +2,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { EnvSettings } from './config.schema';
 import { defaultBufferedBytes } from '../relay/body-budget';
+import { type SecretSourceConfig, toWebhookAuthConfig, type WebhookAuthConfig } from './webhook-auth.schema';
 
 /** The validated configuration, one slice per feature; a slice that is null is switched off. */
 export interface SidecarConfig {
@@ -18,6 +19,8 @@ export interface SidecarConfig {
   log: LogConfig;
   debug: { enabled: boolean };
   remoteWrite: RemoteWriteConfig | null;
+  /** Webhook authenticity on the relay port; null: events are relayed unverified. */
+  webhookAuth: WebhookAuthConfig | null;
 }
 
 export interface ServerConfig {
@@ -85,6 +88,8 @@ export interface DispatchRuleConfig {
   keepHost: boolean;
   /** Applied in order, after hop-by-hop headers are dropped. */
   patches: HeaderPatch[];
+  /** This rule's events are verified with these secrets instead of WEBHOOK_SECRET(_FILE). */
+  secret?: SecretSourceConfig;
 }
 
 /** Set replaces every occurrence of the header (any case) with one; remove drops them all. */
@@ -293,6 +298,7 @@ export function toSidecarConfig(s: EnvSettings, dispatch: DispatchConfig | null 
     log: { level: s.LOG_LEVEL, format: s.LOG_FORMAT },
     debug: { enabled: s.ENABLE_PPROF },
     remoteWrite: s.PROMETHEUS_REMOTE_WRITE_URL !== undefined ? toRemoteWriteConfig(s, s.PROMETHEUS_REMOTE_WRITE_URL, hostname()) : null,
+    webhookAuth: relayOn || healthOn ? toWebhookAuthConfig(s, dispatch) : null,
   };
 }
 
