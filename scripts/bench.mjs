@@ -8,16 +8,19 @@
 // peak RSS and its cold start to /readyz. Uses nginx and wrk when installed (Debian), a Node downstream and autocannon
 // otherwise; pins the processes under test to one CPU when taskset exists.
 //
-//   npm run bench -- [--duration 5] [--rounds 3] [--connections 50] [--rows a,b,c,d,e,f]
+//   npm run bench -- [--duration 5] [--rounds 3] [--connections 50] [--rows a,b,c,d,e,f,g]
+//
+// (g) is (c) with webhook verification on (WEBHOOK_SECRET: one HMAC-SHA256 of the 8 KB body
+// per request); the line under the table compares the two from the same rounds.
 import { writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
-import { arg, bodyBytes, cleanUp, CONNECTIONS, cpuSeconds, freePort, imageNodeOptions, kib, load, NGINX, pin, root, start, startDownstream, startNginxProxy, startSidecar, stop, TASKSET, TEST_CORE, twoCores, waitHttp, work, WRK } from './bench-kit.mjs';
+import { arg, BENCH_SECRET, bodyBytes, cleanUp, CONNECTIONS, cpuSeconds, freePort, imageNodeOptions, kib, load, NGINX, pin, root, start, startDownstream, startNginxProxy, startSidecar, stop, TASKSET, TEST_CORE, twoCores, waitHttp, work, WRK } from './bench-kit.mjs';
 
 const DURATION = Number(arg('duration', '5'));
 const ROUNDS = Number(arg('rounds', '3'));
-const ROWS = arg('rows', 'a,b,c,d,e,f').split(',');
+const ROWS = arg('rows', 'a,b,c,d,e,f,g').split(',');
 const run = (port) => load(port, { seconds: DURATION });
 let cacheColdMs = NaN;
 let cacheIdleMiB = NaN;
@@ -61,6 +64,7 @@ function setups(downstreamPort) {
       await waitHttp(`http://127.0.0.1:${port}/`);
       return { port, proc: p };
     }],
+    ['g', '(g) pod-sidecar relay, proxy mode, webhook verification on', () => sidecar({ WEBHOOK_SECRET: BENCH_SECRET })],
   ].filter(([key]) => ROWS.includes(key));
 }
 
@@ -146,6 +150,12 @@ console.log(`\npod-sidecar bench — ${new Date().toISOString().slice(0, 10)}, $
 console.log(line(cells[0]));
 console.log(`|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`);
 for (const c of cells.slice(1)) console.log(line(c));
+const c = results.find((r) => r.key === 'c' && r.rps);
+const g = results.find((r) => r.key === 'g' && r.rps);
+if (c && g) {
+  console.log(`\nWebhook verification, (g) on against (c) off in the same rounds: ${(g.rps / c.rps).toFixed(2)}× the requests/s, ` +
+    `p99 ${(g.p99 / c.p99).toFixed(2)}×, CPU ${f(g.cpuUsPerReq)} against ${f(c.cpuUsPerReq)} µs/req (${f(g.cpuUsPerReq - c.cpuUsPerReq)} µs more), ${g.errors} errors.`);
+}
 if (Number.isFinite(cacheColdMs)) {
   console.log(`\nWith the image's opt-in compile cache (NODE_COMPILE_CACHE=/app/.compile-cache), (c) took ${cacheColdMs.toFixed(0)} ms to start and idled at ${cacheIdleMiB.toFixed(1)} MiB.`);
 }

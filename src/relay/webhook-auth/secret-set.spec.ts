@@ -1,20 +1,23 @@
 import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { KeyObject } from 'node:crypto';
 import { SecretSet, SecretSource } from './secret-set';
+
+const text = (k: KeyObject) => k.export().toString('utf8');
 
 describe('SecretSet', () => {
   it('keeps every line (trimmed, blank lines skipped) as an HMAC key, and the first as the signing key', () => {
     const set = SecretSet.fromText('new-secret\r\n\n  old-secret  \n')!;
-    expect(set.hmacKeys.map(String)).toEqual(['new-secret', 'old-secret']);
-    expect(String(set.signingKey)).toBe('new-secret');
+    expect(set.hmacKeys.map(text)).toEqual(['new-secret', 'old-secret']);
+    expect(text(set.signingKey)).toBe('new-secret');
     expect(set.tokenDigests).toHaveLength(2);
   });
 
   it('decodes whsec_ lines for Standard Webhooks only', () => {
     const key = Buffer.from('0123456789abcdef');
     const set = SecretSet.fromText(`plain\nwhsec_${key.toString('base64')}\n`)!;
-    expect(set.standardKeys).toEqual([key]);
+    expect(set.standardKeys.map((k) => k.export())).toEqual([key]);
     expect(set.hmacKeys).toHaveLength(2);
   });
 
@@ -35,25 +38,25 @@ describe('SecretSource (a secrets file)', () => {
     let changes = 0;
     const source = new SecretSource({ file }, 'first-secret\n', (p) => problems.push(p), () => changes++);
     await source.refresh();
-    expect(String(source.current.signingKey)).toBe('first-secret');
+    expect(text(source.current.signingKey)).toBe('first-secret');
 
     writeFileSync(join(dir, 'next'), 'second-secret\nfirst-secret\n');
     renameSync(join(dir, 'next'), file);
     await source.refresh();
-    expect(source.current.hmacKeys.map(String)).toEqual(['second-secret', 'first-secret']);
+    expect(source.current.hmacKeys.map(text)).toEqual(['second-secret', 'first-secret']);
     expect(changes).toBe(1);
 
     writeFileSync(join(dir, 'next'), '\n');
     renameSync(join(dir, 'next'), file);
     await source.refresh();
     await source.refresh();
-    expect(source.current.hmacKeys.map(String)).toEqual(['second-secret', 'first-secret']);
+    expect(source.current.hmacKeys.map(text)).toEqual(['second-secret', 'first-secret']);
     expect(problems).toEqual(['no secret in it (one secret per line)']);
 
     rmSync(file);
     await source.refresh();
     expect(problems[1]).toMatch(/cannot read it \(ENOENT\)/);
-    expect(source.current.hmacKeys.map(String)).toEqual(['second-secret', 'first-secret']);
+    expect(source.current.hmacKeys.map(text)).toEqual(['second-secret', 'first-secret']);
     expect(problems.join(' ')).not.toContain('secret-');
   });
 
@@ -65,8 +68,8 @@ describe('SecretSource (a secrets file)', () => {
       writeFileSync(join(dir, 'next'), 'watched-b\n');
       renameSync(join(dir, 'next'), file);
       const deadline = Date.now() + 10_000;
-      while (String(source.current.signingKey) !== 'watched-b' && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-      expect(String(source.current.signingKey)).toBe('watched-b');
+      while (text(source.current.signingKey) !== 'watched-b' && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      expect(text(source.current.signingKey)).toBe('watched-b');
     } finally {
       source.stop();
     }

@@ -1,4 +1,4 @@
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { createHmac, type KeyObject, timingSafeEqual } from 'node:crypto';
 import { headerNameIs } from '../forwarding';
 import { type SecretSet, sha256 } from './secret-set';
 
@@ -155,7 +155,7 @@ function one(values: string[], sender: Sender, header: string): string | Rejecte
 }
 
 /** Whether a hex HMAC-SHA256 of `parts` under any of the keys equals `hex` (already checked to be 64 hex digits). */
-function hmacMatches(keys: readonly Buffer[], parts: readonly Buffer[], given: Buffer): boolean {
+function hmacMatches(keys: readonly KeyObject[], parts: readonly Buffer[], given: Buffer): boolean {
   let match = false;
   for (const key of keys) {
     const h = createHmac('sha256', key);

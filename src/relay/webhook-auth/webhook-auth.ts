@@ -8,7 +8,7 @@ import type { SidecarConfig } from '../../config/sidecar-config';
 import type { SecretSourceConfig, WebhookAuthConfig } from '../../config/webhook-auth.schema';
 import type { Route } from '../dispatch/dispatch-table';
 import { SecretSource } from './secret-set';
-import { Rejected, verifyWebhook } from './verify-webhook';
+import { REJECT_REASONS, Rejected, SENDERS, verifyWebhook } from './verify-webhook';
 
 /** A refused event: the verdict and the dispatch rule (or `health-check`) it was checked for. */
 export type Refusal = Rejected & { rule: string };
@@ -54,6 +54,12 @@ export class WebhookAuth implements OnModuleInit, OnApplicationShutdown {
     this.global = this.config.secret && this.source(this.config.secret, this.config.secret && 'file' in this.config.secret ? 'WEBHOOK_SECRET_FILE' : 'WEBHOOK_SECRET');
     const rules = configService.get('dispatch', { infer: true })?.rules ?? [];
     this.byRoute = [this.global, ...rules.map((r) => (r.secret ? this.source(r.secret, `the secret of dispatch rule ${r.name}`) : this.global))];
+    // Every series exists from start-up at 0 (the label values are bounded: 5 reasons, 7 senders).
+    for (const sender of SENDERS) {
+      this.verifiedBySender.set(sender, verifiedTotal.labels(sender));
+      verifiedTotal.labels(sender).inc(0);
+      for (const reason of REJECT_REASONS) rejectedTotal.labels(reason, sender).inc(0);
+    }
   }
 
   private source(config: SecretSourceConfig, what: string): SecretSource {
@@ -104,9 +110,7 @@ export class WebhookAuth implements OnModuleInit, OnApplicationShutdown {
   private verdict(source: SecretSource, rawHeaders: readonly string[], body: Buffer | null, rule: string): Refusal | null {
     const v = verifyWebhook(rawHeaders, body, source.current, Date.now(), this.config.toleranceMs);
     if (v.ok) {
-      let c = this.verifiedBySender.get(v.sender);
-      if (c === undefined) this.verifiedBySender.set(v.sender, (c = this.verifiedTotal.labels(v.sender)));
-      c.inc();
+      this.verifiedBySender.get(v.sender)!.inc();
       return null;
     }
     this.rejectedTotal.labels(v.reason, v.sender).inc();
