@@ -226,6 +226,14 @@ describe('webhook authenticity with a secret per dispatch rule', () => {
     await downstream.close();
   });
 
+  it('shows in /status where the secrets come from and which rules have their own, never a secret', async () => {
+    const res = await request(sidecar.managementUrl).get('/status');
+    expect(res.body.features.webhookAuth).toBe(true);
+    expect(res.body.webhookAuth).toEqual({ secret: 'variable', rulesWithOwnSecret: ['gitlab', 'gitea'], toleranceSeconds: 300 });
+    expect(res.text).not.toContain(gitlabToken);
+    expect(res.text).not.toContain(NEW);
+  });
+
   it('verifies each rule\'s events with its own secret, and the others with WEBHOOK_SECRET', async () => {
     const port = Number(new URL(sidecar.relayUrl).port);
     const giteaSig = createHmac('sha256', 'gitea-rule-secret').update(payload).digest('hex');
@@ -266,5 +274,6 @@ describe('verification off (no secret configured)', () => {
     const res = await post(Number(new URL(sidecar.relayUrl).port), '/', payload);
     expect(res.status).toBe(200);
     expect((await request(sidecar.managementUrl).get('/metrics')).text).not.toContain('sidecar_webhook_rejected_total');
+    expect((await request(sidecar.managementUrl).get('/status')).body).toMatchObject({ features: { webhookAuth: false }, webhookAuth: null });
   });
 });
