@@ -121,6 +121,37 @@ describe('webhook authenticity, proxy mode, WEBHOOK_SECRET_FILE', () => {
     expect(downstream.requests.length).toBe(before + 1);
   });
 
+  it('verifies a chunked body over the bytes as they arrived, pieces joined', async () => {
+    const pieces = [payload.subarray(0, 7), payload.subarray(7, 40), payload.subarray(40)];
+    const send = (sig: string, delivery: string) => new Promise<number>((resolve, reject) => {
+      const req = httpRequest({ host: '127.0.0.1', port: port(), method: 'POST', path: '/', headers: { 'transfer-encoding': 'chunked', 'x-hub-signature-256': sig, 'x-github-delivery': delivery } }, (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode!));
+      });
+      req.on('error', reject);
+      for (const p of pieces) req.write(p);
+      req.end();
+    });
+    expect(await send(hubSignature(NEW, payload), 'chunked-ok')).toBe(200);
+    expect(downstream.requests.find((r) => r.headers['x-github-delivery'] === 'chunked-ok')!.body.equals(payload)).toBe(true);
+    expect(await send(hubSignature(NEW, payload.subarray(7)), 'chunked-bad')).toBe(401);
+    expect(downstream.requests.some((r) => r.headers['x-github-delivery'] === 'chunked-bad')).toBe(false);
+  });
+
+  it('answers 100 concurrent events, half forged, each as it deserves: exactly the signed ones relayed', async () => {
+    const before = downstream.requests.length;
+    const refusedBefore = await metric(sidecar, 'sidecar_webhook_rejected_total{reason="bad_signature",sender="github"}');
+    const results = await Promise.all(Array.from({ length: 100 }, (_, i) => {
+      const body = Buffer.from(`{"n":${i},"pad":"${'x'.repeat(i * 100)}"}`);
+      const secret = i % 2 === 0 ? NEW : 'forger';
+      return post(port(), '/', body, { 'x-github-delivery': `many-${i}`, 'x-hub-signature-256': hubSignature(secret, body) }).then((r) => [i, r.status] as const);
+    }));
+    for (const [i, status] of results) expect({ i, status }).toEqual({ i, status: i % 2 === 0 ? 200 : 401 });
+    const relayed = downstream.requests.slice(before).map((r) => Number(String(r.headers['x-github-delivery']).slice(5)));
+    expect(relayed.sort((a, b) => a - b)).toEqual(Array.from({ length: 50 }, (_, k) => 2 * k));
+    expect(await metric(sidecar, 'sidecar_webhook_rejected_total{reason="bad_signature",sender="github"}')).toBe(refusedBefore + 50);
+  });
+
   it('says in the 401 and the log that a JSON body may have been re-serialised when its signature fails', async () => {
     const reserialised = Buffer.from(JSON.stringify(JSON.parse(payload.toString('utf8'))));
     const res = await post(port(), '/', reserialised, { 'x-hub-signature-256': hubSignature(NEW, payload) });
