@@ -35,6 +35,8 @@ export const TEST_CORE = cpus().length - 1;
 
 // --- the webhook: 8 KB of JSON, signed as GitHub signs it -------------------------------
 const SECRET = 'bench-secret';
+/** The secret the webhook is signed with, for the row that verifies it (WEBHOOK_SECRET). */
+export const BENCH_SECRET = SECRET;
 const payload = { action: 'synchronize', number: 1347, repository: { full_name: 'octo-org/pod-sidecar' }, commits: [] };
 for (let i = 0; JSON.stringify(payload).length < 8000; i++) {
   payload.commits.push({ id: createHmac('sha1', String(i)).digest('hex'), message: `Commit ${i}: tune the relay ✓`, author: { name: 'Zoë', email: 'zoe@example.com' } });

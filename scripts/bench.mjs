@@ -8,19 +8,21 @@
 // peak RSS and its cold start to /readyz. Uses nginx and wrk when installed (Debian), a Node downstream and autocannon
 // otherwise; pins the processes under test to one CPU when taskset exists.
 //
-//   npm run bench -- [--duration 5] [--rounds 3] [--connections 50] [--rows a,b,c,d,e,f,g,h]
+//   npm run bench -- [--duration 5] [--rounds 3] [--connections 50] [--rows a,b,c,d,e,f,g,h,i]
 //
 // (g) and (h) send every request with its own delivery id; (h) coordinates through a
 // redis-server the bench starts (Debian's), (g) is the same without it.
+// (i) is (c) with webhook verification on (WEBHOOK_SECRET: one HMAC-SHA256 of the 8 KB body
+// per request); the line under the table compares the two from the same rounds.
 import { writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
-import { arg, bodyBytes, startRedis, cleanUp, CONNECTIONS, cpuSeconds, freePort, imageNodeOptions, kib, load, NGINX, pin, root, start, startDownstream, startNginxProxy, startSidecar, stop, TASKSET, TEST_CORE, twoCores, waitHttp, work, WRK } from './bench-kit.mjs';
+import { arg, BENCH_SECRET, bodyBytes, startRedis, cleanUp, CONNECTIONS, cpuSeconds, freePort, imageNodeOptions, kib, load, NGINX, pin, root, start, startDownstream, startNginxProxy, startSidecar, stop, TASKSET, TEST_CORE, twoCores, waitHttp, work, WRK } from './bench-kit.mjs';
 
 const DURATION = Number(arg('duration', '5'));
 const ROUNDS = Number(arg('rounds', '3'));
-const ROWS = arg('rows', 'a,b,c,d,e,f,g,h').split(',');
+const ROWS = arg('rows', 'a,b,c,d,e,f,g,h,i').split(',');
 const run = (port, uniqueIds = false) => load(port, { seconds: DURATION, uniqueIds });
 let cacheColdMs = NaN;
 let cacheIdleMiB = NaN;
@@ -69,6 +71,7 @@ function setups(downstreamPort) {
       await waitHttp(`http://127.0.0.1:${port}/`);
       return { port, proc: p };
     }],
+    ['i', '(i) pod-sidecar relay, proxy mode, webhook verification on', () => sidecar({ WEBHOOK_SECRET: BENCH_SECRET })],
   ].filter(([key]) => ROWS.includes(key));
 }
 
@@ -158,6 +161,12 @@ const g = results.find((r) => r.key === 'g' && r.rps);
 const h = results.find((r) => r.key === 'h' && r.rps);
 if (g && h) {
   console.log(`\nCoordination through Redis, (h) against (g) in this run: ${(h.rps / g.rps).toFixed(2)}× the requests/s, p50 ${(h.p50 / g.p50).toFixed(2)}×, p99 ${(h.p99 / g.p99).toFixed(2)}× (+${(h.p99 - g.p99).toFixed(2)} ms), CPU per request ${(h.cpuUsPerReq / g.cpuUsPerReq).toFixed(2)}×.`);
+}
+const c = results.find((r) => r.key === 'c' && r.rps);
+const i = results.find((r) => r.key === 'i' && r.rps);
+if (c && i) {
+  console.log(`\nWebhook verification, (i) on against (c) off in the same rounds: ${(i.rps / c.rps).toFixed(2)}× the requests/s, ` +
+    `p99 ${(i.p99 / c.p99).toFixed(2)}×, CPU ${f(i.cpuUsPerReq)} against ${f(c.cpuUsPerReq)} µs/req (${f(i.cpuUsPerReq - c.cpuUsPerReq)} µs more), ${i.errors} errors.`);
 }
 if (Number.isFinite(cacheColdMs)) {
   console.log(`\nWith the image's opt-in compile cache (NODE_COMPILE_CACHE=/app/.compile-cache), (c) took ${cacheColdMs.toFixed(0)} ms to start and idled at ${cacheIdleMiB.toFixed(1)} MiB.`);

@@ -14,6 +14,7 @@ import { DispatchModule } from './relay/dispatch/dispatch.module';
 import { CoordinationModule } from './relay/coordination/coordination.module';
 import { RelayModule } from './relay/relay.module';
 import { SpoolModule } from './relay/spool/spool.module';
+import { WebhookAuthModule } from './relay/webhook-auth/webhook-auth.module';
 
 /** The whole sidecar; each feature module is imported only when its config slice is set. */
 @Module({})
@@ -28,6 +29,7 @@ export class AppModule {
         HealthCheckModule.register(config.healthCheck !== null),
         ...(config.relay ? [RelayModule] : []),
         ...(config.dispatch ? [DispatchModule] : []),
+        ...(config.webhookAuth ? [WebhookAuthModule] : []),
         ...(config.agent ? [AgentModule] : []),
         ...(config.connections ? [ConnectionsModule] : []),
         ...(config.spool ? [SpoolModule] : []),

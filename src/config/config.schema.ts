@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { redisSettings } from './redis.schema';
+import { WEBHOOK_AUTH_SETTINGS } from './webhook-auth.schema';
 
 /**
  * The settings, as environment variables (or the same names as top-level keys of the
@@ -193,6 +194,8 @@ export const envSchema = z.object({
   SPOOL_DEDUP_HEADER: dedupHeader.prefault('X-GitHub-Delivery'),
   SPOOL_DEDUP_WINDOW: duration.prefault('1h'),
   SHUTDOWN_TIMEOUT_SECONDS: seconds().prefault('20'),
+  // webhook authenticity (webhook-auth.schema.ts)
+  ...WEBHOOK_AUTH_SETTINGS,
   // agent (drain control and HAProxy agent-check; signal-sidecar's names where it has them)
   AGENT_PORT: port.optional(),
   AGENT_MAXCONN: positiveInt.optional(),
@@ -256,4 +259,4 @@ export type EnvSettings = z.output<typeof envSchema>;
 export const SETTING_NAMES = Object.keys(envSchema.shape) as (keyof EnvSettings)[];
 
 /** Settings whose values never appear in a message or a log line. */
-export const SECRET_SETTINGS: ReadonlySet<string> = new Set<string>(['REMOTE_WRITE_PASSWORD', 'REMOTE_WRITE_HEADERS']);
+export const SECRET_SETTINGS: ReadonlySet<string> = new Set<string>(['REMOTE_WRITE_PASSWORD', 'REMOTE_WRITE_HEADERS', 'WEBHOOK_SECRET']);

@@ -7,7 +7,7 @@ import type { DispatchConfig, DispatchRuleConfig, HeaderPatch } from './sidecar-
  * The dispatch rules in the YAML file at SIDECAR_CONFIG, in either of two shapes:
  *
  * - the sidecar's own `dispatch` section:
- *     dispatch: { header, default?, rules?: { <value>: { destination?, keepHost?, name?, patch?: [{set: {Name: value}} | {remove: Name}] } } }
+ *     dispatch: { header, default?, rules?: { <value>: { destination?, keepHost?, name?, patch?: [{set: {Name: value}} | {remove: Name}], secret? | secretFile? } } }
  * - sidecar_http_dispatcher's config.yaml, as it is:
  *     key, destination?, rewrites?: { <value>: { destination?, patch?: [{key, val}] } }
  *
@@ -68,7 +68,10 @@ const ownRule = z.strictObject({
   keepHost: keepHost.optional(),
   name: z.string(expecting('a name')).min(1, 'expected a name that is not empty').optional(),
   patch: patchList(ownPatch),
-}, expecting('a rule: {destination?, keepHost?, name?, patch?}'));
+  secret: z.string(expecting('the secret as text (one per line)')).min(1, 'expected a secret that is not empty').optional(),
+  secretFile: z.string(expecting('a file path')).min(1, 'expected a file path').optional(),
+}, expecting('a rule: {destination?, keepHost?, name?, patch?, secret?, secretFile?}'))
+  .refine((r) => r.secret === undefined || r.secretFile === undefined, 'expected at most one of secret and secretFile');
 
 const ownSection = z.strictObject({
   header: headerName,
@@ -119,6 +122,7 @@ function fromOwnSection(s: z.output<typeof ownSection>): DispatchConfig {
     keepHost: r.keepHost ?? false,
     patches: (r.patch ?? []).flatMap((p): HeaderPatch[] =>
       p.remove !== undefined ? [{ op: 'remove', name: p.remove }] : Object.entries(p.set!).map(([name, value]) => ({ op: 'set', name, value }))),
+    ...(r.secretFile !== undefined ? { secret: { file: r.secretFile } } : r.secret !== undefined ? { secret: { value: r.secret } } : {}),
   }));
   return { header: s.header, defaultDestination: s.default ?? null, rules, format: 'sidecar' };
 }

@@ -8,6 +8,7 @@ import { redisProblems } from './redis.schema';
 import { remoteWriteProblems } from './remote-write-settings';
 import { applyPreset, CompatConfig } from './presets';
 import { FEATURE_SWITCHES, SidecarConfig, toSidecarConfig } from './sidecar-config';
+import { webhookAuthProblems } from './webhook-auth.schema';
 
 /** Exit status for a configuration error (EX_CONFIG from sysexits.h). */
 export const EXIT_CONFIG = 78;
@@ -82,6 +83,7 @@ export function loadConfig(env: Env = process.env, readFile: (p: string) => stri
   problems.push(...remoteWriteProblems(raw, readFile));
   problems.push(...managementTokenProblems(raw, readFile));
   problems.push(...redisProblems(raw, readFile));
+  problems.push(...webhookAuthProblems(raw, dispatch, readFile, file));
   let agent = null;
   if (parsed.success) {
     const built = buildAgentConfig(parsed.data, agentSection, compat?.jitsi ?? false);

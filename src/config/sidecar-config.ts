@@ -5,6 +5,7 @@ import type { EnvSettings } from './config.schema';
 import { CoordinationConfig, toCoordinationConfig } from './redis.schema';
 import { defaultBufferedBytes } from '../relay/body-budget';
 import { type CompatConfig, NO_COMPAT } from './presets';
+import { type SecretSourceConfig, toWebhookAuthConfig, type WebhookAuthConfig } from './webhook-auth.schema';
 
 /** The validated configuration, one slice per feature; a slice that is null is switched off. */
 export interface SidecarConfig {
@@ -25,6 +26,8 @@ export interface SidecarConfig {
   compat: CompatConfig;
   /** Replicas agree through Redis on who delivers each event (REDIS_URL); null: each delivers what it receives. */
   coordination: CoordinationConfig | null;
+  /** Webhook authenticity on the relay port; null: events are relayed unverified. */
+  webhookAuth: WebhookAuthConfig | null;
 }
 
 export interface ServerConfig {
@@ -93,6 +96,8 @@ export interface DispatchRuleConfig {
   keepHost: boolean;
   /** Applied in order, after hop-by-hop headers are dropped. */
   patches: HeaderPatch[];
+  /** This rule's events are verified with these secrets instead of WEBHOOK_SECRET(_FILE). */
+  secret?: SecretSourceConfig;
 }
 
 /** Set replaces every occurrence of the header (any case) with one; remove drops them all. */
@@ -313,6 +318,7 @@ export function toSidecarConfig(s: EnvSettings, dispatch: DispatchConfig | null 
     remoteWrite: s.PROMETHEUS_REMOTE_WRITE_URL !== undefined ? toRemoteWriteConfig(s, s.PROMETHEUS_REMOTE_WRITE_URL, hostname()) : null,
     compat,
     coordination: relayOn ? toCoordinationConfig(s, `${hostname()}-${randomBytes(3).toString('hex')}`) : null,
+    webhookAuth: relayOn || healthOn ? toWebhookAuthConfig(s, dispatch) : null,
   };
 }
 

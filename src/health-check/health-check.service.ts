@@ -1,4 +1,4 @@
-import { Injectable, Logger, OnApplicationShutdown } from '@nestjs/common';
+import { Injectable, Logger, OnApplicationShutdown, Optional } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
 import { SchedulerRegistry } from '@nestjs/schedule';
 import { InjectMetric, makeCounterProvider, makeGaugeProvider, makeHistogramProvider } from '@willsoto/nestjs-prometheus';
@@ -10,6 +10,7 @@ import { Agent as HttpsAgent } from 'node:https';
 import type { Counter, Gauge, Histogram } from 'prom-client';
 import type { HealthCheckConfig, SidecarConfig } from '../config/sidecar-config';
 import { CheckResult, StatusFile } from '../status-file/status-file';
+import { HEALTH_SIGNATURE_HEADER, WebhookAuth } from '../relay/webhook-auth/webhook-auth';
 import { RoundTrips } from './round-trips';
 
 export const HEALTH_CHECK_METRICS = [
@@ -68,6 +69,7 @@ export class HealthCheckService implements OnApplicationShutdown {
     @InjectMetric('health_check') private readonly gauge: Gauge,
     @InjectMetric('sidecar_health_checks_total') private readonly checks: Counter<'result'>,
     @InjectMetric('sidecar_health_check_round_trip_seconds') private readonly roundTrip: Histogram,
+    @Optional() private readonly auth?: WebhookAuth,
   ) {
     this.config = configService.get('healthCheck', { infer: true })!;
     // A fresh connection per check, as smee-sidecar does: a pooled socket to a proxy in
@@ -172,8 +174,13 @@ export class HealthCheckService implements OnApplicationShutdown {
 
   private async post(id: string): Promise<{ status: number; error?: undefined } | { status?: undefined; error: string }> {
     try {
-      const res = await this.http.post(this.config.channelUrl, JSON.stringify({ type: 'health-check', id }), {
-        headers: { 'Content-Type': 'application/json', 'X-Health-Check-ID': id },
+      const body = Buffer.from(JSON.stringify({ type: 'health-check', id }));
+      const headers: Record<string, string> = { 'Content-Type': 'application/json', 'X-Health-Check-ID': id };
+      // With webhook secrets, the relay verifies health-check events too: ours are signed with the first secret.
+      const signature = this.auth?.signHealthEvent(body) ?? null;
+      if (signature !== null) headers[HEALTH_SIGNATURE_HEADER] = signature;
+      const res = await this.http.post(this.config.channelUrl, body, {
+        headers,
         timeout: this.config.timeoutMs,
       });
       return { status: res.status };

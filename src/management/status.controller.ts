@@ -45,6 +45,7 @@ export class StatusController {
   async status() {
     const relay = this.config.get('relay', { infer: true });
     const dispatch = this.config.get('dispatch', { infer: true });
+    const webhookAuth = this.config.get('webhookAuth', { infer: true });
     const last = this.healthCheck?.last ?? null;
     const activity = this.connections?.last ?? null;
     const [requests, durations] = this.relay
@@ -61,6 +62,7 @@ export class StatusController {
         debug: this.config.get('debug', { infer: true }).enabled,
         connections: this.config.get('connections', { infer: true })?.ports ?? null,
         remoteWrite: this.remoteWrite !== undefined,
+        webhookAuth: webhookAuth !== null,
       },
       relay: this.relay
         ? {
@@ -76,6 +78,14 @@ export class StatusController {
       dispatch: dispatch ? { header: dispatch.header, rules: dispatch.rules.map((r) => r.name), hasDefault: dispatch.defaultDestination !== null } : null,
       spool: this.spool?.figures() ?? null,
       coordination: this.coordinator?.status() ?? null,
+      // Where the secrets come from, never what they are.
+      webhookAuth: webhookAuth
+        ? {
+            secret: webhookAuth.secret === null ? null : 'file' in webhookAuth.secret ? 'file' : 'variable',
+            rulesWithOwnSecret: dispatch?.rules.filter((r) => r.secret !== undefined).map((r) => r.name) ?? [],
+            toleranceSeconds: webhookAuth.toleranceMs / 1000,
+          }
+        : null,
       healthCheck: this.healthCheck
         ? {
             status: last?.status ?? 'pending',

@@ -3,7 +3,7 @@ import { InjectMetric, makeCounterProvider } from '@willsoto/nestjs-prometheus';
 import type { Counter } from 'prom-client';
 import { ClassHistogram } from '../metrics/class-histogram';
 
-export const RELAY_OUTCOMES = ['relayed', 'timeout', 'unreachable', 'too_large', 'busy', 'no_destination', 'client_closed', 'health_event', 'spooled', 'spool_full', 'spool_unavailable'] as const;
+export const RELAY_OUTCOMES = ['relayed', 'timeout', 'unreachable', 'too_large', 'busy', 'no_destination', 'client_closed', 'health_event', 'spooled', 'spool_full', 'spool_unavailable', 'unauthorized'] as const;
 export type RelayOutcome = (typeof RELAY_OUTCOMES)[number];
 const STATUS_CLASSES = ['1xx', '2xx', '3xx', '4xx', '5xx'] as const;
 
@@ -14,7 +14,7 @@ export const RELAY_METRICS = [
   }),
   makeCounterProvider({
     name: 'sidecar_relay_requests_total',
-    help: 'Requests on the relay port by outcome: relayed, timeout (504), unreachable (502), too_large (413), busy (503: no room for the body within RELAY_MAX_BUFFERED_BYTES), no_destination (503), client_closed, health_event; in spool mode spooled (202), spool_full (507), spool_unavailable (503).',
+    help: 'Requests on the relay port by outcome: relayed, timeout (504), unreachable (502), too_large (413), busy (503: no room for the body within RELAY_MAX_BUFFERED_BYTES), no_destination (503), client_closed, health_event; in spool mode spooled (202), spool_full (507), spool_unavailable (503); with webhook secrets, unauthorized (401: no valid proof of origin).',
     labelNames: ['outcome'],
   }),
 ];

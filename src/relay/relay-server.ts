@@ -14,6 +14,7 @@ import { Route, singleRoute } from './dispatch/dispatch-table';
 import { RelayCall } from './relay-call';
 import { RelayMetrics } from './relay-metrics';
 import { Receipt, Spool } from './spool/spool';
+import { Refusal, WebhookAuth } from './webhook-auth/webhook-auth';
 
 const OWN_EVENT = Buffer.from('{"received":"own"}');
 const FOREIGN_EVENT = Buffer.from('{"received":"foreign"}');
@@ -68,6 +69,8 @@ export class RelayServer implements OnApplicationShutdown {
   private readonly router: DispatchRouter | null;
   /** In spool mode, where events go instead of downstream. */
   private readonly spool: Spool | null;
+  /** With webhook secrets configured: every event proves its origin before it goes anywhere. */
+  private readonly auth: WebhookAuth | null;
   private inFlight = 0;
   private idleWaiters: Array<() => void> = [];
 
@@ -78,6 +81,7 @@ export class RelayServer implements OnApplicationShutdown {
     @Optional() router?: DispatchRouter,
     @Optional() spool?: Spool,
     @Optional() private readonly coordinator?: Coordinator,
+    @Optional() auth?: WebhookAuth,
   ) {
     this.config = configService.get('relay', { infer: true })!;
     this.server = configService.get('server', { infer: true });
@@ -85,6 +89,7 @@ export class RelayServer implements OnApplicationShutdown {
     this.single = singleRoute(this.config.downstreamUrl);
     this.router = router ?? null;
     this.spool = spool ?? null;
+    this.auth = auth ?? null;
     this.pools = new DestinationPools({ connections: this.config.maxConnections, timeoutMs: this.config.timeoutMs });
     this.budget = new BodyBudget(this.config.maxBufferedBytes);
     this.requestTimeoutMs = Math.min(this.config.timeoutMs, 60_000);
@@ -225,8 +230,17 @@ export class RelayServer implements OnApplicationShutdown {
 
   /** A whole request has arrived: a health-check event is answered here, others are relayed or spooled. */
   arrived(call: RelayCall, body: Buffer | null, healthId: string | undefined): void {
-    if (healthId !== undefined) return this.healthEvent(call, healthId);
+    const auth = this.auth;
+    if (healthId !== undefined) {
+      // Answered here and never relayed; with global secrets it must be signed all the same.
+      const refused = auth === null ? null : auth.checkHealthEvent(call.req.rawHeaders, body);
+      return refused === null ? this.healthEvent(call, healthId) : this.unauthorized(call, refused);
+    }
     const route = this.route(call.req.rawHeaders);
+    if (auth !== null) {
+      const refused = auth.check(route, call.req.rawHeaders, body);
+      if (refused !== null) return this.unauthorized(call, refused);
+    }
     if (route.destination === null) return this.noDestination(call);
     if (this.spool === null) {
       if (this.traceRequests) this.trace(call.req, route, 'relaying');
@@ -258,6 +272,26 @@ export class RelayServer implements OnApplicationShutdown {
         this.metrics.spoolAnswered('spool_unavailable', 503, seconds);
         return call.answer(503, 'spool_unavailable', `nothing was stored: ${receipt.reason}`);
     }
+  }
+
+  /** No valid proof of origin: 401, nothing relayed or stored; one log line without the proof or the secret. */
+  private unauthorized(call: RelayCall, r: Refusal): void {
+    this.metrics.count('unauthorized');
+    const url = call.req.url!;
+    const q = url.indexOf('?');
+    this.logger.warn({
+      msg: 'webhook refused: no valid proof of origin',
+      reason: r.reason,
+      sender: r.sender,
+      rule: r.rule,
+      path: q === -1 ? url : url.slice(0, q),
+      client: call.clientAddress,
+      detail: r.message,
+      maybeReserialised: r.maybeReserialised,
+    });
+    const body: Record<string, unknown> = { error: r.reason, message: r.message, sender: r.sender };
+    if (r.maybeReserialised) body.maybeReserialised = true;
+    call.send(401, Buffer.from(JSON.stringify(body)));
   }
 
   private healthEvent(call: RelayCall, id: string): void {
