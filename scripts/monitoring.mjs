@@ -59,6 +59,19 @@ const ROWS = [
     series('Answers by status class', 'reqps', [{ expr: `sum by (status_class) (${rate('sidecar_relay_duration_seconds_count')})`, legend: '{{status_class}}' }]),
     series('Dispatch by rule', 'reqps', [{ expr: `sum by (rule) (${rate('sidecar_dispatch_requests_total')})`, legend: '{{rule}}' }]),
   ]],
+  ['Webhook authenticity', [
+    series('Refused (401) by reason', 'ops', [{ expr: `sum by (reason) (${rate('sidecar_webhook_rejected_total')})`, legend: '{{reason}}' }]),
+    series('Refused (401) by sender', 'ops', [{ expr: `sum by (sender) (${rate('sidecar_webhook_rejected_total')})`, legend: '{{sender}}' }]),
+    series('Verified by sender', 'ops', [{ expr: `sum by (sender) (${rate('sidecar_webhook_verified_total')})`, legend: '{{sender}}' }]),
+  ]],
+  ['Replicas (coordination through Redis)', [
+    states('Coordinating', [{ expr: `sidecar_coordination_redis_up{${SEL}}`, legend: '{{pod}}' }], [[1, 'coordinating', 'green'], [0, 'alone', 'red']]),
+    series('Events by outcome', 'ops', [{ expr: `sum by (outcome) (${rate('sidecar_coordination_events_total')})`, legend: '{{outcome}}' }]),
+    series('Possible duplicates', 'ops', [{ expr: `sum by (reason) (${rate('sidecar_coordination_possible_duplicates_total')})`, legend: '{{reason}}' }]),
+    series('Held for other replicas', 'short', [{ expr: `sidecar_coordination_held_events{${SEL}}`, legend: '{{pod}}' }]),
+    series('Redis outages', 'short', [{ expr: `increase(sidecar_coordination_outages_total{${SEL}}[$__rate_interval])`, legend: '{{pod}}' }]),
+    series('Held bytes', 'bytes', [{ expr: `sidecar_coordination_held_bytes{${SEL}}`, legend: '{{pod}}' }]),
+  ]],
   ['Spool', [
     series('Depth (waiting events)', 'short', [{ expr: `sidecar_spool_events{${SEL}}`, legend: '{{pod}}' }]),
     series('Oldest waiting event', 's', [{ expr: `sidecar_spool_oldest_event_age_seconds{${SEL}}`, legend: '{{pod}}' }]),

@@ -6,6 +6,7 @@ import request from 'supertest';
 import { parse as parseYaml, stringify } from 'yaml';
 import { LoopbackChannel } from './support/loopback-channel';
 import { killLeftover, spawnSidecar, SidecarProcess } from './support/process';
+import { RedisServer } from './support/redis-server';
 import { RecordingServer } from './support/recording-server';
 import { freePort } from './support/sidecar';
 
@@ -186,7 +187,7 @@ describe('Grafana dashboard (k8s/monitoring/grafana-dashboard.json)', () => {
   it('has one row per feature, panels inside the 24-column grid without overlapping', () => {
     const d = dashboard();
     expect(d.panels.filter((p) => p.type === 'row').map((p) => p.title)).toEqual([
-      'Smee round trip (health check)', 'Relay', 'Spool', 'Agent (HAProxy agent-check)', 'Connection activity', 'Remote write', 'Process',
+      'Smee round trip (health check)', 'Relay', 'Webhook authenticity', 'Replicas (coordination through Redis)', 'Spool', 'Agent (HAProxy agent-check)', 'Connection activity', 'Remote write', 'Process',
     ]);
     const cells = new Map<string, string>();
     const problems: string[] = [];
@@ -227,6 +228,7 @@ describe('metric names in the dashboard and the alerts, against a running sideca
   const downstream = new RecordingServer();
   let exposed: Set<string>;
   let sidecar: SidecarProcess | undefined;
+  const redis = new RedisServer();
 
   beforeAll(async () => {
     const relayPort = await freePort();
@@ -235,6 +237,7 @@ describe('metric names in the dashboard and the alerts, against a running sideca
     await downstream.listen();
     const dir = mkdtempSync(join(tmpdir(), 'monitoring-'));
     writeFileSync(join(dir, 'sidecar.yaml'), `dispatch:\n  header: X-Env\n  default: ${downstream.url}/hook\n  rules:\n    dev: {}\n`);
+    await redis.start();
     const management = `http://127.0.0.1:${await freePort()}`;
     sidecar = spawnSidecar({
       MANAGEMENT_PORT: new URL(management).port,
@@ -248,10 +251,12 @@ describe('metric names in the dashboard and the alerts, against a running sideca
       PROMETHEUS_REMOTE_WRITE_URL: `${downstream.url}/api/v1/write`,
       SCRAPE_TARGETS: `${downstream.url}/metrics`,
       ENABLE_PPROF: 'true',
+      WEBHOOK_SECRET: 'monitoring-webhook-secret',
+      REDIS_URL: redis.url,
     });
     await Promise.race([sidecar.ready, sidecar.exited.then((code) => Promise.reject(new Error(`the sidecar exited with ${code}: ${sidecar!.lines.join('\n')}`)))]);
     const features = (await request(management).get('/status')).body.features;
-    expect(features).toEqual({ relay: 'spool', dispatch: true, healthCheck: true, agent: true, debug: true, connections: [relayPort], remoteWrite: true });
+    expect(features).toEqual({ relay: 'spool', dispatch: true, healthCheck: true, agent: true, debug: true, connections: [relayPort], remoteWrite: true, webhookAuth: true, coordination: true });
     // Every family with its samples' names: a histogram's _bucket, _sum and _count, a summary's _sum and _count.
     const text = (await request(management).get('/metrics')).text;
     exposed = new Set();
@@ -266,7 +271,7 @@ describe('metric names in the dashboard and the alerts, against a running sideca
     sidecar?.proc.kill('SIGTERM');
     await sidecar?.exited;
     await killLeftover(sidecar);
-    await Promise.all([channel.close(), downstream.close()]);
+    await Promise.all([channel.close(), downstream.close(), redis.close()]);
   });
 
   it('the dashboard queries only metrics the sidecar exposes', () => {
@@ -282,7 +287,7 @@ describe('metric names in the dashboard and the alerts, against a running sideca
 
   it('every feature has its metrics on the dashboard', () => {
     const used = new Set(dashboardTargets().flatMap((t) => metricNames(withoutVariables(t.expr))));
-    for (const prefix of ['health_check', 'sidecar_health_', 'sidecar_relay_', 'sidecar_dispatch_', 'sidecar_spool_', 'sidecar_agent_', 'sidecar_connections_', 'sidecar_remote_write_', 'sidecar_scrape_']) {
+    for (const prefix of ['health_check', 'sidecar_health_', 'sidecar_relay_', 'sidecar_dispatch_', 'sidecar_spool_', 'sidecar_agent_', 'sidecar_connections_', 'sidecar_remote_write_', 'sidecar_scrape_', 'sidecar_webhook_', 'sidecar_coordination_']) {
       expect([prefix, [...used].some((n) => n.startsWith(prefix))]).toEqual([prefix, true]);
     }
   });

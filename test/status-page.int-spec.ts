@@ -1,3 +1,4 @@
+import { createHmac } from 'node:crypto';
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -6,6 +7,7 @@ import request from 'supertest';
 import { ChromiumPage, HeadlessChromium } from './support/chromium';
 import { LoopbackChannel } from './support/loopback-channel';
 import { RecordingServer } from './support/recording-server';
+import { RedisServer } from './support/redis-server';
 import { eventually, freePort, start } from './support/sidecar';
 
 /** Screenshots of the page land here (gitignored), for a person to look at after a run. */
@@ -16,6 +18,9 @@ const TOKEN = 'mgmt-token-0123456789abcdef';
 const PASSWORD = 'rw-password-never-shown';
 const QUERY_TOKEN = 'query-token-never-shown';
 const BODY_MARKER = 'body-marker-never-shown';
+const WEBHOOK_SECRET = 'webhook-secret-never-shown';
+/** GitHub's proof of origin for a body. */
+const signed = (body: string) => ({ 'x-hub-signature-256': `sha256=${createHmac('sha256', WEBHOOK_SECRET).update(body).digest('hex')}` });
 
 type Started = Awaited<ReturnType<typeof start>>;
 type Status = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -35,6 +40,7 @@ describe('the status page (GET / on the management port) in headless Chromium', 
   const channel = new LoopbackChannel();
   const downstream = new RecordingServer();
   const receiver = new RecordingServer();
+  const redis = new RedisServer();
   let sidecar: Started;
   let browser: HeadlessChromium;
 
@@ -45,6 +51,7 @@ describe('the status page (GET / on the management port) in headless Chromium', 
     await downstream.listen();
     receiver.respond = (_req, res) => res.writeHead(204).end();
     await receiver.listen();
+    await redis.start();
     const dir = mkdtempSync(join(tmpdir(), 'status-page-'));
     writeFileSync(join(dir, 'token'), `${TOKEN}\n`);
     writeFileSync(join(dir, 'sidecar.yaml'), [
@@ -79,6 +86,8 @@ describe('the status page (GET / on the management port) in headless Chromium', 
         REMOTE_WRITE_PASSWORD: PASSWORD,
         ENABLE_PPROF: 'true',
         MANAGEMENT_TOKEN_FILE: join(dir, 'token'),
+        WEBHOOK_SECRET,
+        REDIS_URL: redis.url,
       }),
       HeadlessChromium.launch(),
     ]);
@@ -92,8 +101,11 @@ describe('the status page (GET / on the management port) in headless Chromium', 
     await eventually(async () => ((await history()).at(-1)?.status === 'success' ? true : undefined), 20_000, 'a successful check again');
 
     // Relayed events, some to the dead destination; and the remote-write receiver has taken a push.
-    for (let i = 0; i < 5; i++) expect(await post(`${sidecar.relayUrl}/hook`, { 'x-env': 'dev' }, JSON.stringify({ marker: BODY_MARKER, i }))).toBe(202);
-    for (let i = 0; i < 2; i++) expect(await post(`${sidecar.relayUrl}/hook`, { 'x-env': 'lost' }, JSON.stringify({ marker: BODY_MARKER, i }))).toBe(202);
+    const event = (i: number) => JSON.stringify({ marker: BODY_MARKER, i });
+    for (let i = 0; i < 5; i++) expect(await post(`${sidecar.relayUrl}/hook`, { 'x-env': 'dev', ...signed(event(i)) }, event(i))).toBe(202);
+    for (let i = 5; i < 7; i++) expect(await post(`${sidecar.relayUrl}/hook`, { 'x-env': 'lost', ...signed(event(i)) }, event(i))).toBe(202);
+    // And a forged one, refused at the edge.
+    expect(await post(`${sidecar.relayUrl}/hook`, { 'x-env': 'dev', ...signed('something else') }, event(9))).toBe(401);
     await eventually(async () => {
       const s = (await request(sidecar.managementUrl).get('/status')).body as Status;
       return s.spool.deadLetters === 2 && s.spool.events === 0 && s.remoteWrite.lastSuccessAt !== null && s.connections !== null ? true : undefined;
@@ -103,7 +115,7 @@ describe('the status page (GET / on the management port) in headless Chromium', 
   afterAll(async () => {
     await browser?.close();
     await sidecar?.close();
-    await Promise.all([channel.close(), downstream.close(), receiver.close()]);
+    await Promise.all([channel.close(), downstream.close(), receiver.close(), redis.close()]);
   });
 
   /** Opens the page and waits until it has rendered a /status answer; returns that answer as the page received it. */
@@ -129,7 +141,7 @@ describe('the status page (GET / on the management port) in headless Chromium', 
 
     expect(page.console.filter((p) => p.level === 'error' || p.level === 'warning')).toEqual([]);
     expect(await page.evaluate('[...document.querySelectorAll("section")].map((s) => s.dataset.feature)')).toEqual(
-      ['healthCheck', 'relay', 'dispatch', 'spool', 'agent', 'connections', 'remoteWrite'],
+      ['healthCheck', 'relay', 'dispatch', 'webhookAuth', 'coordination', 'spool', 'agent', 'connections', 'remoteWrite'],
     );
 
     // Health check: state, last round trip, and one bar per check of the history, failures in red.
@@ -158,6 +170,12 @@ describe('the status page (GET / on the management port) in headless Chromium', 
 
     // Dispatch rules, the spool, the agent, connections, remote write.
     expect(await text(page, '[data-field="dispatch.rules"]')).toBe(shown.dispatch.rules.join(', '));
+    expect(await text(page, '[data-field="webhookAuth.secret"]')).toBe('variable');
+    expect(await text(page, '[data-field="webhookAuth.refused"]')).toBe(String(shown.relay.requests.unauthorized));
+    expect(shown.relay.requests.unauthorized).toBe(1);
+    expect(shown.coordination.state).toBe('coordinating');
+    expect(await text(page, '[data-field="coordination.replica"]')).toBe(shown.coordination.replica);
+    expect(await text(page, '[data-field="coordination.delivering"]')).toBe(String(shown.coordination.delivering));
     expect(await text(page, '[data-field="spool.events"]')).toBe(String(shown.spool.events));
     expect(await text(page, '[data-field="spool.deadLetters"]')).toBe(String(shown.spool.deadLetters));
     expect(await text(page, '[data-feature=spool] .badge')).toBe('dead letters');
@@ -172,7 +190,7 @@ describe('the status page (GET / on the management port) in headless Chromium', 
 
     // No secret, no body: neither in what the page shows nor in the JSON behind it.
     const everything = `${await page.evaluate<string>('document.documentElement.outerHTML')}\n${JSON.stringify(shown)}`;
-    for (const secret of [TOKEN, PASSWORD, QUERY_TOKEN, BODY_MARKER]) expect(everything).not.toContain(secret);
+    for (const secret of [TOKEN, PASSWORD, QUERY_TOKEN, BODY_MARKER, WEBHOOK_SECRET]) expect(everything).not.toContain(secret);
   });
 
   it('fits a phone screen without sideways scrolling', async () => {
@@ -189,7 +207,7 @@ describe('the status page (GET / on the management port) in headless Chromium', 
     await page.evaluate('window.fetch = () => Promise.reject(new Error("network down")), true');
     const banner = await eventually(() => page.evaluate<string | null>('document.getElementById("problem").hidden ? null : document.getElementById("problem").textContent').then((t) => t ?? undefined), 20_000, 'the banner');
     expect(banner).toBe('Cannot refresh (network down); the figures below may be stale.');
-    expect(await page.evaluate('document.querySelectorAll("section").length')).toBe(7);
+    expect(await page.evaluate('document.querySelectorAll("section").length')).toBe(9);
   });
 
   it('answers text/html with a policy that allows only its own script and style, to anyone (no token), like /status', async () => {

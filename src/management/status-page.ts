@@ -189,6 +189,36 @@ var SECTIONS = [
       dl([['header', d.header], ['rules', d.rules.length ? d.rules.join(', ') : 'none', 'dispatch.rules'], ['default destination', d.hasDefault ? 'yes' : 'no']]));
   },
 
+  function webhookAuth(s, now) {
+    var w = s.webhookAuth;
+    if (!w) return null;
+    var refused = s.relay && s.relay.requests ? s.relay.requests.unauthorized || 0 : 0;
+    return section('webhookAuth', 'Webhook authenticity', 'verifying', 'ok', null, now,
+      dl([
+        ['secrets from', w.secret === null ? 'dispatch rules only' : w.secret, 'webhookAuth.secret'],
+        ['rules with their own', w.rulesWithOwnSecret.length ? w.rulesWithOwnSecret.join(', ') : 'none', 'webhookAuth.rulesWithOwnSecret'],
+        ['timestamp tolerance', duration(w.toleranceSeconds), 'webhookAuth.toleranceSeconds'],
+        ['refused (401) since start-up', el('span', { class: refused > 0 ? 'bad-text' : '' }, num(refused)), 'webhookAuth.refused'],
+      ]),
+      el('p', { class: 'note' }, 'by reason and sender: sidecar_webhook_rejected_total on /metrics'));
+  },
+
+  function coordination(s, now) {
+    var c = s.coordination;
+    if (!c) return null;
+    var up = c.state === 'coordinating';
+    var fill = c.holdMaxBytes ? c.heldBytes / c.holdMaxBytes : 0;
+    return section('coordination', 'Replicas (Redis)', c.state, up ? 'ok' : 'bad', c.since, now,
+      dl([
+        ['this replica', c.replica, 'coordination.replica'],
+        ['delivering', num(c.delivering), 'coordination.delivering'],
+        ['held for other replicas', num(c.held) + ' (' + bytes(c.heldBytes) + ' of ' + bytes(c.holdMaxBytes) + ')', 'coordination.held'],
+        c.lastError ? ['last error', el('span', { class: 'bad-text' }, c.lastError), 'coordination.lastError'] : null,
+      ]),
+      meter(fill, fill > 0.9 ? 'bad' : fill > 0.7 ? 'warn' : ''),
+      up ? null : el('p', { class: 'note' }, 'Redis unreachable: this replica delivers what it receives; duplicates possible'));
+  },
+
   function spool(s, now) {
     var p = s.spool;
     if (!p) return null;

@@ -63,6 +63,7 @@ export class StatusController {
         connections: this.config.get('connections', { infer: true })?.ports ?? null,
         remoteWrite: this.remoteWrite !== undefined,
         webhookAuth: webhookAuth !== null,
+        coordination: this.coordinator !== undefined,
       },
       relay: this.relay
         ? {
