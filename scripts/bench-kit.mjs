@@ -39,7 +39,11 @@ const SECRET = 'bench-secret';
 export const BENCH_SECRET = SECRET;
 const payload = { action: 'synchronize', number: 1347, repository: { full_name: 'octo-org/pod-sidecar' }, commits: [] };
 for (let i = 0; JSON.stringify(payload).length < 8000; i++) {
-  payload.commits.push({ id: createHmac('sha1', String(i)).digest('hex'), message: `Commit ${i}: tune the relay ✓`, author: { name: 'Zoë', email: 'zoe@example.com' } });
+  payload.commits.push({
+    id: createHmac('sha1', String(i)).digest('hex'),
+    message: `Commit ${i}: tune the relay ✓`,
+    author: { name: 'Zoë', email: 'zoe@example.com' },
+  });
 }
 export const bodyFile = join(work, 'body.json');
 writeFileSync(bodyFile, JSON.stringify(payload));
@@ -122,13 +126,15 @@ export function cpuSeconds(pid) {
       return Number(fields[11]) + Number(fields[12]); // utime, stime
     };
     // nginx's worker is the master's child; the relays have none.
-    const children = readdirSync('/proc').filter((d) => /^\d+$/.test(d)).filter((d) => {
-      try {
-        return readFileSync(`/proc/${d}/stat`, 'utf8').split(') ')[1].split(' ')[1] === String(pid);
-      } catch {
-        return false;
-      }
-    });
+    const children = readdirSync('/proc')
+      .filter((d) => /^\d+$/.test(d))
+      .filter((d) => {
+        try {
+          return readFileSync(`/proc/${d}/stat`, 'utf8').split(') ')[1].split(' ')[1] === String(pid);
+        } catch {
+          return false;
+        }
+      });
     return [pid, ...children].reduce((sum, p) => sum + ticks(p), 0) / 100; // USER_HZ
   } catch {
     return NaN;
@@ -140,7 +146,9 @@ export function nginxConf(name, port, location) {
   const dir = join(work, name);
   execFileSync('mkdir', ['-p', dir]);
   const conf = join(dir, 'nginx.conf');
-  writeFileSync(conf, `worker_processes 1;
+  writeFileSync(
+    conf,
+    `worker_processes 1;
 daemon off;
 pid ${dir}/nginx.pid;
 error_log ${dir}/error.log warn;
@@ -161,17 +169,24 @@ http {
     location / { ${location.body} }
   }
 }
-`);
+`,
+  );
   return conf;
 }
 
 export async function startDownstream() {
   const port = await freePort();
   if (NGINX) {
-    const conf = nginxConf('downstream', port, { body: "client_body_buffer_size 64k; return 200 '{\"ok\":true}';" });
+    const conf = nginxConf('downstream', port, { body: 'client_body_buffer_size 64k; return 200 \'{"ok":true}\';' });
     start(pin(0, [NGINX, '-c', conf, '-p', work]));
   } else {
-    start(pin(0, [process.execPath, '-e', `require('http').createServer((q,r)=>{q.resume();q.on('end',()=>r.end('{"ok":true}'))}).listen(${port},'127.0.0.1')`]));
+    start(
+      pin(0, [
+        process.execPath,
+        '-e',
+        `require('http').createServer((q,r)=>{q.resume();q.on('end',()=>r.end('{"ok":true}'))}).listen(${port},'127.0.0.1')`,
+      ]),
+    );
   }
   await waitHttp(`http://127.0.0.1:${port}/`);
   return port;
@@ -194,9 +209,11 @@ export async function startNginxProxy(downstreamPort) {
  * would let garbage pile up far past what a pod would ever hold.
  */
 export function imageNodeOptions() {
-  const nodeOptions = (/NODE_OPTIONS="([^"]*)"/.exec(readFileSync(join(root, 'Dockerfile'), 'utf8'))?.[1] ?? '')
-    .replace(/--max-old-space-size-percentage=(\d+)/, (_, pct) => `--max-old-space-size=${Math.round((256 * Number(pct)) / 100)}`);
-  if (!nodeOptions) throw new Error('no NODE_OPTIONS found in the Dockerfile: the bench would not measure the image\'s settings');
+  const nodeOptions = (/NODE_OPTIONS="([^"]*)"/.exec(readFileSync(join(root, 'Dockerfile'), 'utf8'))?.[1] ?? '').replace(
+    /--max-old-space-size-percentage=(\d+)/,
+    (_, pct) => `--max-old-space-size=${Math.round((256 * Number(pct)) / 100)}`,
+  );
+  if (!nodeOptions) throw new Error("no NODE_OPTIONS found in the Dockerfile: the bench would not measure the image's settings");
   return nodeOptions;
 }
 
@@ -205,7 +222,10 @@ let compileCache = null;
 function imageCompileCache() {
   if (compileCache === null) {
     compileCache = join(work, 'compile-cache');
-    execFileSync(process.execPath, [join(root, 'scripts', 'warm-compile-cache.cjs'), join(root, 'dist')], { env: { ...process.env, NODE_COMPILE_CACHE: compileCache }, stdio: 'ignore' });
+    execFileSync(process.execPath, [join(root, 'scripts', 'warm-compile-cache.cjs'), join(root, 'dist')], {
+      env: { ...process.env, NODE_COMPILE_CACHE: compileCache },
+      stdio: 'ignore',
+    });
   }
   return compileCache;
 }
@@ -251,17 +271,30 @@ export async function load(port, { path = '/github', seconds = 10, connections =
   const prefix = `${process.pid}-${Date.now()}-${Math.floor(Math.random() * 1e9)}`;
   if (WRK) {
     const lua = join(work, uniqueIds ? 'post-unique.lua' : 'post.lua');
-    writeFileSync(lua, `wrk.method = "POST"
+    writeFileSync(
+      lua,
+      `wrk.method = "POST"
 local f = io.open("${bodyFile}", "rb"); wrk.body = f:read("*a"); f:close()
-${Object.entries(headers).map(([k, v]) => `wrk.headers["${k}"] = "${v}"`).join('\n')}
-${uniqueIds ? `local n = 0
+${Object.entries(headers)
+  .map(([k, v]) => `wrk.headers["${k}"] = "${v}"`)
+  .join('\n')}
+${
+  uniqueIds
+    ? `local n = 0
 request = function()
   n = n + 1
   wrk.headers["X-GitHub-Delivery"] = "${prefix}-" .. n
   return wrk.format()
 end
-` : ''}`);
-    const out = execFileSync(pin(0, [WRK])[0], [...pin(0, [WRK]).slice(1), '-t1', `-c${connections}`, `-d${seconds}s`, '--latency', '-s', lua, `http://127.0.0.1:${port}${path}`], { encoding: 'utf8' });
+`
+    : ''
+}`,
+    );
+    const out = execFileSync(
+      pin(0, [WRK])[0],
+      [...pin(0, [WRK]).slice(1), '-t1', `-c${connections}`, `-d${seconds}s`, '--latency', '-s', lua, `http://127.0.0.1:${port}${path}`],
+      { encoding: 'utf8' },
+    );
     const ms = (label) => {
       const m = new RegExp(`${label}\\s+([\\d.]+)(us|ms|s)`).exec(out);
       if (!m) return NaN;
@@ -274,11 +307,20 @@ end
   }
   const { default: autocannon } = await import('autocannon');
   let n = 0;
-  const unique = uniqueIds ? { requests: [{ setupRequest: (req) => ({ ...req, headers: { ...req.headers, 'X-GitHub-Delivery': `${prefix}-${++n}` } }) }] } : {};
-  const r = await autocannon({ url: `http://127.0.0.1:${port}${path}`, method: 'POST', headers, body: bodyBytes, connections, duration: seconds, ...unique });
+  const unique = uniqueIds
+    ? { requests: [{ setupRequest: (req) => ({ ...req, headers: { ...req.headers, 'X-GitHub-Delivery': `${prefix}-${++n}` } }) }] }
+    : {};
+  const r = await autocannon({
+    url: `http://127.0.0.1:${port}${path}`,
+    method: 'POST',
+    headers,
+    body: bodyBytes,
+    connections,
+    duration: seconds,
+    ...unique,
+  });
   return { rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, errors: r.non2xx + r.errors + r.timeouts };
 }
-
 
 /** Stops every process started here and removes the scratch directory. */
 export async function cleanUp() {
@@ -296,7 +338,10 @@ export async function startRedis() {
   const deadline = performance.now() + 10_000;
   for (;;) {
     const up = await new Promise((resolve) => {
-      const s = connect(port, '127.0.0.1', () => { s.destroy(); resolve(true); });
+      const s = connect(port, '127.0.0.1', () => {
+        s.destroy();
+        resolve(true);
+      });
       s.on('error', () => resolve(false));
     });
     if (up) return { port, url: `redis://127.0.0.1:${port}` };

@@ -7,7 +7,21 @@
 //   npm run bench:profile -- [--duration 5] [--rounds 3]
 import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { arg, cleanUp, freePort, imageNodeOptions, load, pin, root, start, startDownstream, stop, TEST_CORE, waitHttp, work } from './bench-kit.mjs';
+import {
+  arg,
+  cleanUp,
+  freePort,
+  imageNodeOptions,
+  load,
+  pin,
+  root,
+  start,
+  startDownstream,
+  stop,
+  TEST_CORE,
+  waitHttp,
+  work,
+} from './bench-kit.mjs';
 
 const DURATION = Number(arg('duration', '5'));
 const ROUNDS = Number(arg('rounds', '3'));
@@ -16,7 +30,8 @@ const ROUNDS = Number(arg('rounds', '3'));
 function category({ functionName: fn, url }) {
   if (fn === '(idle)') return null;
   if (fn === '(garbage collector)') return 'garbage collection';
-  if (fn === 'writev' || fn === 'writeBuffer' || fn === 'writeLatin1String' || fn === 'writeUtf8String') return 'system calls: socket writes';
+  if (fn === 'writev' || fn === 'writeBuffer' || fn === 'writeLatin1String' || fn === 'writeUtf8String')
+    return 'system calls: socket writes';
   if (fn === '(program)') return 'V8 and libuv (native)';
   if (/node_modules\/undici\//.test(url)) return 'undici';
   if (/node_modules\/prom-client\//.test(url)) return 'prom-client';
@@ -37,9 +52,10 @@ try {
     const dir = join(work, `profile-${key}`);
     mkdirSync(dir);
     const [port, management] = [await freePort(), await freePort()];
-    const program = key === 'c'
-      ? [join(root, 'dist', 'main.js')]
-      : [join(root, 'scripts', 'bench-reference-relay.cjs'), String(port), String(downstreamPort)];
+    const program =
+      key === 'c'
+        ? [join(root, 'dist', 'main.js')]
+        : [join(root, 'scripts', 'bench-reference-relay.cjs'), String(port), String(downstreamPort)];
     const startedAt = performance.now();
     const proc = start(pin(TEST_CORE, [process.execPath, '--cpu-prof', `--cpu-prof-dir=${dir}`, '--cpu-prof-interval=200', ...program]), {
       env: {
@@ -93,7 +109,9 @@ try {
   console.log(`|${'-'.repeat(width + 2)}|-----------|---------------|-----------|`);
   for (const [cat, v] of table) {
     const [c, f] = [v.c ?? 0, v.f ?? 0];
-    console.log(`| ${cat.padEnd(width)} | ${c.toFixed(1).padStart(9)} | ${f.toFixed(1).padStart(13)} | ${(c - f).toFixed(1).padStart(9)} |`);
+    console.log(
+      `| ${cat.padEnd(width)} | ${c.toFixed(1).padStart(9)} | ${f.toFixed(1).padStart(13)} | ${(c - f).toFixed(1).padStart(9)} |`,
+    );
   }
 } finally {
   await cleanUp();

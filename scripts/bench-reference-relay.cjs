@@ -15,21 +15,30 @@ createServer((req, res) => {
   const chunks = [];
   req.on('data', (c) => chunks.push(c));
   req.on('end', () => {
-    agent.dispatch({ origin, path: `/webhook${req.url}`, method: req.method, headers: req.rawHeaders.filter((_, i, h) => !/^(host|connection|content-length)$/i.test(h[i - (i % 2)])), body: Buffer.concat(chunks) }, {
-      onRequestStart() {},
-      onResponseStart(_c, status, headers) {
-        res.writeHead(status, headers);
+    agent.dispatch(
+      {
+        origin,
+        path: `/webhook${req.url}`,
+        method: req.method,
+        headers: req.rawHeaders.filter((_, i, h) => !/^(host|connection|content-length)$/i.test(h[i - (i % 2)])),
+        body: Buffer.concat(chunks),
       },
-      onResponseData(_c, chunk) {
-        res.write(chunk);
+      {
+        onRequestStart() {},
+        onResponseStart(_c, status, headers) {
+          res.writeHead(status, headers);
+        },
+        onResponseData(_c, chunk) {
+          res.write(chunk);
+        },
+        onResponseEnd() {
+          res.end();
+        },
+        onResponseError(_c, err) {
+          res.destroy(err);
+        },
       },
-      onResponseEnd() {
-        res.end();
-      },
-      onResponseError(_c, err) {
-        res.destroy(err);
-      },
-    });
+    );
   });
 }).listen(port, '127.0.0.1');
 process.on('SIGTERM', () => process.exit(0));

@@ -24,9 +24,19 @@ try {
     await new Promise((r) => setTimeout(r, 2000)); // let the last requests settle: handles and heap at rest
     const rt = await runtime();
     const handles = Object.values(rt.activeResources).reduce((a, b) => a + b, 0);
-    samples.push({ t: samples.length * EVERY + seconds, rps: r.rps, p99: r.p99, errors: r.errors, rssMiB: kib(s.proc.pid, 'VmRSS') / 1024, heapMiB: rt.memory.heapUsed / 1048576, handles });
+    samples.push({
+      t: samples.length * EVERY + seconds,
+      rps: r.rps,
+      p99: r.p99,
+      errors: r.errors,
+      rssMiB: kib(s.proc.pid, 'VmRSS') / 1024,
+      heapMiB: rt.memory.heapUsed / 1048576,
+      handles,
+    });
     const x = samples.at(-1);
-    console.log(`t=${String(x.t).padStart(4)} s  ${x.rps.toFixed(0).padStart(6)} req/s  p99 ${x.p99.toFixed(1).padStart(6)} ms  errors ${x.errors}  RSS ${x.rssMiB.toFixed(1)} MiB  heap ${x.heapMiB.toFixed(1)} MiB  handles ${x.handles}`);
+    console.log(
+      `t=${String(x.t).padStart(4)} s  ${x.rps.toFixed(0).padStart(6)} req/s  p99 ${x.p99.toFixed(1).padStart(6)} ms  errors ${x.errors}  RSS ${x.rssMiB.toFixed(1)} MiB  heap ${x.heapMiB.toFixed(1)} MiB  handles ${x.handles}`,
+    );
   }
   const third = Math.max(1, Math.floor(samples.length / 3));
   const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
@@ -34,7 +44,9 @@ try {
   const last = samples.slice(-third);
   const growth = (key) => median(last.map((x) => x[key])) / median(first.map((x) => x[key])) - 1;
   const verdict = (key, limit) => `${key} ${(growth(key) * 100).toFixed(1)}% (${growth(key) <= limit ? 'ok' : 'GROWING'})`;
-  console.log(`\n${Math.round(requests)} requests; last third vs first third: ${verdict('rssMiB', 0.1)}, ${verdict('heapMiB', 0.1)}, ${verdict('handles', 0.1)}`);
+  console.log(
+    `\n${Math.round(requests)} requests; last third vs first third: ${verdict('rssMiB', 0.1)}, ${verdict('heapMiB', 0.1)}, ${verdict('handles', 0.1)}`,
+  );
 } finally {
   await cleanUp();
 }

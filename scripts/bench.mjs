@@ -18,7 +18,33 @@ import { writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
-import { arg, BENCH_SECRET, bodyBytes, startRedis, cleanUp, CONNECTIONS, cpuSeconds, freePort, imageNodeOptions, kib, load, NGINX, pin, root, start, startDownstream, startNginxProxy, startSidecar, stop, TASKSET, TEST_CORE, twoCores, waitHttp, work, WRK } from './bench-kit.mjs';
+import {
+  arg,
+  BENCH_SECRET,
+  bodyBytes,
+  startRedis,
+  cleanUp,
+  CONNECTIONS,
+  cpuSeconds,
+  freePort,
+  imageNodeOptions,
+  kib,
+  load,
+  NGINX,
+  pin,
+  root,
+  start,
+  startDownstream,
+  startNginxProxy,
+  startSidecar,
+  stop,
+  TASKSET,
+  TEST_CORE,
+  twoCores,
+  waitHttp,
+  work,
+  WRK,
+} from './bench-kit.mjs';
 
 const DURATION = Number(arg('duration', '5'));
 const ROUNDS = Number(arg('rounds', '3'));
@@ -36,15 +62,24 @@ function setups(downstreamPort) {
   };
   return [
     ['a', `(a) downstream direct (${NGINX ? 'nginx' : 'node'})`, async () => ({ port: downstreamPort })],
-    ['b', '(b) nginx reverse proxy', async () => {
-      if (!NGINX) throw new Error('nginx not installed');
-      const n = await startNginxProxy(downstreamPort);
-      return { port: n.port, proc: n.proc };
-    }],
+    [
+      'b',
+      '(b) nginx reverse proxy',
+      async () => {
+        if (!NGINX) throw new Error('nginx not installed');
+        const n = await startNginxProxy(downstreamPort);
+        return { port: n.port, proc: n.proc };
+      },
+    ],
     ['c', '(c) pod-sidecar relay, proxy mode', () => sidecar({})],
-    ['d', '(d) pod-sidecar relay, dispatch rules', () => {
-      const file = join(work, 'dispatch.yaml');
-      writeFileSync(file, `dispatch:
+    [
+      'd',
+      '(d) pod-sidecar relay, dispatch rules',
+      () => {
+        const file = join(work, 'dispatch.yaml');
+        writeFileSync(
+          file,
+          `dispatch:
   header: X-Environment
   rules:
     dev:
@@ -56,21 +91,38 @@ function setups(downstreamPort) {
       destination: http://127.0.0.1:${downstreamPort}/staging
     prod:
       destination: http://127.0.0.1:${downstreamPort}/prod
-`);
-      return sidecar({ SIDECAR_CONFIG: file });
-    }],
-    ['e', '(e) pod-sidecar relay, spool mode', () => sidecar({ RELAY_MODE: 'spool', SPOOL_DEDUP_HEADER: 'none', SPOOL_MAX_BYTES: String(8 * 1024 ** 3) })],
+`,
+        );
+        return sidecar({ SIDECAR_CONFIG: file });
+      },
+    ],
+    [
+      'e',
+      '(e) pod-sidecar relay, spool mode',
+      () => sidecar({ RELAY_MODE: 'spool', SPOOL_DEDUP_HEADER: 'none', SPOOL_MAX_BYTES: String(8 * 1024 ** 3) }),
+    ],
     ['g', '(g) pod-sidecar relay, proxy mode, a delivery id per request', async () => ({ ...(await sidecar({})), uniqueIds: true })],
-    ['h', '(h) as (g), coordinated through Redis', async () => {
-      const redis = await startRedis();
-      return { ...(await sidecar({ REDIS_URL: redis.url })), uniqueIds: true };
-    }],
-    ['f', '(f) reference: node:http + undici, bare', async () => {
-      const port = await freePort();
-      const p = start(pin(TEST_CORE, [process.execPath, join(root, 'scripts', 'bench-reference-relay.cjs'), String(port), String(downstreamPort)]), { env: { PATH: process.env.PATH, NODE_OPTIONS: imageNodeOptions() } });
-      await waitHttp(`http://127.0.0.1:${port}/`);
-      return { port, proc: p };
-    }],
+    [
+      'h',
+      '(h) as (g), coordinated through Redis',
+      async () => {
+        const redis = await startRedis();
+        return { ...(await sidecar({ REDIS_URL: redis.url })), uniqueIds: true };
+      },
+    ],
+    [
+      'f',
+      '(f) reference: node:http + undici, bare',
+      async () => {
+        const port = await freePort();
+        const p = start(
+          pin(TEST_CORE, [process.execPath, join(root, 'scripts', 'bench-reference-relay.cjs'), String(port), String(downstreamPort)]),
+          { env: { PATH: process.env.PATH, NODE_OPTIONS: imageNodeOptions() } },
+        );
+        await waitHttp(`http://127.0.0.1:${port}/`);
+        return { port, proc: p };
+      },
+    ],
     ['i', '(i) pod-sidecar relay, proxy mode, webhook verification on', () => sidecar({ WEBHOOK_SECRET: BENCH_SECRET })],
   ].filter(([key]) => ROWS.includes(key));
 }
@@ -84,7 +136,9 @@ const median = (xs) => {
 // --- the run --------------------------------------------------------------------------------
 const results = [];
 try {
-  execFileSync(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(root, 'tsconfig.build.json')], { stdio: 'inherit' });
+  execFileSync(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(root, 'tsconfig.build.json')], {
+    stdio: 'inherit',
+  });
   const downstreamPort = await startDownstream();
   const live = [];
   for (const [key, label, startIt] of setups(downstreamPort)) {
@@ -141,33 +195,75 @@ const b = results.find((r) => r.key === 'b' && r.rps);
 const ref = results.find((r) => r.key === 'f' && r.rps);
 const f = (n, d = 0) => (Number.isFinite(n) ? n.toFixed(d) : '–');
 const ratio = (r, base) => (base && r.rps ? `${(r.rps / base.rps).toFixed(2)}×` : '–');
-const cells = [['setup', 'req/s', 'rounds req/s', 'p50 ms', 'p99 ms', 'errors', 'vs (a)', 'vs (b)', 'p99 vs (b)', 'vs (f)', 'CPU µs/req', 'CPU vs (f)', 'idle RSS MiB', 'peak RSS MiB', 'cold start ms']];
+const cells = [
+  [
+    'setup',
+    'req/s',
+    'rounds req/s',
+    'p50 ms',
+    'p99 ms',
+    'errors',
+    'vs (a)',
+    'vs (b)',
+    'p99 vs (b)',
+    'vs (f)',
+    'CPU µs/req',
+    'CPU vs (f)',
+    'idle RSS MiB',
+    'peak RSS MiB',
+    'cold start ms',
+  ],
+];
 for (const r of results) {
   if (r.note) {
     cells.push([r.label, `not measured: ${r.note}`, '', '', '', '', '', '', '', '', '', '', '', '', '']);
     continue;
   }
-  cells.push([r.label, f(r.rps), r.spread, f(r.p50, 2), f(r.p99, 2), String(r.errors), ratio(r, a), ratio(r, b), b && r.p99 ? `${(r.p99 / b.p99).toFixed(2)}×` : '–', ratio(r, ref), f(r.cpuUsPerReq), ref && r.cpuUsPerReq ? `${(r.cpuUsPerReq / ref.cpuUsPerReq).toFixed(2)}×` : '–', f(r.idleMiB, 1), f(r.peakMiB, 1), f(r.coldMs)]);
+  cells.push([
+    r.label,
+    f(r.rps),
+    r.spread,
+    f(r.p50, 2),
+    f(r.p99, 2),
+    String(r.errors),
+    ratio(r, a),
+    ratio(r, b),
+    b && r.p99 ? `${(r.p99 / b.p99).toFixed(2)}×` : '–',
+    ratio(r, ref),
+    f(r.cpuUsPerReq),
+    ref && r.cpuUsPerReq ? `${(r.cpuUsPerReq / ref.cpuUsPerReq).toFixed(2)}×` : '–',
+    f(r.idleMiB, 1),
+    f(r.peakMiB, 1),
+    f(r.coldMs),
+  ]);
 }
 const widths = cells[0].map((_, i) => Math.max(...cells.map((c) => c[i].length)));
 const line = (c) => `| ${c.map((x, i) => x.padEnd(widths[i])).join(' | ')} |`;
-console.log(`\npod-sidecar bench — ${new Date().toISOString().slice(0, 10)}, ${cpus()[0]?.model ?? 'cpu'} × ${cpus().length}, node ${process.version}, ` +
-  `${WRK ? 'wrk' : 'autocannon'} ${CONNECTIONS} connections, medians of ${ROUNDS} interleaved rounds × ${DURATION} s, ${bodyBytes.length} B signed webhook, ` +
-  `processes under test ${TASKSET && twoCores ? `pinned to CPU ${TEST_CORE}` : 'not pinned'}\n`);
+console.log(
+  `\npod-sidecar bench — ${new Date().toISOString().slice(0, 10)}, ${cpus()[0]?.model ?? 'cpu'} × ${cpus().length}, node ${process.version}, ` +
+    `${WRK ? 'wrk' : 'autocannon'} ${CONNECTIONS} connections, medians of ${ROUNDS} interleaved rounds × ${DURATION} s, ${bodyBytes.length} B signed webhook, ` +
+    `processes under test ${TASKSET && twoCores ? `pinned to CPU ${TEST_CORE}` : 'not pinned'}\n`,
+);
 console.log(line(cells[0]));
 console.log(`|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`);
 for (const c of cells.slice(1)) console.log(line(c));
 const g = results.find((r) => r.key === 'g' && r.rps);
 const h = results.find((r) => r.key === 'h' && r.rps);
 if (g && h) {
-  console.log(`\nCoordination through Redis, (h) against (g) in this run: ${(h.rps / g.rps).toFixed(2)}× the requests/s, p50 ${(h.p50 / g.p50).toFixed(2)}×, p99 ${(h.p99 / g.p99).toFixed(2)}× (+${(h.p99 - g.p99).toFixed(2)} ms), CPU per request ${(h.cpuUsPerReq / g.cpuUsPerReq).toFixed(2)}×.`);
+  console.log(
+    `\nCoordination through Redis, (h) against (g) in this run: ${(h.rps / g.rps).toFixed(2)}× the requests/s, p50 ${(h.p50 / g.p50).toFixed(2)}×, p99 ${(h.p99 / g.p99).toFixed(2)}× (+${(h.p99 - g.p99).toFixed(2)} ms), CPU per request ${(h.cpuUsPerReq / g.cpuUsPerReq).toFixed(2)}×.`,
+  );
 }
 const c = results.find((r) => r.key === 'c' && r.rps);
 const i = results.find((r) => r.key === 'i' && r.rps);
 if (c && i) {
-  console.log(`\nWebhook verification, (i) on against (c) off in the same rounds: ${(i.rps / c.rps).toFixed(2)}× the requests/s, ` +
-    `p99 ${(i.p99 / c.p99).toFixed(2)}×, CPU ${f(i.cpuUsPerReq)} against ${f(c.cpuUsPerReq)} µs/req (${f(i.cpuUsPerReq - c.cpuUsPerReq)} µs more), ${i.errors} errors.`);
+  console.log(
+    `\nWebhook verification, (i) on against (c) off in the same rounds: ${(i.rps / c.rps).toFixed(2)}× the requests/s, ` +
+      `p99 ${(i.p99 / c.p99).toFixed(2)}×, CPU ${f(i.cpuUsPerReq)} against ${f(c.cpuUsPerReq)} µs/req (${f(i.cpuUsPerReq - c.cpuUsPerReq)} µs more), ${i.errors} errors.`,
+  );
 }
 if (Number.isFinite(cacheColdMs)) {
-  console.log(`\nWith the image's opt-in compile cache (NODE_COMPILE_CACHE=/app/.compile-cache), (c) took ${cacheColdMs.toFixed(0)} ms to start and idled at ${cacheIdleMiB.toFixed(1)} MiB.`);
+  console.log(
+    `\nWith the image's opt-in compile cache (NODE_COMPILE_CACHE=/app/.compile-cache), (c) took ${cacheColdMs.toFixed(0)} ms to start and idled at ${cacheIdleMiB.toFixed(1)} MiB.`,
+  );
 }

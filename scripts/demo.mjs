@@ -92,7 +92,10 @@ const downstream = createServer((req, res) => {
     const body = Buffer.concat(chunks);
     const expected = `sha256=${createHmac('sha256', SECRET).update(body).digest('hex')}`;
     const sig = req.headers['x-hub-signature-256'];
-    say('downstream', `${req.method} ${req.url} event=${req.headers['x-github-event']} bytes=${body.length} signature=${sig === expected ? 'valid' : 'INVALID'}`);
+    say(
+      'downstream',
+      `${req.method} ${req.url} event=${req.headers['x-github-event']} bytes=${body.length} signature=${sig === expected ? 'valid' : 'INVALID'}`,
+    );
     say('downstream', `body: ${body.toString('utf8').slice(0, 120)}`);
     delivered++;
     res.writeHead(200, { 'content-type': 'application/json' }).end('{"ok":true}');
@@ -135,7 +138,12 @@ try {
   say('demo', `POST a signed pull_request webhook to the channel (X-Hub-Signature-256: ${signature.slice(0, 14)}…)`);
   const answer = await fetch(channelUrl, {
     method: 'POST',
-    headers: { 'content-type': 'application/json', 'x-github-event': 'pull_request', 'x-github-delivery': 'demo-1', 'x-hub-signature-256': signature },
+    headers: {
+      'content-type': 'application/json',
+      'x-github-event': 'pull_request',
+      'x-github-delivery': 'demo-1',
+      'x-hub-signature-256': signature,
+    },
     body: payload,
   });
   say('channel', `answered ${answer.status}`);
@@ -143,7 +151,10 @@ try {
 
   const metrics = await (await fetch(`http://127.0.0.1:${managementPort}/metrics`)).text();
   say('demo', 'metrics on the management port:');
-  for (const l of metrics.split('\n').filter((l) => /^(smee_events_relayed_total|health_check|sidecar_health_checks_total\{result="success"\})/.test(l))) say('demo', `  ${l}`);
+  for (const l of metrics
+    .split('\n')
+    .filter((l) => /^(smee_events_relayed_total|health_check|sidecar_health_checks_total\{result="success"\})/.test(l)))
+    say('demo', `  ${l}`);
   say('demo', `management: http://127.0.0.1:${managementPort}/status  /readyz  /healthz  /metrics`);
   if (once) await stop(0);
   say('demo', 'running; Ctrl-C stops everything');

@@ -65,7 +65,10 @@ async function groupCommitLog(dir, writers) {
           const batch = queue;
           queue = [];
           batches++;
-          const { bytesWritten } = await log.writev(batch.map(() => body), position);
+          const { bytesWritten } = await log.writev(
+            batch.map(() => body),
+            position,
+          );
           position += bytesWritten;
           await log.datasync();
           for (const r of batch) r();
@@ -97,11 +100,16 @@ async function run(store, writers) {
 }
 
 for (const writers of [1, 16, 64]) {
-  for (const [name, fn] of [['file per event', filePerEvent], ['group-commit log', groupCommitLog]]) {
+  for (const [name, fn] of [
+    ['file per event', filePerEvent],
+    ['group-commit log', groupCommitLog],
+  ]) {
     const dir = join(base, `${name.replace(/\W+/g, '-')}-${writers}`);
     await mkdir(dir, { recursive: true });
     const r = await fn(dir, writers);
-    console.log(`${String(writers).padStart(2)} writers  ${name.padEnd(16)}  ${String(r.eventsPerSecond).padStart(6)} events/s  p99 ${String(r.p99ms).padStart(6)} ms${r.syncs ? `  (${r.syncs} syncs for ${EVENTS} events)` : ''}`);
+    console.log(
+      `${String(writers).padStart(2)} writers  ${name.padEnd(16)}  ${String(r.eventsPerSecond).padStart(6)} events/s  p99 ${String(r.p99ms).padStart(6)} ms${r.syncs ? `  (${r.syncs} syncs for ${EVENTS} events)` : ''}`,
+    );
     await rm(dir, { recursive: true, force: true });
   }
 }

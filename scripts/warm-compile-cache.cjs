@@ -17,7 +17,11 @@ if (!getCompileCacheDir()) {
 }
 const modules = (dir) =>
   readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
-    e.isDirectory() ? modules(join(dir, e.name)) : e.name.endsWith('.js') && !(dir === dist && e.name === 'main.js') ? [join(dir, e.name)] : [],
+    e.isDirectory()
+      ? modules(join(dir, e.name))
+      : e.name.endsWith('.js') && !(dir === dist && e.name === 'main.js')
+        ? [join(dir, e.name)]
+        : [],
   );
 const files = modules(dist);
 for (const file of files) require(file);

@@ -3,7 +3,14 @@ import { withLazyDateTimeFormat } from './lazy-date-time-format';
 describe('withLazyDateTimeFormat', () => {
   it('gives formatters that format exactly as real ones, and restores the real constructor', () => {
     const Real = Intl.DateTimeFormat;
-    const options: Intl.DateTimeFormatOptions = { year: 'numeric', month: '2-digit', day: '2-digit', hour: 'numeric', minute: '2-digit', timeZone: 'UTC' };
+    const options: Intl.DateTimeFormatOptions = {
+      year: 'numeric',
+      month: '2-digit',
+      day: '2-digit',
+      hour: 'numeric',
+      minute: '2-digit',
+      timeZone: 'UTC',
+    };
     const lazy = withLazyDateTimeFormat(() => new Intl.DateTimeFormat('en-US', options));
     expect(Intl.DateTimeFormat).toBe(Real);
     const when = Date.UTC(2026, 10, 23, 18, 5);
@@ -14,7 +21,11 @@ describe('withLazyDateTimeFormat', () => {
 
   it('restores the real constructor when loading throws', () => {
     const Real = Intl.DateTimeFormat;
-    expect(() => withLazyDateTimeFormat(() => { throw new Error('boom'); })).toThrow('boom');
+    expect(() =>
+      withLazyDateTimeFormat(() => {
+        throw new Error('boom');
+      }),
+    ).toThrow('boom');
     expect(Intl.DateTimeFormat).toBe(Real);
   });
 

@@ -27,20 +27,23 @@ async function main(): Promise<void> {
     logger.error({ msg: 'start-up failed', reason: (e as Error).message });
     process.exit(1);
   }
-  logger.log({
-    msg: 'pod-sidecar ready',
-    relayPort: sidecar.relayPort,
-    managementPort: sidecar.managementPort,
-    relay: config.relay?.downstreamUrl || config.dispatch ? config.relay!.mode : 'off',
-    dispatch: config.dispatch !== null,
-    healthCheck: config.healthCheck !== null,
-    agent: config.agent !== null,
-    agentPort: sidecar.agentPort,
-    monitorPorts: config.connections?.ports ?? null,
-    remoteWrite: config.remoteWrite !== null,
-    preset: config.compat.preset,
-    ...(config.compat.chosenBy ? { presetFrom: config.compat.chosenBy } : {}),
-  }, 'Bootstrap');
+  logger.log(
+    {
+      msg: 'pod-sidecar ready',
+      relayPort: sidecar.relayPort,
+      managementPort: sidecar.managementPort,
+      relay: config.relay?.downstreamUrl || config.dispatch ? config.relay!.mode : 'off',
+      dispatch: config.dispatch !== null,
+      healthCheck: config.healthCheck !== null,
+      agent: config.agent !== null,
+      agentPort: sidecar.agentPort,
+      monitorPorts: config.connections?.ports ?? null,
+      remoteWrite: config.remoteWrite !== null,
+      preset: config.compat.preset,
+      ...(config.compat.chosenBy ? { presetFrom: config.compat.chosenBy } : {}),
+    },
+    'Bootstrap',
+  );
 
   let stopping = false;
   const stop = (signal: string) => {

@@ -62,4 +62,3 @@ export async function startSidecar(config: SidecarConfig, logger: LoggerService 
   const agentPort = config.agent ? app.get(AgentServer).port : null;
   return { app, relayPort, managementPort, agentPort, close: () => app.close() };
 }
-

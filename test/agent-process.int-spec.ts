@@ -47,7 +47,12 @@ describe('the sidecar process with the agent', () => {
 
   it('runs with the agent alone (no relay, no health check), says so, and exits 0 on SIGTERM', async () => {
     const [agentPort, managementPort] = [await freePort(), await freePort()];
-    running = spawnSidecar({ AGENT_PORT: String(agentPort), MANAGEMENT_PORT: String(managementPort), STATUS_INITIAL: 'drain', POLLING_INTERVAL: '0.2' });
+    running = spawnSidecar({
+      AGENT_PORT: String(agentPort),
+      MANAGEMENT_PORT: String(managementPort),
+      STATUS_INITIAL: 'drain',
+      POLLING_INTERVAL: '0.2',
+    });
     const ready = await running.ready;
     expect(ready).toMatchObject({ relayPort: null, relay: 'off', healthCheck: false, agent: true, agentPort });
     expect(await agentLine(agentPort)).toBe('up drain 0%\n');

@@ -14,7 +14,13 @@ type Started = Sidecar & { config: SidecarConfig; managementUrl: string; port: n
 /** An in-process sidecar with the agent on an ephemeral port; `tweak` may change the loaded config. */
 async function startAgent(env: Record<string, string>, tweak?: (c: SidecarConfig) => void): Promise<Started> {
   register.clear();
-  const config = testConfig({ AGENT_PORT: '1', HEALTH_DAMPENING_INTERVAL: '0', DRAIN_GRACE_INTERVAL: '0', POLLING_INTERVAL: '0.05', ...env });
+  const config = testConfig({
+    AGENT_PORT: '1',
+    HEALTH_DAMPENING_INTERVAL: '0',
+    DRAIN_GRACE_INTERVAL: '0',
+    POLLING_INTERVAL: '0.05',
+    ...env,
+  });
   config.agent!.port = 0;
   tweak?.(config);
   const s = await startSidecar(config);
@@ -168,14 +174,25 @@ describe('agent (drain control and HAProxy agent-check)', () => {
 
   describe('upstream checks, dampening and grace', () => {
     it('a hard failure is down at once; recovery waits out the dampening', async () => {
-      const s = await run({ STATUS_INITIAL: 'ready', UPSTREAM_HEALTH_URLS: `${upstream.url}/health`, HEALTH_DAMPENING_INTERVAL: '0.6', DRAIN_GRACE_INTERVAL: '5' });
+      const s = await run({
+        STATUS_INITIAL: 'ready',
+        UPSTREAM_HEALTH_URLS: `${upstream.url}/health`,
+        HEALTH_DAMPENING_INTERVAL: '0.6',
+        DRAIN_GRACE_INTERVAL: '5',
+      });
       expect(await agentLine(s.port)).toBe('up ready 100%\n');
       upstream.answer('/health', { status: 500, body: '<html><body>Internal Server Error</body></html>', contentType: 'text/html' });
       await until(s, 'down ready 100%\n');
       const bad = await request(s.managementUrl).get('/agent/report');
       expect(bad.status).toBe(503);
       expect((await request(s.managementUrl).get('/signal/report')).status).toBe(503);
-      expect(bad.body.checks[0]).toMatchObject({ name: `127.0.0.1:${new URL(upstream.url).port}/health`, ok: false, reachable: true, statusCode: 500, softDown: false });
+      expect(bad.body.checks[0]).toMatchObject({
+        name: `127.0.0.1:${new URL(upstream.url).port}/health`,
+        ok: false,
+        reachable: true,
+        statusCode: 500,
+        softDown: false,
+      });
       expect((await request(s.managementUrl).get('/agent/health')).text).toBe('NOT_OK');
 
       upstream.answer('/health', { status: 200, body: 'ok' });
@@ -190,7 +207,12 @@ describe('agent (drain control and HAProxy agent-check)', () => {
     });
 
     it('a soft-down answer (503) drains for the grace, then goes down', async () => {
-      const s = await run({ STATUS_INITIAL: 'ready', UPSTREAM_HEALTH_URLS: `${upstream.url}/health`, HEALTH_DAMPENING_INTERVAL: '0.2', DRAIN_GRACE_INTERVAL: '0.8' });
+      const s = await run({
+        STATUS_INITIAL: 'ready',
+        UPSTREAM_HEALTH_URLS: `${upstream.url}/health`,
+        HEALTH_DAMPENING_INTERVAL: '0.2',
+        DRAIN_GRACE_INTERVAL: '0.8',
+      });
       upstream.answer('/health', { status: 503 });
       const failed = performance.now();
       await until(s, 'up drain 0%\n');
@@ -212,7 +234,14 @@ describe('agent (drain control and HAProxy agent-check)', () => {
         const s = await run({ STATUS_INITIAL: 'ready', SIDECAR_CONFIG: file, DRAIN_GRACE_INTERVAL: '30' });
         const r = await report(s);
         expect(r.checks).toEqual([
-          expect.objectContaining({ name: 'slow', ok: false, reachable: false, timedOut: true, softDown: true, error: 'no answer within 0.2 s' }),
+          expect.objectContaining({
+            name: 'slow',
+            ok: false,
+            reachable: false,
+            timedOut: true,
+            softDown: true,
+            error: 'no answer within 0.2 s',
+          }),
           expect.objectContaining({ name: 'fine', ok: true }),
         ]);
         expect(r.checks[0].durationMs).toBeGreaterThanOrEqual(180);
@@ -228,7 +257,12 @@ describe('agent (drain control and HAProxy agent-check)', () => {
       try {
         // Three checks that each answer after 300 ms (they time out at 300 ms and count as failed).
         for (const p of ['/a', '/b', '/c']) delayed.answer(p, { hang: true });
-        const s = await run({ STATUS_INITIAL: 'ready', UPSTREAM_HEALTH_URLS: ['/a', '/b', '/c'].map((p) => delayed.url + p).join(','), UPSTREAM_TIMEOUT_SECONDS: '0.3', POLLING_INTERVAL: '0.05' });
+        const s = await run({
+          STATUS_INITIAL: 'ready',
+          UPSTREAM_HEALTH_URLS: ['/a', '/b', '/c'].map((p) => delayed.url + p).join(','),
+          UPSTREAM_TIMEOUT_SECONDS: '0.3',
+          POLLING_INTERVAL: '0.05',
+        });
         const agent = s.app.get(AgentService);
         const t0 = performance.now();
         await agent.runRound();
@@ -251,14 +285,21 @@ describe('agent (drain control and HAProxy agent-check)', () => {
       const rss = process.memoryUsage().rss;
       for (let i = 0; i < 5; i++) await s.app.get(AgentService).runRound();
       const r = await report(s);
-      expect(r.checks.map((c: { ok: boolean; statusCode: number }) => [c.ok, c.statusCode])).toEqual([[true, 200], [true, 200]]);
+      expect(r.checks.map((c: { ok: boolean; statusCode: number }) => [c.ok, c.statusCode])).toEqual([
+        [true, 200],
+        [true, 200],
+      ]);
       expect(r.checks[1].durationMs).toBeLessThan(1000);
       expect(process.memoryUsage().rss - rss).toBeLessThan(64 * 1024 * 1024);
       expect(await agentLine(s.port)).toBe('up ready 100%\n');
     });
 
     it.each([
-      ['HTML', { status: 200, body: '<html>stats</html>', contentType: 'text/html' }, /^answer is not JSON \(starts "<html>stats<\/html>"\)$/],
+      [
+        'HTML',
+        { status: 200, body: '<html>stats</html>', contentType: 'text/html' },
+        /^answer is not JSON \(starts "<html>stats<\/html>"\)$/,
+      ],
       ['a missing field', { status: 200, body: '{"conferences": 3}' }, /^no field participants in the answer$/],
       ['a field that is not a number', { status: 200, body: '{"participants": "12"}' }, /^participants is string, not a number$/],
       ['an error status', { status: 500, body: '{"participants": 12}' }, /^answered 500$/],
@@ -297,12 +338,22 @@ describe('agent (drain control and HAProxy agent-check)', () => {
     beforeEach(() => {
       jicofo.answer('/about/health', { status: 200 });
       jicofo.json('/stats', { participants: 25, conferences: 3 });
-      prosody.answer('/http-bind', { status: 200, body: '<html><body>It works! Now point your BOSH client to this URL</body></html>', contentType: 'text/html' });
+      prosody.answer('/http-bind', {
+        status: 200,
+        body: '<html><body>It works! Now point your BOSH client to this URL</body></html>',
+        contentType: 'text/html',
+      });
     });
 
     const jitsiEnv = () => ({
-      JICOFO_ORIG: jicofo.url, PROSODY_ORIG: prosody.url, PARTICIPANT_MAX: '100', WEIGHT_PARTICIPANTS: 'true',
-      STATUS_INITIAL: 'ready', UPSTREAM_TIMEOUT_SECONDS: '0.2', HEALTH_DAMPENING_INTERVAL: '0.1', DRAIN_GRACE_INTERVAL: '2',
+      JICOFO_ORIG: jicofo.url,
+      PROSODY_ORIG: prosody.url,
+      PARTICIPANT_MAX: '100',
+      WEIGHT_PARTICIPANTS: 'true',
+      STATUS_INITIAL: 'ready',
+      UPSTREAM_TIMEOUT_SECONDS: '0.2',
+      HEALTH_DAMPENING_INTERVAL: '0.1',
+      DRAIN_GRACE_INTERVAL: '2',
     });
 
     it('weighs by participants against PARTICIPANT_MAX, and drains above it', async () => {
@@ -331,7 +382,7 @@ describe('agent (drain control and HAProxy agent-check)', () => {
       expect((await report(s)).checks[2]).toMatchObject({ name: 'prosody', timedOut: true, softDown: true });
     });
 
-    it('/signal/report answers in signal-sidecar\'s shape, with jicofo\'s answer and /stats read once per round', async () => {
+    it("/signal/report answers in signal-sidecar's shape, with jicofo's answer and /stats read once per round", async () => {
       const s = await run(jitsiEnv());
       const signal = () => request(s.managementUrl).get('/signal/report');
       const healthy = await signal();
@@ -378,10 +429,20 @@ describe('agent (drain control and HAProxy agent-check)', () => {
       const draining = await signal();
       expect(draining.status).toBe(200);
       expect(draining.body).toMatchObject({ healthy: true, status: 'drain', weight: '0%', agentmessage: 'up drain 0%' });
-      expect(draining.body.services).toMatchObject({ jicofoHealthy: false, jicofoReachable: true, jicofoStatusCode: 503, prosodyHealthy: true });
+      expect(draining.body.services).toMatchObject({
+        jicofoHealthy: false,
+        jicofoReachable: true,
+        jicofoStatusCode: 503,
+        prosodyHealthy: true,
+      });
       expect(draining.body.services.jicofoStatusContents).toBe(why.slice(0, 256).trim());
       expect(draining.body.services.jicofoStatusContents).toMatch(/^\{"status":"unhealthy","reason":"conference focus overloaded; /);
-      expect(draining.body.stats).toStrictEqual({ jicofoParticipants: 60, jicofoConferences: 7, prosodyParticipants: null, prosodySumSquaredParticipants: null });
+      expect(draining.body.stats).toStrictEqual({
+        jicofoParticipants: 60,
+        jicofoConferences: 7,
+        prosodyParticipants: null,
+        prosodySumSquaredParticipants: null,
+      });
 
       prosody.answer('/http-bind', { status: 502 });
       await until(s, 'down ready 40%\n');
@@ -409,12 +470,27 @@ describe('agent (drain control and HAProxy agent-check)', () => {
       channel.target = `http://127.0.0.1:${relayPort}`;
       channel.frozen = true;
       const s = await run({
-        STATUS_INITIAL: 'ready', SMEE_CHANNEL_URL: channelUrl, RELAY_PORT: String(relayPort),
-        HEALTH_CHECK_INTERVAL_SECONDS: '0.3', HEALTH_CHECK_TIMEOUT_SECONDS: '0.2', DRAIN_GRACE_INTERVAL: '30',
+        STATUS_INITIAL: 'ready',
+        SMEE_CHANNEL_URL: channelUrl,
+        RELAY_PORT: String(relayPort),
+        HEALTH_CHECK_INTERVAL_SECONDS: '0.3',
+        HEALTH_CHECK_TIMEOUT_SECONDS: '0.2',
+        DRAIN_GRACE_INTERVAL: '30',
       });
       // Before its first result the round trip is pending: down, and no dampening stamped.
-      await eventually(async () => ((await report(s)).checks[0].error !== 'no result yet' ? true : undefined), 3000, 'a health check result');
-      expect((await report(s)).checks).toEqual([expect.objectContaining({ name: 'health-check', url: null, ok: false, error: 'Health check timed out waiting for event round-trip' })]);
+      await eventually(
+        async () => ((await report(s)).checks[0].error !== 'no result yet' ? true : undefined),
+        3000,
+        'a health check result',
+      );
+      expect((await report(s)).checks).toEqual([
+        expect.objectContaining({
+          name: 'health-check',
+          url: null,
+          ok: false,
+          error: 'Health check timed out waiting for event round-trip',
+        }),
+      ]);
       expect(await agentLine(s.port)).toBe('down ready 100%\n');
       expect(await metric(s, 'sidecar_agent_check_up{check="health-check"}')).toBe(0);
       channel.frozen = false;
@@ -425,7 +501,11 @@ describe('agent (drain control and HAProxy agent-check)', () => {
 
   it('exposes every series from start-up, then the state as it changes', async () => {
     upstream.answer('/down', { status: 503 });
-    const s = await run({ STATUS_INITIAL: 'ready', UPSTREAM_HEALTH_URLS: `${upstream.url}/health,${upstream.url}/down`, DRAIN_GRACE_INTERVAL: '30' });
+    const s = await run({
+      STATUS_INITIAL: 'ready',
+      UPSTREAM_HEALTH_URLS: `${upstream.url}/health,${upstream.url}/down`,
+      DRAIN_GRACE_INTERVAL: '30',
+    });
     const name = (p: string) => `127.0.0.1:${new URL(upstream.url).port}${p}`;
     await s.app.get(AgentService).runRound();
     expect(await agentLine(s.port)).toBe('down ready 100%\n'); // no grace: never healthy since start
@@ -447,7 +527,13 @@ describe('agent (drain control and HAProxy agent-check)', () => {
     const status = (await request(s.managementUrl).get('/status')).body;
     expect(status.features.agent).toBe(true);
     expect(status.agent).toEqual({
-      healthy: true, damped: false, status: 'drain', weight: '0%', agentMessage: 'up drain 0%', reasons: ['status file says drain'], since: expect.any(String),
+      healthy: true,
+      damped: false,
+      status: 'drain',
+      weight: '0%',
+      agentMessage: 'up drain 0%',
+      reasons: ['status file says drain'],
+      since: expect.any(String),
     });
     // Since when it drains: the round that saw the file, not start-up.
     expect(Date.parse(status.agent.since)).toBeGreaterThanOrEqual(drainedAt);
@@ -456,7 +542,7 @@ describe('agent (drain control and HAProxy agent-check)', () => {
   it('shuts down promptly with an agent connection held open, and stops listening', async () => {
     const s = await run({ STATUS_INITIAL: 'ready' }, (c) => (c.agent!.connectionTimeoutMs = 60_000));
     const held = askAgent(s.port, { keepOpen: true });
-    await eventually(async () => ((await report(s)) && true), 1000);
+    await eventually(async () => (await report(s)) && true, 1000);
     const t0 = performance.now();
     await s.close();
     sidecar = undefined;

@@ -72,7 +72,12 @@ async function metric(s: Started, name: string, port: number): Promise<number | 
 function stateFile(s: Started): Record<string, string> {
   try {
     const text = readFileSync(s.config.connections!.stateFilePath, 'utf8');
-    return Object.fromEntries(text.trimEnd().split('\n').map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
+    return Object.fromEntries(
+      text
+        .trimEnd()
+        .split('\n')
+        .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
+    );
   } catch {
     return {};
   }
@@ -85,7 +90,9 @@ interface ScriptRun {
 
 /** Runs the installed wait-for-idle.sh with the system's sh, as a preStop `sh /shared/wait-for-idle.sh` does. */
 function waitForIdle(s: Started, timeout: number): ScriptRun {
-  const child = spawn('sh', [join(s.config.connections!.scriptDir, 'wait-for-idle.sh'), String(timeout)], { env: { PATH: process.env.PATH } });
+  const child = spawn('sh', [join(s.config.connections!.scriptDir, 'wait-for-idle.sh'), String(timeout)], {
+    env: { PATH: process.env.PATH },
+  });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -144,12 +151,18 @@ describe('connection monitor on the real socket tables', () => {
     expect(await metric(s, 'sidecar_connections_active', dual.port)).toBe(2);
     expect(await metric(s, 'sidecar_connections_active', v4.port)).toBe(1);
     expect(await metric(s, 'sidecar_connections_listening', v4.port)).toBe(1);
-    await waitFor('the state file to show 3 active', () => stateFile(s).active_connections === '3', { describeLast: () => JSON.stringify(stateFile(s)) });
+    await waitFor('the state file to show 3 active', () => stateFile(s).active_connections === '3', {
+      describeLast: () => JSON.stringify(stateFile(s)),
+    });
     expect(stateFile(s).idle_since).toBe('');
 
     // With connections open the script waits, and says so at its timeout.
     const timedOut = await waitForIdle(s, 1).done;
-    expect(timedOut).toMatchObject({ code: 1, stdout: '', stderr: expect.stringMatching(/^Timed out after [12]s: 3 active connection\(s\)\n$/) });
+    expect(timedOut).toMatchObject({
+      code: 1,
+      stdout: '',
+      stderr: expect.stringMatching(/^Timed out after [12]s: 3 active connection\(s\)\n$/),
+    });
 
     // A preStop starting now waits until the clients have gone and the settle time has passed.
     const preStop = waitForIdle(s, 20);
@@ -166,7 +179,11 @@ describe('connection monitor on the real socket tables', () => {
     });
     expect(after).toMatchObject({ waiting_connections: 0, seconds_since_active: expect.any(Number), seconds_idle: expect.any(Number) });
     const result = await preStop.done;
-    expect(result).toMatchObject({ code: 0, stderr: '', stdout: expect.stringMatching(/^Idle: no active connection for [1-3]s \(settle time 1s\)\n$/) });
+    expect(result).toMatchObject({
+      code: 0,
+      stderr: '',
+      stdout: expect.stringMatching(/^Idle: no active connection for [1-3]s \(settle time 1s\)\n$/),
+    });
     // It returned after the close (whole-second clocks round the settle time), and not long after.
     expect(result.at - closedAt).toBeGreaterThan(0);
     expect(result.at - closedAt).toBeLessThan(4000);
@@ -179,7 +196,7 @@ describe('connection monitor on the real socket tables', () => {
     expect(await metric(s, 'sidecar_connections_active', dual.port)).toBe(0);
   });
 
-  it('counts a connection the server closed as waiting (TIME_WAIT), which keeps spawner\'s clock stopped but not wait-for-idle.sh', async () => {
+  it("counts a connection the server closed as waiting (TIME_WAIT), which keeps spawner's clock stopped but not wait-for-idle.sh", async () => {
     const s = await startMonitor();
     await dual.connect('127.0.0.1');
     expect((await connections(s)).active_connections).toBe(1);
@@ -242,14 +259,24 @@ describe('connection monitor when the socket tables cannot be read', () => {
     rmSync(join(dir, 'tcp'));
     const failed = await request(s.managementUrl).get('/connections');
     expect(failed.status).toBe(503);
-    expect(failed.body).toMatchObject({ active_connections: null, waiting_connections: null, seconds_since_active: null, listening: null, seconds_idle: null, ports: [] });
+    expect(failed.body).toMatchObject({
+      active_connections: null,
+      waiting_connections: null,
+      seconds_since_active: null,
+      listening: null,
+      seconds_idle: null,
+      ports: [],
+    });
     expect(failed.body.error).toMatch(/^cannot read the socket tables in .*: ENOENT/);
     expect(await counter(s, 'sidecar_connections_read_failures_total')).toBeGreaterThanOrEqual(1);
     expect(await counter(s, 'sidecar_connections_tables_readable')).toBe(0);
     await waitFor('status=error in the state file', () => stateFile(s).status === 'error');
     expect(stateFile(s).error).toMatch(/ENOENT/);
     const script = await waitForIdle(s, 20).done;
-    expect(script).toMatchObject({ code: 2, stderr: expect.stringMatching(/^The sidecar cannot read the socket tables: cannot read .*ENOENT.*; not waiting\n$/) });
+    expect(script).toMatchObject({
+      code: 2,
+      stderr: expect.stringMatching(/^The sidecar cannot read the socket tables: cannot read .*ENOENT.*; not waiting\n$/),
+    });
 
     copyFileSync(join(__dirname, 'fixtures', 'proc-net', 'tcp'), join(dir, 'tcp'));
     await waitFor('the state file to recover', () => stateFile(s).status === 'ok');

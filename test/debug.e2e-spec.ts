@@ -31,11 +31,14 @@ describe('debug endpoints', () => {
     afterAll(() => s.close());
 
     it('gives a CPU profile that DevTools can open (nodes, samples, time deltas)', async () => {
-      const res = await request(s.managementUrl).get('/debug/pprof/profile?seconds=0.3').buffer(true).parse((r, cb) => {
-        let text = '';
-        r.on('data', (c: Buffer) => (text += c.toString()));
-        r.on('end', () => cb(null, text));
-      });
+      const res = await request(s.managementUrl)
+        .get('/debug/pprof/profile?seconds=0.3')
+        .buffer(true)
+        .parse((r, cb) => {
+          let text = '';
+          r.on('data', (c: Buffer) => (text += c.toString()));
+          r.on('end', () => cb(null, text));
+        });
       expect(res.status).toBe(200);
       expect(res.headers['content-disposition']).toMatch(/\.cpuprofile"$/);
       const profile = JSON.parse(res.body as string);
@@ -81,7 +84,9 @@ describe('debug endpoints', () => {
       expect(burner.every((id) => str(p.function.find((f) => Number(f.id) === id)!.filename).endsWith('debug.e2e-spec.ts'))).toBe(true);
       const burnerLocations = new Set(p.location.filter((l) => burner.includes(Number(l.line[0].functionId))).map((l) => Number(l.id)));
       // the burner anywhere in the stack: the leaf is PBKDF2's own frame
-      const burnerNanos = p.sample.filter((x) => x.locationId.some((id) => burnerLocations.has(Number(id)))).reduce((sum, x) => sum + Number(x.value[1]), 0);
+      const burnerNanos = p.sample
+        .filter((x) => x.locationId.some((id) => burnerLocations.has(Number(id))))
+        .reduce((sum, x) => sum + Number(x.value[1]), 0);
       expect(burnerNanos).toBeGreaterThan(0);
       expect(Number(p.durationNanos)).toBeGreaterThanOrEqual(0.9e9);
       expect(Math.abs(Number(BigInt(p.timeNanos) / 1_000_000n) - Date.now())).toBeLessThan(10_000);
@@ -96,7 +101,9 @@ describe('debug endpoints', () => {
     });
 
     it('takes one profile at a time and caps the duration', async () => {
-      const first = request(s.managementUrl).get('/debug/pprof/profile?seconds=0.5').then((r) => r.status);
+      const first = request(s.managementUrl)
+        .get('/debug/pprof/profile?seconds=0.5')
+        .then((r) => r.status);
       await new Promise((r) => setTimeout(r, 100));
       const second = await request(s.managementUrl).get('/debug/pprof/profile?seconds=0.1');
       expect(second.status).toBe(409);
@@ -130,13 +137,20 @@ describe('debug endpoints', () => {
 
     it('streams a complete V8 heap snapshot that DevTools can open', async () => {
       const managementPort = await freePort();
-      running = spawnSidecar({ DOWNSTREAM_SERVICE_URL: downstream.url, ENABLE_PPROF: 'true', MANAGEMENT_PORT: String(managementPort), RELAY_PORT: String(await freePort()) });
+      running = spawnSidecar({
+        DOWNSTREAM_SERVICE_URL: downstream.url,
+        ENABLE_PPROF: 'true',
+        MANAGEMENT_PORT: String(managementPort),
+        RELAY_PORT: String(await freePort()),
+      });
       await running.ready;
       const { status, type, body } = await new Promise<{ status?: number; type?: string; body: string }>((resolve, reject) =>
         get(`http://127.0.0.1:${managementPort}/debug/pprof/heap`, (res) => {
           const chunks: Buffer[] = [];
           res.on('data', (c: Buffer) => chunks.push(c));
-          res.on('end', () => resolve({ status: res.statusCode, type: res.headers['content-disposition'], body: Buffer.concat(chunks).toString() }));
+          res.on('end', () =>
+            resolve({ status: res.statusCode, type: res.headers['content-disposition'], body: Buffer.concat(chunks).toString() }),
+          );
           res.on('error', reject);
         }).on('error', reject),
       );

@@ -25,7 +25,9 @@ describe('the sidecar process with dispatch rules', () => {
   });
 
   it('exits 78 before anything starts, naming each problem by its path in the file', async () => {
-    const file = configFile('key: environment\nrewrites:\n  dev:\n    patch:\n      - key: Connection\n        val: close\n      - key: X-A\n        val: "a\\r\\nb"\n    destination: example.com\n');
+    const file = configFile(
+      'key: environment\nrewrites:\n  dev:\n    patch:\n      - key: Connection\n        val: close\n      - key: X-A\n        val: "a\\r\\nb"\n    destination: example.com\n',
+    );
     running = spawnSidecar({ SIDECAR_CONFIG: file });
     expect(await running.exited).toBe(78);
     const err = running.stderr();
@@ -38,17 +40,31 @@ describe('the sidecar process with dispatch rules', () => {
 
   it('starts with dispatch rules alone and names the chosen rule in the debug line of each request', async () => {
     const relay = await freePort();
-    const file = configFile(`key: environment\ndestination: ${destination.url}\nrewrites:\n  dev:\n    patch:\n      - key: dispatched\n        val: true\n`);
-    running = spawnSidecar({ SIDECAR_CONFIG: file, RELAY_PORT: String(relay), MANAGEMENT_PORT: String(await freePort()), LOG_LEVEL: 'debug' });
+    const file = configFile(
+      `key: environment\ndestination: ${destination.url}\nrewrites:\n  dev:\n    patch:\n      - key: dispatched\n        val: true\n`,
+    );
+    running = spawnSidecar({
+      SIDECAR_CONFIG: file,
+      RELAY_PORT: String(relay),
+      MANAGEMENT_PORT: String(await freePort()),
+      LOG_LEVEL: 'debug',
+    });
     expect(await running.ready).toMatchObject({ relay: 'proxy', dispatch: true });
     await request(`http://127.0.0.1:${relay}`).post('/hook?token=secret-value').set('environment', 'dev').send('x');
     await request(`http://127.0.0.1:${relay}`).post('/hook').send('x');
     const p = running;
-    const lines = await eventually(() => {
-      const found = p.lines.map((l) => JSON.parse(l)).filter((e) => e.msg === 'relaying');
-      return found.length === 2 ? found : undefined;
-    }, 3000, 'two debug lines');
-    expect(lines.map((l) => [l.rule, l.path])).toEqual([['dev', '/hook'], ['default', '/hook']]);
+    const lines = await eventually(
+      () => {
+        const found = p.lines.map((l) => JSON.parse(l)).filter((e) => e.msg === 'relaying');
+        return found.length === 2 ? found : undefined;
+      },
+      3000,
+      'two debug lines',
+    );
+    expect(lines.map((l) => [l.rule, l.path])).toEqual([
+      ['dev', '/hook'],
+      ['default', '/hook'],
+    ]);
     expect(p.lines.join('\n')).not.toContain('secret-value');
   });
 });

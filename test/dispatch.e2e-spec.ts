@@ -43,7 +43,7 @@ async function metric(sidecar: Started, line: string): Promise<number | undefine
   return found ? Number(found.split(' ')[1]) : undefined;
 }
 
-describe('dispatch by header (the sidecar\'s own dispatch section)', () => {
+describe("dispatch by header (the sidecar's own dispatch section)", () => {
   const dev = new RecordingServer();
   const staging = new RecordingServer();
   const base = new RecordingServer();
@@ -84,7 +84,7 @@ dispatch:
     }
   });
 
-  it('starts every rule\'s counter at 0, default included', async () => {
+  it("starts every rule's counter at 0, default included", async () => {
     for (const rule of ['default', 'dev', 'stage', 'example']) {
       expect(await metric(sidecar, `sidecar_dispatch_requests_total{rule="${rule}"}`)).toBe(0);
     }
@@ -119,11 +119,20 @@ dispatch:
 
   it('applies patches after hop-by-hop filtering: set replaces every occurrence in any case, remove drops them all', async () => {
     const answer = await rawExchange(sidecar.relayPort!, [
-      'POST /p HTTP/1.1', 'Host: relay.example:8080', 'X-Environment: dev',
-      'X-Team: a', 'x-TEAM: b', 'X-DEBUG: 1', 'x-debug: 2',
+      'POST /p HTTP/1.1',
+      'Host: relay.example:8080',
+      'X-Environment: dev',
+      'X-Team: a',
+      'x-TEAM: b',
+      'X-DEBUG: 1',
+      'x-debug: 2',
       // the client's own X-Dispatched is hop-by-hop here; the rule's value is sent all the same
-      'Connection: close, X-Dispatched', 'X-Dispatched: from-client',
-      'X-Other: kept', 'Content-Length: 2', '', 'hi',
+      'Connection: close, X-Dispatched',
+      'X-Dispatched: from-client',
+      'X-Other: kept',
+      'Content-Length: 2',
+      '',
+      'hi',
     ]);
     expect(answer).toMatch(/^HTTP\/1.1 200/);
     const got = dev.requests[0];
@@ -135,23 +144,28 @@ dispatch:
     expect(got.body.toString()).toBe('hi');
   });
 
-  it('sends the destination\'s Host, the caller\'s with keepHost, and a patched Host over both', async () => {
+  it("sends the destination's Host, the caller's with keepHost, and a patched Host over both", async () => {
     await request(sidecar.relayUrl).get('/h').set({ Host: 'public.example:8443', 'X-Environment': 'dev' });
     await request(sidecar.relayUrl).get('/h').set({ Host: 'public.example:8443', 'X-Environment': 'staging' });
     await request(sidecar.relayUrl).get('/h').set({ Host: 'public.example:8443', 'X-Environment': 'example' });
     expect(received(dev.requests[0], 'host')).toEqual([`127.0.0.1:${dev.port}`]);
     expect(received(staging.requests[0], 'host')).toEqual(['public.example:8443']);
     expect(received(base.requests[0], 'host')).toEqual(['example.com']);
-    for (const r of [dev.requests[0], staging.requests[0], base.requests[0]]) expect(r.headers['x-forwarded-host']).toBe('public.example:8443');
+    for (const r of [dev.requests[0], staging.requests[0], base.requests[0]])
+      expect(r.headers['x-forwarded-host']).toBe('public.example:8443');
   });
 
   it('delivers the body byte for byte to the chosen destination', async () => {
     const body = Buffer.from('{ "ref" :"refs/heads/main",\n "name":"Zoë ✓" }\r\n', 'utf8');
-    await request(sidecar.relayUrl).post('/gh').set({ 'content-type': 'application/json', 'X-Environment': 'staging' }).serialize(asIs).send(body);
+    await request(sidecar.relayUrl)
+      .post('/gh')
+      .set({ 'content-type': 'application/json', 'X-Environment': 'staging' })
+      .serialize(asIs)
+      .send(body);
     expect(staging.requests[0].body.equals(body)).toBe(true);
   });
 
-  it('streams the chosen destination\'s answer back with its status and headers', async () => {
+  it("streams the chosen destination's answer back with its status and headers", async () => {
     let finish!: () => void;
     staging.respond = (_r, res) => {
       res.writeHead(207, { 'content-type': 'text/plain', 'x-from': 'staging', connection: 'keep-alive, x-hop', 'x-hop': '1' });
@@ -160,13 +174,16 @@ dispatch:
     };
     const chunks: string[] = [];
     const answer = await new Promise<{ status: number; headers: Record<string, unknown> }>((resolve, reject) => {
-      const req = httpRequest({ port: sidecar.relayPort!, host: '127.0.0.1', path: '/s', headers: { 'X-Environment': 'staging' } }, (res) => {
-        res.on('data', (c: Buffer) => {
-          chunks.push(c.toString());
-          if (chunks.length === 1) finish();
-        });
-        res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers }));
-      });
+      const req = httpRequest(
+        { port: sidecar.relayPort!, host: '127.0.0.1', path: '/s', headers: { 'X-Environment': 'staging' } },
+        (res) => {
+          res.on('data', (c: Buffer) => {
+            chunks.push(c.toString());
+            if (chunks.length === 1) finish();
+          });
+          res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers }));
+        },
+      );
       req.on('error', reject);
       req.end();
     });
@@ -206,7 +223,6 @@ dispatch:
   });
 });
 
-
 describe('a sidecar_http_dispatcher config file, as it is', () => {
   const exampleCom = new RecordingServer();
   const exampleOrg = new RecordingServer();
@@ -215,9 +231,10 @@ describe('a sidecar_http_dispatcher config file, as it is', () => {
 
   beforeAll(async () => {
     for (const s of [exampleCom, exampleOrg, downstream]) await s.listen();
-    const text = DISPATCHER_README_EXAMPLE
-      .replace('destination: http://example.com ', `destination: ${exampleCom.url} `)
-      .replace('destination: http://example.org ', `destination: ${exampleOrg.url} `);
+    const text = DISPATCHER_README_EXAMPLE.replace('destination: http://example.com ', `destination: ${exampleCom.url} `).replace(
+      'destination: http://example.org ',
+      `destination: ${exampleOrg.url} `,
+    );
     expect(text).not.toContain('http://example.');
     // DOWNSTREAM_SERVICE_URL is only the fallback for a file without a default destination.
     sidecar = await start({ SIDECAR_CONFIG: configFile(text), DOWNSTREAM_SERVICE_URL: downstream.url });
@@ -241,7 +258,7 @@ describe('a sidecar_http_dispatcher config file, as it is', () => {
     expect(exampleOrg.requests).toHaveLength(0);
   });
 
-  it('sends everything else to the file\'s default destination, unpatched', async () => {
+  it("sends everything else to the file's default destination, unpatched", async () => {
     await request(sidecar.relayUrl).get('/favicon.ico');
     await request(sidecar.relayUrl).get('/other').set('Environment', 'prod');
     expect(exampleOrg.requests.map((r) => r.url)).toEqual(['/favicon.ico', '/other']);
@@ -259,7 +276,9 @@ describe('dispatch without a default destination', () => {
 
   beforeAll(async () => {
     await dev.listen();
-    sidecar = await start({ SIDECAR_CONFIG: configFile(`dispatch:\n  header: X-Environment\n  rules:\n    dev:\n      destination: ${dev.url}\n`) });
+    sidecar = await start({
+      SIDECAR_CONFIG: configFile(`dispatch:\n  header: X-Environment\n  rules:\n    dev:\n      destination: ${dev.url}\n`),
+    });
   });
   afterAll(async () => {
     await sidecar.close();

@@ -73,7 +73,9 @@ describe('documentation', () => {
   });
 
   it('never sends a reader to the files the project was planned from', () => {
-    const mentions = files.filter((f) => /\.\.\/shared|SPEC\.md|ARCHITECTURE\.md/.test(readFileSync(f, 'utf8'))).map((f) => relative(ROOT, f));
+    const mentions = files
+      .filter((f) => /\.\.\/shared|SPEC\.md|ARCHITECTURE\.md/.test(readFileSync(f, 'utf8')))
+      .map((f) => relative(ROOT, f));
     expect(mentions).toEqual([]);
   });
 
@@ -105,5 +107,4 @@ describe('documentation', () => {
     });
     expect(missing.sort()).toEqual([]);
   });
-
 });

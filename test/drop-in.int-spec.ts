@@ -55,7 +55,9 @@ describe('drop-in for the sidecars it replaces', () => {
       writeFileSync(statusPath, 'ready\n');
       const [http, tcp] = [await freePort(), await freePort()];
       return {
-        http, tcp, env: {
+        http,
+        tcp,
+        env: {
           HTTP_PORT: String(http),
           TCP_PORT: String(tcp),
           JICOFO_ORIG: jicofo.url,
@@ -86,10 +88,14 @@ describe('drop-in for the sidecars it replaces', () => {
       expect((await api.get('/health')).status).toBe(200);
       expect((await api.get('/signal/health')).status).toBe(200);
 
-      const report = await eventually(async () => {
-        const r = await api.get('/signal/report');
-        return r.body?.stats?.prosodyParticipants !== null ? r : undefined;
-      }, 10_000, 'a report with the census');
+      const report = await eventually(
+        async () => {
+          const r = await api.get('/signal/report');
+          return r.body?.stats?.prosodyParticipants !== null ? r : undefined;
+        },
+        10_000,
+        'a report with the census',
+      );
       expect(report.status).toBe(200);
       expect(report.body).toEqual({
         time: expect.stringMatching(/^\d{4}-\d\d-\d\dT/),
@@ -136,11 +142,20 @@ describe('drop-in for the sidecars it replaces', () => {
       const census = await api.get('/signal/census');
       expect(census.status).toBe(404);
       expect(census.body).toMatchObject({ error: 'census_off' });
-      const report = await eventually(async () => {
-        const r = await api.get('/signal/report');
-        return r.body?.stats?.jicofoParticipants === 7 ? r : undefined;
-      }, 10_000, 'a report with jicofo stats');
-      expect(report.body.stats).toEqual({ jicofoParticipants: 7, jicofoConferences: 2, prosodyParticipants: null, prosodySumSquaredParticipants: null });
+      const report = await eventually(
+        async () => {
+          const r = await api.get('/signal/report');
+          return r.body?.stats?.jicofoParticipants === 7 ? r : undefined;
+        },
+        10_000,
+        'a report with jicofo stats',
+      );
+      expect(report.body.stats).toEqual({
+        jicofoParticipants: 7,
+        jicofoConferences: 2,
+        prosodyParticipants: null,
+        prosodySumSquaredParticipants: null,
+      });
       await stopsCleanly();
     });
   });
@@ -153,15 +168,25 @@ describe('drop-in for the sidecars it replaces', () => {
       try {
         const http = await freePort();
         running = spawnSidecar({
-          HTTP_PORT: String(http), TCP_PORT: String(await freePort()), JICOFO_ORIG: jicofo.url, PROSODY_ORIG: prosody.url,
-          STATUS_PATH: join(dir, 'no-such-status'), POLLING_INTERVAL: '1', CENSUS_POLL: 'true', CENSUS_HOST: 'wrong.example.com',
+          HTTP_PORT: String(http),
+          TCP_PORT: String(await freePort()),
+          JICOFO_ORIG: jicofo.url,
+          PROSODY_ORIG: prosody.url,
+          STATUS_PATH: join(dir, 'no-such-status'),
+          POLLING_INTERVAL: '1',
+          CENSUS_POLL: 'true',
+          CENSUS_HOST: 'wrong.example.com',
         });
         await running.ready;
         const api = request(`http://127.0.0.1:${http}`);
-        const census = await eventually(async () => {
-          const r = await api.get('/signal/census');
-          return r.status === 503 && /answered 404/.test(r.body.message ?? '') ? r : undefined;
-        }, 10_000, 'the failed census reported');
+        const census = await eventually(
+          async () => {
+            const r = await api.get('/signal/census');
+            return r.status === 503 && /answered 404/.test(r.body.message ?? '') ? r : undefined;
+          },
+          10_000,
+          'the failed census reported',
+        );
         expect(census.body).toEqual({ error: 'census_unavailable', message: 'the last census read failed: answered 404' });
         const report = await api.get('/signal/report');
         expect(report.body.stats).toMatchObject({ jicofoParticipants: 1, prosodyParticipants: null, prosodySumSquaredParticipants: null });
@@ -191,7 +216,10 @@ describe('drop-in for the sidecars it replaces', () => {
 
     it('takes its flags, serves the connection state at GET / on --serve-port, and opens no other port (not the monitored one)', async () => {
       const serve = await freePort();
-      running = spawnSidecar({}, { args: ['--monitor-port', String(monitoredPort), '--refresh-rate-seconds', '1', '--serve-port', String(serve)] });
+      running = spawnSidecar(
+        {},
+        { args: ['--monitor-port', String(monitoredPort), '--refresh-rate-seconds', '1', '--serve-port', String(serve)] },
+      );
       const ready = await running.ready;
       expect(ready).toMatchObject({ preset: 'spawner-sidecar', managementPort: serve, relayPort: null, monitorPorts: [monitoredPort] });
       expect(listeningPorts(running.proc.pid!)).toEqual([serve]);
@@ -207,17 +235,24 @@ describe('drop-in for the sidecars it replaces', () => {
       const client = createConnection(monitoredPort, '127.0.0.1');
       clients.push(client);
       await new Promise((r) => client.once('connect', r));
-      const busy = await eventually(async () => {
-        const r = await api.get('/');
-        return r.body.active_connections >= 1 ? r : undefined;
-      }, 5000, 'the connection counted');
+      const busy = await eventually(
+        async () => {
+          const r = await api.get('/');
+          return r.body.active_connections >= 1 ? r : undefined;
+        },
+        5000,
+        'the connection counted',
+      );
       expect(busy.body).toMatchObject({ active_connections: 1, listening: true, seconds_since_active: 0 });
       await stopsCleanly();
     });
 
     it('GET / is 503 with null counts when the socket tables cannot be read, never an idle-looking 0', async () => {
       const serve = await freePort();
-      running = spawnSidecar({ PROC_NET_PATH: join(dir, 'no-proc-net') }, { args: ['--monitor-port', String(monitoredPort), '--serve-port', String(serve)] });
+      running = spawnSidecar(
+        { PROC_NET_PATH: join(dir, 'no-proc-net') },
+        { args: ['--monitor-port', String(monitoredPort), '--serve-port', String(serve)] },
+      );
       await running.ready;
       const res = await request(`http://127.0.0.1:${serve}`).get('/');
       expect(res.status).toBe(503);
@@ -259,16 +294,24 @@ describe('drop-in for the sidecars it replaces', () => {
       expect((await api.get('/ready')).status).toBe(200);
 
       const startedAt = Date.now() / 1000;
-      const heartbeat = await eventually(async () => {
-        const v = await prometheus.query('knative_lambda_metric_pusher_heartbeat{namespace="knative-lambda"}');
-        return v.length > 0 && Number(v[0].value[1]) >= startedAt - 2 ? v : undefined;
-      }, 20_000, 'the heartbeat in Prometheus');
+      const heartbeat = await eventually(
+        async () => {
+          const v = await prometheus.query('knative_lambda_metric_pusher_heartbeat{namespace="knative-lambda"}');
+          return v.length > 0 && Number(v[0].value[1]) >= startedAt - 2 ? v : undefined;
+        },
+        20_000,
+        'the heartbeat in Prometheus',
+      );
       expect(Math.abs(Number(heartbeat[0].value[1]) - Date.now() / 1000)).toBeLessThan(30);
       for (const name of ['uptime_seconds', 'system_memory_alloc_bytes', 'system_memory_sys_bytes']) {
-        const v = await eventually(async () => {
-          const r = await prometheus.query(`knative_lambda_metric_pusher_${name}{namespace="knative-lambda"}`);
-          return r.length > 0 ? r : undefined;
-        }, 10_000, name);
+        const v = await eventually(
+          async () => {
+            const r = await prometheus.query(`knative_lambda_metric_pusher_${name}{namespace="knative-lambda"}`);
+            return r.length > 0 ? r : undefined;
+          },
+          10_000,
+          name,
+        );
         expect(Number(v[0].value[1])).toBeGreaterThan(0);
       }
       await stopsCleanly();
@@ -340,7 +383,7 @@ destination: ${fallback.url} # default destination url
   });
 
   describe('smee-sidecar', () => {
-    it('its settings are the sidecar\'s own: relay and management ports, /metrics, the status file and probe scripts', async () => {
+    it("its settings are the sidecar's own: relay and management ports, /metrics, the status file and probe scripts", async () => {
       const downstream = new RecordingServer();
       await downstream.listen();
       const channel = new LoopbackChannel();
@@ -364,14 +407,18 @@ destination: ${fallback.url} # default destination url
         const ready = await running.ready;
         expect(ready).toMatchObject({ preset: null, relayPort: relay, managementPort: management, healthCheck: true });
         expect(listeningPorts(running.proc.pid!)).toEqual([relay, management].sort((a, b) => a - b));
-        const status = await eventually(() => {
-          try {
-            const text = readFileSync(join(shared, 'health-status.txt'), 'utf8');
-            return text.startsWith('status=success\n') ? text : undefined;
-          } catch {
-            return undefined;
-          }
-        }, 10_000, 'a successful health check in the status file');
+        const status = await eventually(
+          () => {
+            try {
+              const text = readFileSync(join(shared, 'health-status.txt'), 'utf8');
+              return text.startsWith('status=success\n') ? text : undefined;
+            } catch {
+              return undefined;
+            }
+          },
+          10_000,
+          'a successful health check in the status file',
+        );
         expect(status.split('\n').slice(0, 2)).toEqual(['status=success', 'message=Health check completed successfully']);
         expect((await request(`http://127.0.0.1:${relay}`).post('/hook').send({ a: 1 })).status).toBe(200);
         expect(downstream.requests.map((r) => r.url)).toEqual(['/hook']);

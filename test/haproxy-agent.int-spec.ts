@@ -31,10 +31,18 @@ describe('HAProxy agent-check against the agent (real haproxy)', () => {
   /** Waits until HAProxy's view of the server passes `test`; returns it and when it was first seen. */
   const seen = async (what: string, test: (s: ServerStat) => boolean, timeoutMs = 5000) => {
     let last: ServerStat | undefined;
-    const stat = await waitFor(what, async () => {
-      last = await server();
-      return test(last) ? last : undefined;
-    }, { timeoutMs, everyMs: 25, describeLast: () => `status=${last?.status} weight=${last?.weight} agent=${last?.last_agt}\n${haproxy.log}` });
+    const stat = await waitFor(
+      what,
+      async () => {
+        last = await server();
+        return test(last) ? last : undefined;
+      },
+      {
+        timeoutMs,
+        everyMs: 25,
+        describeLast: () => `status=${last?.status} weight=${last?.weight} agent=${last?.last_agt}\n${haproxy.log}`,
+      },
+    );
     return { stat, at: performance.now() };
   };
 
@@ -45,26 +53,35 @@ describe('HAProxy agent-check against the agent (real haproxy)', () => {
     setLoad(20);
     setStatus('ready');
     const file = join(dir, 'sidecar.yaml');
-    writeFileSync(file, [
-      'agent:',
-      '  upstreams:',
-      `    - { name: app, url: "${app.url}/health", timeout: 300ms, softDown: { statuses: [503] } }`,
-      `  loadSource: { url: "${app.url}/stats", field: sessions.active, max: 100 }`,
-      '',
-    ].join('\n'));
+    writeFileSync(
+      file,
+      [
+        'agent:',
+        '  upstreams:',
+        `    - { name: app, url: "${app.url}/health", timeout: 300ms, softDown: { statuses: [503] } }`,
+        `  loadSource: { url: "${app.url}/stats", field: sessions.active, max: 100 }`,
+        '',
+      ].join('\n'),
+    );
     register.clear();
     const config = testConfig({
-      SIDECAR_CONFIG: file, AGENT_PORT: '1', STATUS_PATH: statusPath, POLLING_INTERVAL: '0.1',
-      HEALTH_DAMPENING_INTERVAL: String(DAMPENING_S), DRAIN_GRACE_INTERVAL: String(GRACE_S),
+      SIDECAR_CONFIG: file,
+      AGENT_PORT: '1',
+      STATUS_PATH: statusPath,
+      POLLING_INTERVAL: '0.1',
+      HEALTH_DAMPENING_INTERVAL: String(DAMPENING_S),
+      DRAIN_GRACE_INTERVAL: String(GRACE_S),
     });
     config.agent!.port = 0;
     sidecar = await startSidecar(config);
     // The server is the app itself (TCP check); its agent is the sidecar, as in a pod. HAProxy
     // sends the agent-send text on each check: the agent reads and ignores it.
-    await haproxy.start([
-      'backend be_app',
-      `  server app 127.0.0.1:${new URL(app.url).port} check inter 200ms weight 100 agent-check agent-addr 127.0.0.1 agent-port ${sidecar.agentPort} agent-inter 200ms agent-send "be_app/app\\n"`,
-    ].join('\n'));
+    await haproxy.start(
+      [
+        'backend be_app',
+        `  server app 127.0.0.1:${new URL(app.url).port} check inter 200ms weight 100 agent-check agent-addr 127.0.0.1 agent-port ${sidecar.agentPort} agent-inter 200ms agent-send "be_app/app\\n"`,
+      ].join('\n'),
+    );
   });
 
   afterAll(async () => {

@@ -110,7 +110,11 @@ describe('end-to-end health check', () => {
     channel.frozen = false;
     await eventually(() => (statusOf(s).startsWith('status=success') ? true : undefined), 3000, 'success');
     const first = statSync(s.config.sharedVolume.healthFilePath).mtimeMs;
-    await eventually(() => (statSync(s.config.sharedVolume.healthFilePath).mtimeMs > first ? true : undefined), 3000, 'a newer status file');
+    await eventually(
+      () => (statSync(s.config.sharedVolume.healthFilePath).mtimeMs > first ? true : undefined),
+      3000,
+      'a newer status file',
+    );
     expect(statusOf(s).startsWith('status=success')).toBe(true);
   });
 
@@ -124,7 +128,10 @@ describe('end-to-end health check', () => {
     await checker.runOnce();
     const hc = (await request(s.managementUrl).get('/status')).body.healthCheck;
     expect(hc.history.map((h: { status: string; reason: string }) => [h.status, h.reason])).toEqual([
-      ['success', 'success'], ['success', 'success'], ['failure', 'server_error'], ['failure', 'server_error'],
+      ['success', 'success'],
+      ['success', 'success'],
+      ['failure', 'server_error'],
+      ['failure', 'server_error'],
     ]);
     expect(hc.history[0].roundTripMs).toEqual(expect.any(Number));
     expect(hc.history[2].roundTripMs).toBeNull();
@@ -156,8 +163,9 @@ describe('end-to-end health check', () => {
     const s = await startWith();
     await eventually(() => (statusOf(s).startsWith('status=success') ? true : undefined), 3000, 'first check');
     const own = await metric(s, 'sidecar_health_events_total{origin="own"}');
-    const others = await Promise.all(Array.from({ length: 10 }, (_, i) =>
-      request(s.relayUrl).post('/').set('x-health-check-id', `replica-${i}`).send('{}')));
+    const others = await Promise.all(
+      Array.from({ length: 10 }, (_, i) => request(s.relayUrl).post('/').set('x-health-check-id', `replica-${i}`).send('{}')),
+    );
     expect(others.every((r) => r.status === 200)).toBe(true);
     expect(await metric(s, 'sidecar_health_events_total{origin="foreign"}')).toBe(10);
     expect(await metric(s, 'sidecar_health_events_total{origin="own"}')).toBe(own);

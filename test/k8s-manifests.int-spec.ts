@@ -23,7 +23,16 @@ const KUBECTL = process.env.KUBECTL ?? 'kubectl';
 const SIDECAR_IMAGE = 'ghcr.io/example/pod-sidecar';
 const RUN_AS = 65532;
 /** The kustomizations this suite must find; more are checked as they appear. */
-const EXPECTED = ['base', 'examples/connections', 'examples/haproxy-agent', 'examples/native-sidecar', 'examples/smee-client-pod', 'examples/smee-server-monitor', 'examples/spool', 'examples/redis-ha'];
+const EXPECTED = [
+  'base',
+  'examples/connections',
+  'examples/haproxy-agent',
+  'examples/native-sidecar',
+  'examples/smee-client-pod',
+  'examples/smee-server-monitor',
+  'examples/spool',
+  'examples/redis-ha',
+];
 
 /** Which argument of a probe script is its max age, and its default: read off the script (`MAX_AGE=${1:-60}`). */
 function maxAgeParameter(script: string): { index: number; defaultSeconds: number } {
@@ -160,8 +169,10 @@ function kustomizationFile(dir: string): Record<string, unknown> {
 function kubectlMissing(): string | null {
   const r = spawnSync(KUBECTL, ['version', '--client'], { encoding: 'utf8' });
   if (r.error) {
-    return `kubectl is needed to build the kustomizations under k8s/ and was not found (${r.error.message}). ` +
-      'Install kubectl (it builds kustomizations offline) or point KUBECTL at it; this suite must not be skipped.';
+    return (
+      `kubectl is needed to build the kustomizations under k8s/ and was not found (${r.error.message}). ` +
+      'Install kubectl (it builds kustomizations offline) or point KUBECTL at it; this suite must not be skipped.'
+    );
   }
   if (r.status !== 0) return `"${KUBECTL} version --client" failed: ${r.stderr}`;
   return null;
@@ -179,7 +190,8 @@ function build(dir: string): K8sObject[] {
   if (r.status !== 0) throw new Error(`kubectl kustomize ${relative(ROOT, dir)} failed:\n${r.stderr}`);
   const objects: K8sObject[] = [];
   for (const doc of parseAllDocuments(r.stdout)) {
-    if (doc.errors.length > 0) throw new Error(`kubectl kustomize ${relative(ROOT, dir)} wrote YAML that does not parse: ${doc.errors[0].message}`);
+    if (doc.errors.length > 0)
+      throw new Error(`kubectl kustomize ${relative(ROOT, dir)} wrote YAML that does not parse: ${doc.errors[0].message}`);
     const value = doc.toJS() as K8sObject | null;
     if (value !== null) objects.push(value);
   }
@@ -251,8 +263,13 @@ function unknownFieldProblems(objects: K8sObject[]): string[] {
     ranges.push({ start, end: source.length, where: `${o.kind}/${o.metadata?.name}` });
   });
   const options: ts.CompilerOptions = {
-    strict: true, noEmit: true, skipLibCheck: true, types: [],
-    module: ts.ModuleKind.ESNext, moduleResolution: ts.ModuleResolutionKind.Bundler, target: ts.ScriptTarget.ES2022,
+    strict: true,
+    noEmit: true,
+    skipLibCheck: true,
+    types: [],
+    module: ts.ModuleKind.ESNext,
+    moduleResolution: ts.ModuleResolutionKind.Bundler,
+    target: ts.ScriptTarget.ES2022,
   };
   const host = ts.createCompilerHost(options);
   const getSourceFile = host.getSourceFile.bind(host);
@@ -283,8 +300,10 @@ function podTemplates(objects: K8sObject[], dir: string): PodTemplate[] {
     const where = `${relative(K8S, dir)}: ${o.kind}/${o.metadata?.name}`;
     const spec = o.spec as WorkloadSpec | undefined;
     if (o.kind === 'Pod') pods.push({ where, spec: o.spec as PodSpec, objects });
-    else if (o.kind === 'StatefulSet') pods.push({ where, spec: spec?.template?.spec as PodSpec, claimTemplates: spec?.volumeClaimTemplates ?? [], objects });
-    else if (['Deployment', 'DaemonSet', 'ReplicaSet', 'Job'].includes(o.kind)) pods.push({ where, spec: spec?.template?.spec as PodSpec, objects });
+    else if (o.kind === 'StatefulSet')
+      pods.push({ where, spec: spec?.template?.spec as PodSpec, claimTemplates: spec?.volumeClaimTemplates ?? [], objects });
+    else if (['Deployment', 'DaemonSet', 'ReplicaSet', 'Job'].includes(o.kind))
+      pods.push({ where, spec: spec?.template?.spec as PodSpec, objects });
     else if (o.kind === 'CronJob') pods.push({ where, spec: spec?.jobTemplate?.spec.template.spec as PodSpec, objects });
   }
   return pods;
@@ -303,7 +322,8 @@ function configMaps(objects: K8sObject[]): Map<string, Record<string, string>> {
 /** Kubernetes' $(VAR) expansion in env values, command and args; $$ escapes. */
 function expand(text: string, env: Record<string, string>): string {
   return text.replace(/\$\$|\$\(([A-Za-z_][A-Za-z0-9_]*)\)/g, (m, name: string | undefined) =>
-    name === undefined ? '$' : (env[name] ?? m));
+    name === undefined ? '$' : (env[name] ?? m),
+  );
 }
 
 /** The container's environment as the kubelet would build it, from literal values and ConfigMaps of the build. */
@@ -332,7 +352,9 @@ function containerEnv(c: Container, maps: Map<string, Record<string, string>>): 
       }
       env[e.name] = v;
     } else if (e.valueFrom) {
-      throw new Error(`container ${c.name}: env ${e.name} comes from ${Object.keys(e.valueFrom).join(', ')}, which this test cannot resolve`);
+      throw new Error(
+        `container ${c.name}: env ${e.name} comes from ${Object.keys(e.valueFrom).join(', ')}, which this test cannot resolve`,
+      );
     } else {
       env[e.name] = '';
     }
@@ -371,7 +393,14 @@ function bytes(q: string | number): number {
 
 /** Bytes for a message: "1.5 GiB", "64 MiB", "900 bytes". */
 function humanBytes(n: number): string {
-  for (const [unit, bits] of [['EiB', 60], ['PiB', 50], ['TiB', 40], ['GiB', 30], ['MiB', 20], ['KiB', 10]] as const) {
+  for (const [unit, bits] of [
+    ['EiB', 60],
+    ['PiB', 50],
+    ['TiB', 40],
+    ['GiB', 30],
+    ['MiB', 20],
+    ['KiB', 10],
+  ] as const) {
     if (Math.abs(n) >= 2 ** bits) return `${Number((n / 2 ** bits).toFixed(2))} ${unit}`;
   }
   return `${n} bytes`;
@@ -406,7 +435,8 @@ function hardeningProblems(pod: PodTemplate): string[] {
     // runAsNonRoot, runAsUser and seccompProfile are inherited from the pod's context.
     if ((sc.runAsNonRoot ?? podSc.runAsNonRoot) !== true) problems.push(`${at}: runAsNonRoot is not true`);
     if ((sc.runAsUser ?? podSc.runAsUser) !== RUN_AS) problems.push(`${at}: runAsUser is not ${RUN_AS}`);
-    if ((sc.seccompProfile ?? podSc.seccompProfile)?.type !== 'RuntimeDefault') problems.push(`${at}: seccompProfile is not RuntimeDefault`);
+    if ((sc.seccompProfile ?? podSc.seccompProfile)?.type !== 'RuntimeDefault')
+      problems.push(`${at}: seccompProfile is not RuntimeDefault`);
     if (sc.readOnlyRootFilesystem !== true) problems.push(`${at}: readOnlyRootFilesystem is not true`);
     if (sc.allowPrivilegeEscalation !== false) problems.push(`${at}: allowPrivilegeEscalation is not false`);
     if (!(sc.capabilities?.drop ?? []).includes('ALL')) problems.push(`${at}: capabilities do not drop ALL`);
@@ -466,24 +496,40 @@ function spoolVolume(pod: PodTemplate, name: string): { bytes: number; what: str
   if (!volume) return { problem: `no volume or claim template is named ${name}` };
   if (volume.emptyDir) {
     const { medium, sizeLimit } = volume.emptyDir;
-    if (medium === 'Memory') return { problem: `the emptyDir ${name} is in memory (medium: Memory): the spool's files would count against the memory limit and a synced write would be on no disk` };
-    if (sizeLimit === undefined) return { problem: `the emptyDir ${name} has no sizeLimit, so SPOOL_MAX_BYTES cannot be checked against the space it may take` };
+    if (medium === 'Memory')
+      return {
+        problem: `the emptyDir ${name} is in memory (medium: Memory): the spool's files would count against the memory limit and a synced write would be on no disk`,
+      };
+    if (sizeLimit === undefined)
+      return { problem: `the emptyDir ${name} has no sizeLimit, so SPOOL_MAX_BYTES cannot be checked against the space it may take` };
     const n = bytes(sizeLimit);
-    if (!Number.isFinite(n)) return { problem: `the emptyDir ${name} has sizeLimit ${JSON.stringify(sizeLimit)}, which is not a Kubernetes quantity` };
-    return { bytes: n, what: `the emptyDir ${name} (sizeLimit ${sizeLimit})`, whenFull: 'the kubelet evicts a pod whose emptyDir grows past its sizeLimit, and the spool is lost with the pod' };
+    if (!Number.isFinite(n))
+      return { problem: `the emptyDir ${name} has sizeLimit ${JSON.stringify(sizeLimit)}, which is not a Kubernetes quantity` };
+    return {
+      bytes: n,
+      what: `the emptyDir ${name} (sizeLimit ${sizeLimit})`,
+      whenFull: 'the kubelet evicts a pod whose emptyDir grows past its sizeLimit, and the spool is lost with the pod',
+    };
   }
   if (volume.persistentVolumeClaim) {
     const { claimName, readOnly } = volume.persistentVolumeClaim;
     if (readOnly) return { problem: `the volume ${name} (PersistentVolumeClaim ${claimName}) is readOnly` };
     const claim = pod.objects.find((o): o is K8sObject & Claim => o.kind === 'PersistentVolumeClaim' && o.metadata?.name === claimName);
-    if (!claim) return { problem: `the PersistentVolumeClaim ${claimName} of volume ${name} is not part of the build, so its size cannot be checked` };
+    if (!claim)
+      return {
+        problem: `the PersistentVolumeClaim ${claimName} of volume ${name} is not part of the build, so its size cannot be checked`,
+      };
     return fromClaim(claim.spec, `the PersistentVolumeClaim ${claimName}`);
   }
   if (volume.ephemeral) {
     return fromClaim(volume.ephemeral.volumeClaimTemplate?.spec, `the ephemeral volume ${name}`);
   }
-  const kind = Object.keys(volume).filter((k) => k !== 'name').join(', ');
-  return { problem: `the volume ${name} is ${kind || 'of no kind'}: the spool needs an emptyDir with a sizeLimit or a PersistentVolumeClaim, whose size SPOOL_MAX_BYTES can be checked against` };
+  const kind = Object.keys(volume)
+    .filter((k) => k !== 'name')
+    .join(', ');
+  return {
+    problem: `the volume ${name} is ${kind || 'of no kind'}: the spool needs an emptyDir with a sizeLimit or a PersistentVolumeClaim, whose size SPOOL_MAX_BYTES can be checked against`,
+  };
 }
 
 /**
@@ -495,29 +541,42 @@ function spoolProblems(pod: PodTemplate, sidecar: Container, env: Record<string,
   const problems: string[] = [];
   // As loadConfig reads it: an empty value is no value, and the default (1 GiB) fits no volume in particular.
   if ((env.SPOOL_MAX_BYTES ?? '').trim() === '') {
-    problems.push(`${at}: RELAY_MODE=spool without SPOOL_MAX_BYTES: the default ${spool.maxBytes} (${humanBytes(spool.maxBytes)}) is sized to no volume; set it below the size of the volume at SPOOL_PATH`);
+    problems.push(
+      `${at}: RELAY_MODE=spool without SPOOL_MAX_BYTES: the default ${spool.maxBytes} (${humanBytes(spool.maxBytes)}) is sized to no volume; set it below the size of the volume at SPOOL_PATH`,
+    );
   }
-  if (!posix.isAbsolute(spool.path)) return [...problems, `${at}: SPOOL_PATH ${spool.path} is relative, to a working directory on the container's root filesystem`];
+  if (!posix.isAbsolute(spool.path))
+    return [...problems, `${at}: SPOOL_PATH ${spool.path} is relative, to a working directory on the container's root filesystem`];
   const path = posix.normalize(spool.path);
   const within = (dir: string) => path === dir || path.startsWith(dir.endsWith('/') ? dir : `${dir}/`);
   const mount = (sidecar.volumeMounts ?? [])
     .filter((m) => within(posix.normalize(m.mountPath)))
     .sort((a, b) => b.mountPath.length - a.mountPath.length)[0];
   if (!mount) {
-    return [...problems, `${at}: SPOOL_PATH ${spool.path} is on no mounted volume: ${sidecar.securityContext?.readOnlyRootFilesystem
-      ? 'the root filesystem is read-only, the spool cannot be written'
-      : "on the container's root filesystem the spool is lost with the container"}`];
+    return [
+      ...problems,
+      `${at}: SPOOL_PATH ${spool.path} is on no mounted volume: ${
+        sidecar.securityContext?.readOnlyRootFilesystem
+          ? 'the root filesystem is read-only, the spool cannot be written'
+          : "on the container's root filesystem the spool is lost with the container"
+      }`,
+    ];
   }
-  if (mount.readOnly) problems.push(`${at}: SPOOL_PATH ${spool.path} is on the volume ${mount.name}, mounted read-only at ${mount.mountPath}`);
+  if (mount.readOnly)
+    problems.push(`${at}: SPOOL_PATH ${spool.path} is on the volume ${mount.name}, mounted read-only at ${mount.mountPath}`);
   const volume = spoolVolume(pod, mount.name);
   if ('problem' in volume) return [...problems, `${at}: SPOOL_PATH ${spool.path}: ${volume.problem}`];
   const limit = `SPOOL_MAX_BYTES ${spool.maxBytes} (${humanBytes(spool.maxBytes)})`;
   const headroom = Math.max(volume.bytes * SPOOL_HEADROOM.fraction, SPOOL_HEADROOM.minBytes);
   if (spool.maxBytes >= volume.bytes) {
-    problems.push(`${at}: ${limit} is not below the size of ${volume.what}, ${volume.bytes} bytes (${humanBytes(volume.bytes)}), where SPOOL_PATH is: ${volume.whenFull}`);
+    problems.push(
+      `${at}: ${limit} is not below the size of ${volume.what}, ${volume.bytes} bytes (${humanBytes(volume.bytes)}), where SPOOL_PATH is: ${volume.whenFull}`,
+    );
   } else if (volume.bytes - spool.maxBytes < headroom) {
-    problems.push(`${at}: ${limit} leaves ${humanBytes(volume.bytes - spool.maxBytes)} of ${volume.what} for what it does not count ` +
-      `(the filesystem's share, delivery-ids.json, other files); keep at least ${humanBytes(headroom)} (a fifth of the volume, at least 32 MiB): ${volume.whenFull}`);
+    problems.push(
+      `${at}: ${limit} leaves ${humanBytes(volume.bytes - spool.maxBytes)} of ${volume.what} for what it does not count ` +
+        `(the filesystem's share, delivery-ids.json, other files); keep at least ${humanBytes(headroom)} (a fifth of the volume, at least 32 MiB): ${volume.whenFull}`,
+    );
   }
   return problems;
 }
@@ -550,18 +609,25 @@ function managementTokenProblems(pod: PodTemplate, sidecar: Container, tokenFile
   if (!mount) return [`${at} is on no volume: mount the Secret that holds the token`];
   const problems: string[] = [];
   if (mount.subPath !== undefined || mount.subPathExpr !== undefined) {
-    problems.push(`${at} is mounted with subPath: the kubelet never updates such a mount, so a rotated Secret would need a restart; mount the Secret's folder`);
+    problems.push(
+      `${at} is mounted with subPath: the kubelet never updates such a mount, so a rotated Secret would need a restart; mount the Secret's folder`,
+    );
   }
   const secret = pod.spec.volumes?.find((v) => v.name === mount.name)?.secret;
   if (!secret) return [...problems, `${at} is on the volume ${mount.name}, which is no Secret`];
-  if (secret.optional) problems.push(`${at}: the Secret ${secret.secretName} is optional; without it the sidecar refuses to start (exit 78), so let the pod wait for it`);
-  const file = tokenFile === mount.mountPath ? mount.subPath ?? '' : tokenFile.slice(mount.mountPath.replace(/\/$/, '').length + 1);
+  if (secret.optional)
+    problems.push(
+      `${at}: the Secret ${secret.secretName} is optional; without it the sidecar refuses to start (exit 78), so let the pod wait for it`,
+    );
+  const file = tokenFile === mount.mountPath ? (mount.subPath ?? '') : tokenFile.slice(mount.mountPath.replace(/\/$/, '').length + 1);
   const item = secret.items?.find((i) => i.path === file);
   if (secret.items && !item) problems.push(`${at}: no item of the Secret ${secret.secretName} is written as ${file}`);
   const mode = item?.mode ?? secret.defaultMode ?? 0o644;
   const fsGroup = pod.spec.securityContext?.fsGroup;
   if ((mode & 0o004) === 0 && ((mode & 0o040) === 0 || fsGroup === undefined)) {
-    problems.push(`${at}: mode 0${mode.toString(8)} without a pod fsGroup lets uid ${RUN_AS} not read it (give group read and set fsGroup, as examples/spool does)`);
+    problems.push(
+      `${at}: mode 0${mode.toString(8)} without a pod fsGroup lets uid ${RUN_AS} not read it (give group read and set fsGroup, as examples/spool does)`,
+    );
   }
   return problems;
 }
@@ -588,11 +654,15 @@ function sidecarProblems(pod: PodTemplate, maps: Map<string, Record<string, stri
     problems.push(`${at}: an init container without restartPolicy: Always would have to exit before the pod starts`);
   }
   if (pod.spec.enableServiceLinks !== false) {
-    problems.push(`${pod.where}: enableServiceLinks is not false: a Service named "relay" or "management" would set RELAY_PORT or MANAGEMENT_PORT to tcp://... and stop the sidecar`);
+    problems.push(
+      `${pod.where}: enableServiceLinks is not false: a Service named "relay" or "management" would set RELAY_PORT or MANAGEMENT_PORT to tcp://... and stop the sidecar`,
+    );
   }
   const grace = pod.spec.terminationGracePeriodSeconds ?? 30;
   if (grace * 1000 <= config.server.shutdownTimeoutMs) {
-    problems.push(`${pod.where}: terminationGracePeriodSeconds ${grace} does not leave the sidecar its ${config.server.shutdownTimeoutMs / 1000} s to drain`);
+    problems.push(
+      `${pod.where}: terminationGracePeriodSeconds ${grace} does not leave the sidecar its ${config.server.shutdownTimeoutMs / 1000} s to drain`,
+    );
   }
 
   // Ports: what it declares is what it listens on.
@@ -602,26 +672,40 @@ function sidecarProblems(pod: PodTemplate, maps: Map<string, Record<string, stri
   if (agentPort !== null) listens.set(agentPort, 'agent');
   for (const p of sidecar.ports ?? []) {
     const role = listens.get(p.containerPort);
-    if (!role) problems.push(`${at}: containerPort ${p.containerPort} is not a port the sidecar listens on (relay ${config.relay ? relayPort : 'off'}, management ${managementPort}, agent ${agentPort ?? 'off'})`);
-    else if (p.name && p.name !== role) problems.push(`${at}: containerPort ${p.containerPort} is named ${p.name}, but it is the ${role} port`);
-    if (p.name === 'relay' && p.containerPort !== relayPort) problems.push(`${at}: port "relay" is ${p.containerPort}, the sidecar relays on ${relayPort}`);
-    if (p.name === 'management' && p.containerPort !== managementPort) problems.push(`${at}: port "management" is ${p.containerPort}, the sidecar manages on ${managementPort}`);
-    if (p.name === 'agent' && p.containerPort !== agentPort) problems.push(`${at}: port "agent" is ${p.containerPort}, the sidecar's AGENT_PORT is ${agentPort ?? 'not set'}`);
+    if (!role)
+      problems.push(
+        `${at}: containerPort ${p.containerPort} is not a port the sidecar listens on (relay ${config.relay ? relayPort : 'off'}, management ${managementPort}, agent ${agentPort ?? 'off'})`,
+      );
+    else if (p.name && p.name !== role)
+      problems.push(`${at}: containerPort ${p.containerPort} is named ${p.name}, but it is the ${role} port`);
+    if (p.name === 'relay' && p.containerPort !== relayPort)
+      problems.push(`${at}: port "relay" is ${p.containerPort}, the sidecar relays on ${relayPort}`);
+    if (p.name === 'management' && p.containerPort !== managementPort)
+      problems.push(`${at}: port "management" is ${p.containerPort}, the sidecar manages on ${managementPort}`);
+    if (p.name === 'agent' && p.containerPort !== agentPort)
+      problems.push(`${at}: port "agent" is ${p.containerPort}, the sidecar's AGENT_PORT is ${agentPort ?? 'not set'}`);
   }
-  if (agentPort !== null && !(sidecar.ports ?? []).some((p) => p.containerPort === agentPort)) problems.push(`${at}: the agent port ${agentPort} is not declared`);
-  if (!(sidecar.ports ?? []).some((p) => p.containerPort === managementPort)) problems.push(`${at}: the management port ${managementPort} is not declared`);
+  if (agentPort !== null && !(sidecar.ports ?? []).some((p) => p.containerPort === agentPort))
+    problems.push(`${at}: the agent port ${agentPort} is not declared`);
+  if (!(sidecar.ports ?? []).some((p) => p.containerPort === managementPort))
+    problems.push(`${at}: the management port ${managementPort} is not declared`);
   for (const kind of ['livenessProbe', 'readinessProbe', 'startupProbe'] as const) {
     const probe = sidecar[kind];
     if (!probe) continue;
     for (const target of [probe.httpGet, probe.tcpSocket]) {
       if (!target) continue;
       const port = resolvePort(sidecar, target.port);
-      if (port !== managementPort) problems.push(`${at}: ${kind} goes to port ${target.port} (${port ?? 'no such port'}), the sidecar serves its probes on ${managementPort}`);
+      if (port !== managementPort)
+        problems.push(
+          `${at}: ${kind} goes to port ${target.port} (${port ?? 'no such port'}), the sidecar serves its probes on ${managementPort}`,
+        );
     }
     const path = probe.httpGet?.path;
-    if (path !== undefined && !['/healthz', '/readyz'].includes(path)) problems.push(`${at}: ${kind} asks ${path}, which the sidecar does not serve`);
+    if (path !== undefined && !['/healthz', '/readyz'].includes(path))
+      problems.push(`${at}: ${kind} asks ${path}, which the sidecar does not serve`);
   }
-  if (sidecar.readinessProbe?.httpGet && sidecar.readinessProbe.httpGet.path !== '/readyz') problems.push(`${at}: readinessProbe is not /readyz`);
+  if (sidecar.readinessProbe?.httpGet && sidecar.readinessProbe.httpGet.path !== '/readyz')
+    problems.push(`${at}: readinessProbe is not /readyz`);
   // The file probe needs the status file, which only the health check writes.
   const liveness = sidecar.livenessProbe?.exec?.command;
   if (config.healthCheck && (!liveness || scriptCall(liveness)?.script !== 'check-sidecar-health.sh')) {
@@ -635,9 +719,13 @@ function sidecarProblems(pod: PodTemplate, maps: Map<string, Record<string, stri
   const sharedPath = config.sharedVolume.path;
   const sharedMount = (sidecar.volumeMounts ?? []).find((m) => m.mountPath === sharedPath);
   const sharedVolume = pod.spec.volumes?.find((v) => v.name === sharedMount?.name);
-  if (!sharedMount) problems.push(`${at}: nothing is mounted at SHARED_VOLUME_PATH ${sharedPath}; on a read-only root the sidecar cannot write its scripts`);
+  if (!sharedMount)
+    problems.push(
+      `${at}: nothing is mounted at SHARED_VOLUME_PATH ${sharedPath}; on a read-only root the sidecar cannot write its scripts`,
+    );
   else if (sharedMount.readOnly) problems.push(`${at}: the shared volume at ${sharedPath} is mounted read-only`);
-  else if (!sharedVolume?.emptyDir) problems.push(`${at}: the volume ${sharedMount.name} at ${sharedPath} is not an emptyDir shared by the pod`);
+  else if (!sharedVolume?.emptyDir)
+    problems.push(`${at}: the volume ${sharedMount.name} at ${sharedPath} is not an emptyDir shared by the pod`);
   if (!config.sharedVolume.healthFilePath.startsWith(`${sharedPath}/`)) {
     problems.push(`${at}: HEALTH_FILE_PATH ${config.sharedVolume.healthFilePath} is outside the shared volume ${sharedPath}`);
   }
@@ -658,17 +746,20 @@ function sidecarProblems(pod: PodTemplate, maps: Map<string, Record<string, stri
       const where = `${pod.where} container ${c.name} ${kind}`;
       const call = scriptCall(command);
       if (!call) {
-        if (command.some((a) => a.startsWith(`${sharedPath}/`))) problems.push(`${where}: ${command.join(' ')} names no probe script the sidecar writes`);
+        if (command.some((a) => a.startsWith(`${sharedPath}/`)))
+          problems.push(`${where}: ${command.join(' ')} names no probe script the sidecar writes`);
         continue;
       }
       if (!(PROBE_SCRIPTS as readonly string[]).includes(call.script)) {
         problems.push(`${where}: ${call.script} is not a script the sidecar writes (${PROBE_SCRIPTS.join(', ')})`);
         continue;
       }
-      if (call.dir !== sharedPath) problems.push(`${where}: runs ${call.dir}/${call.script}, but the sidecar writes its scripts into ${sharedPath}`);
+      if (call.dir !== sharedPath)
+        problems.push(`${where}: runs ${call.dir}/${call.script}, but the sidecar writes its scripts into ${sharedPath}`);
       const mount = (c.volumeMounts ?? []).find((m) => m.mountPath === call.dir);
       if (!mount) problems.push(`${where}: ${call.dir} is not mounted in this container`);
-      else if (sharedMount && mount.name !== sharedMount.name) problems.push(`${where}: ${call.dir} is volume ${mount.name}, the sidecar writes into ${sharedMount.name}`);
+      else if (sharedMount && mount.name !== sharedMount.name)
+        problems.push(`${where}: ${call.dir} is volume ${mount.name}, the sidecar writes into ${sharedMount.name}`);
       if (!config.healthCheck) {
         problems.push(`${where}: ${call.script} reads the health status file, but the sidecar's health check is off (no SMEE_CHANNEL_URL)`);
         continue;
@@ -678,7 +769,9 @@ function sidecarProblems(pod: PodTemplate, maps: Map<string, Record<string, stri
       const ageArg = call.args[index];
       const maxAge = ageArg === undefined ? defaultSeconds : Number(ageArg);
       if (!(maxAge >= rewriteEverySeconds!)) {
-        problems.push(`${where}: max age ${ageArg ?? `${maxAge} (default)`} s is below interval + timeout = ${rewriteEverySeconds} s, the longest the status file may go unchanged between checks`);
+        problems.push(
+          `${where}: max age ${ageArg ?? `${maxAge} (default)`} s is below interval + timeout = ${rewriteEverySeconds} s, the longest the status file may go unchanged between checks`,
+        );
       }
       if ((c[kind]?.timeoutSeconds ?? 1) < 2) problems.push(`${where}: timeoutSeconds below 2 s kills the script under CPU throttling`);
     }
@@ -691,13 +784,16 @@ function sidecarProblems(pod: PodTemplate, maps: Map<string, Record<string, stri
     if (!call) continue;
     const where = `${pod.where} container ${c.name} preStop`;
     if (call.script !== WAIT_FOR_IDLE_SCRIPT) {
-      if (call.dir === sharedPath) problems.push(`${where}: ${call.script} is not the script the sidecar writes for preStop (${WAIT_FOR_IDLE_SCRIPT})`);
+      if (call.dir === sharedPath)
+        problems.push(`${where}: ${call.script} is not the script the sidecar writes for preStop (${WAIT_FOR_IDLE_SCRIPT})`);
       continue;
     }
-    if (call.dir !== sharedPath) problems.push(`${where}: runs ${call.dir}/${call.script}, but the sidecar writes its scripts into ${sharedPath}`);
+    if (call.dir !== sharedPath)
+      problems.push(`${where}: runs ${call.dir}/${call.script}, but the sidecar writes its scripts into ${sharedPath}`);
     const mount = (c.volumeMounts ?? []).find((m) => m.mountPath === call.dir);
     if (!mount) problems.push(`${where}: ${call.dir} is not mounted in this container`);
-    else if (sharedMount && mount.name !== sharedMount.name) problems.push(`${where}: ${call.dir} is volume ${mount.name}, the sidecar writes into ${sharedMount.name}`);
+    else if (sharedMount && mount.name !== sharedMount.name)
+      problems.push(`${where}: ${call.dir} is volume ${mount.name}, the sidecar writes into ${sharedMount.name}`);
     if (!config.connections) {
       problems.push(`${where}: ${call.script} reads the connections state, but the connection monitor is off (no MONITOR_PORT)`);
       continue;
@@ -707,20 +803,30 @@ function sidecarProblems(pod: PodTemplate, maps: Map<string, Record<string, stri
       problems.push(`${where}: timeout ${call.args[0]} is not whole seconds`);
     } else {
       if (timeout < config.connections.idleSettleSeconds) {
-        problems.push(`${where}: timeout ${timeout} s is below the settle time ${config.connections.idleSettleSeconds} s, so it never returns idle`);
+        problems.push(
+          `${where}: timeout ${timeout} s is below the settle time ${config.connections.idleSettleSeconds} s, so it never returns idle`,
+        );
       }
       // The script looks once a second and may overrun by a second or two; after it, the
       // kubelet sends SIGTERM and the server needs time of its own to stop.
       if (grace < timeout + 10) {
-        problems.push(`${where}: terminationGracePeriodSeconds ${grace} does not cover the ${timeout} s wait, its overrun and the server's own shutdown (at least ${timeout + 10})`);
+        problems.push(
+          `${where}: terminationGracePeriodSeconds ${grace} does not cover the ${timeout} s wait, its overrun and the server's own shutdown (at least ${timeout + 10})`,
+        );
       }
     }
     if (!(pod.spec.initContainers ?? []).includes(sidecar)) {
-      problems.push(`${where}: the sidecar is an ordinary container, stopped as the hook starts: the state goes stale and the script gives up; run it as a native sidecar`);
+      problems.push(
+        `${where}: the sidecar is an ordinary container, stopped as the hook starts: the state goes stale and the script gives up; run it as a native sidecar`,
+      );
     }
   }
   if (config.connections) {
-    const declared = new Set(allContainers(pod.spec).filter((c) => c !== sidecar).flatMap((c) => (c.ports ?? []).map((p) => p.containerPort)));
+    const declared = new Set(
+      allContainers(pod.spec)
+        .filter((c) => c !== sidecar)
+        .flatMap((c) => (c.ports ?? []).map((p) => p.containerPort)),
+    );
     for (const port of config.connections.ports) {
       if (!declared.has(port)) problems.push(`${at}: MONITOR_PORT ${port} is no containerPort of the pod's other containers`);
     }
@@ -731,7 +837,10 @@ function sidecarProblems(pod: PodTemplate, maps: Map<string, Record<string, stri
     if (!(c.image ?? '').includes('gosmee') || c.args?.[0] !== 'client') continue;
     const where = `${pod.where} container ${c.name}`;
     const env = containerEnv(c, maps);
-    const positional = c.args.slice(1).filter((a) => !a.startsWith('-')).map((a) => expand(a, env));
+    const positional = c.args
+      .slice(1)
+      .filter((a) => !a.startsWith('-'))
+      .map((a) => expand(a, env));
     const [channel, target] = positional.slice(-2);
     if (config.healthCheck && channel !== config.healthCheck.channelUrl) {
       problems.push(`${where}: subscribes to ${channel}, but the sidecar's health check posts to ${config.healthCheck.channelUrl}`);
@@ -741,7 +850,8 @@ function sidecarProblems(pod: PodTemplate, maps: Map<string, Record<string, stri
       problems.push(`${where}: forwards to ${target}, not to the sidecar's relay port http://localhost:${relayPort}`);
     }
     const probe = c.livenessProbe?.exec?.command;
-    if (!probe || scriptCall(probe)?.script !== 'check-smee-health.sh') problems.push(`${where}: the smee client's livenessProbe does not run check-smee-health.sh (SPEC 6)`);
+    if (!probe || scriptCall(probe)?.script !== 'check-smee-health.sh')
+      problems.push(`${where}: the smee client's livenessProbe does not run check-smee-health.sh (SPEC 6)`);
   }
 
   const downstream = config.relay?.downstreamUrl;
@@ -836,8 +946,12 @@ describe('Kubernetes manifests under k8s/', () => {
     expect(healthCheck).toBeNull();
     expect(agent).toMatchObject({ port: 6060, statusInitial: 'ready', statusPath: '/shared/shard-status' });
     expect(agent!.upstreams.map((u) => u.url.href)).toEqual(['http://localhost:3000/healthz']);
-    const service = objects.find((o) => o.kind === 'Service') as K8sObject & { spec: { ports: Array<{ name: string; port: number; targetPort: string | number }> } };
-    expect(service.spec.ports).toEqual(expect.arrayContaining([expect.objectContaining({ name: 'agent', port: 6060, targetPort: 'agent' })]));
+    const service = objects.find((o) => o.kind === 'Service') as K8sObject & {
+      spec: { ports: Array<{ name: string; port: number; targetPort: string | number }> };
+    };
+    expect(service.spec.ports).toEqual(
+      expect.arrayContaining([expect.objectContaining({ name: 'agent', port: 6060, targetPort: 'agent' })]),
+    );
     // The hook writes "drain" where the agent reads, by rename (a poll never sees half a file).
     const hook = (sidecar.lifecycle?.preStop?.exec?.command ?? []).join(' ');
     expect(hook).toContain(`mv /shared/.shard-status.tmp ${agent!.statusPath}`);
@@ -878,9 +992,21 @@ describe('Kubernetes manifests under k8s/', () => {
   });
 
   it('reads Kubernetes quantities as Kubernetes does (Mi and M, exponents; no K)', () => {
-    expect(['64Mi', '2Gi', '1.5Gi', '.5Ki', '500M', '1600M', '2G', '2e9', '1E3', '100k', '128974848', '+1', '250m'].map(bytes)).toEqual(
-      [64 * 2 ** 20, 2 * 2 ** 30, 1.5 * 2 ** 30, 512, 5e8, 1.6e9, 2e9, 2e9, 1000, 1e5, 128974848, 1, 0.25],
-    );
+    expect(['64Mi', '2Gi', '1.5Gi', '.5Ki', '500M', '1600M', '2G', '2e9', '1E3', '100k', '128974848', '+1', '250m'].map(bytes)).toEqual([
+      64 * 2 ** 20,
+      2 * 2 ** 30,
+      1.5 * 2 ** 30,
+      512,
+      5e8,
+      1.6e9,
+      2e9,
+      2e9,
+      1000,
+      1e5,
+      128974848,
+      1,
+      0.25,
+    ]);
     expect(['1E', '1Ei'].map(bytes)).toEqual([1e18, 2 ** 60]);
     for (const bad of ['1K', '1GB', '1gi', 'Gi', '1 Gi', '', '1e', '0x10']) expect(bytes(bad)).toBeNaN();
   });
@@ -990,21 +1116,31 @@ describe('Kubernetes manifests under k8s/', () => {
           /terminationGracePeriodSeconds 60 does not cover the 55 s wait/,
         );
         expect(brokenConnections((p) => (preStop(p).command = ['sh', '/shared/wait-for-idle.sh']))).toBe(''); // default 25 s
-        expect(brokenConnections((p) => (p.spec.terminationGracePeriodSeconds = 30))).toMatch(/terminationGracePeriodSeconds 30 does not cover the 45 s wait/);
+        expect(brokenConnections((p) => (p.spec.terminationGracePeriodSeconds = 30))).toMatch(
+          /terminationGracePeriodSeconds 30 does not cover the 45 s wait/,
+        );
       });
 
       it('a timeout below the settle time', () => {
-        expect(brokenConnections((p) => (preStop(p).command = ['sh', '/shared/wait-for-idle.sh', '3']))).toMatch(/timeout 3 s is below the settle time 5 s/);
+        expect(brokenConnections((p) => (preStop(p).command = ['sh', '/shared/wait-for-idle.sh', '3']))).toMatch(
+          /timeout 3 s is below the settle time 5 s/,
+        );
       });
 
       it('wait-for-idle.sh outside the shared volume, or the volume not mounted', () => {
-        expect(brokenConnections((p) => (preStop(p).command = ['sh', '/scripts/wait-for-idle.sh', '45']))).toMatch(/the sidecar writes its scripts into \/shared/);
+        expect(brokenConnections((p) => (preStop(p).command = ['sh', '/scripts/wait-for-idle.sh', '45']))).toMatch(
+          /the sidecar writes its scripts into \/shared/,
+        );
         expect(brokenConnections((p) => (server(p).volumeMounts = []))).toMatch(/preStop: \/shared is not mounted in this container/);
       });
 
       it('wait-for-idle.sh with the connection monitor off', () => {
         const text = brokenConnections((p) => {
-          env(p).splice(env(p).findIndex((e) => e.name === 'MONITOR_PORT'), 1, { name: 'DOWNSTREAM_SERVICE_URL', value: 'http://localhost:8080' });
+          env(p).splice(
+            env(p).findIndex((e) => e.name === 'MONITOR_PORT'),
+            1,
+            { name: 'DOWNSTREAM_SERVICE_URL', value: 'http://localhost:8080' },
+          );
         });
         expect(text).toMatch(/reads the connections state, but the connection monitor is off/);
       });
@@ -1019,11 +1155,16 @@ describe('Kubernetes manifests under k8s/', () => {
       });
 
       it('a monitored port no container declares', () => {
-        expect(brokenConnections((p) => (env(p).find((e) => e.name === 'MONITOR_PORT')!.value = '8081'))).toMatch(/MONITOR_PORT 8081 is no containerPort/);
+        expect(brokenConnections((p) => (env(p).find((e) => e.name === 'MONITOR_PORT')!.value = '8081'))).toMatch(
+          /MONITOR_PORT 8081 is no containerPort/,
+        );
       });
 
       it('a file liveness probe with the health check off', () => {
-        const text = brokenConnections((p) => (p.spec.initContainers!.find(isSidecar)!.livenessProbe = { exec: { command: ['/bin/sh', '/shared/check-sidecar-health.sh'] } }));
+        const text = brokenConnections(
+          (p) =>
+            (p.spec.initContainers!.find(isSidecar)!.livenessProbe = { exec: { command: ['/bin/sh', '/shared/check-sidecar-health.sh'] } }),
+        );
         expect(text).toMatch(/livenessProbe is not \/healthz/);
       });
     });
@@ -1050,15 +1191,25 @@ describe('Kubernetes manifests under k8s/', () => {
       it('the management token: a whole Secret mount, not optional, readable by the sidecar', () => {
         const tokenVolume = (pod: PodTemplate) => pod.spec.volumes!.find((v) => v.name === 'management-token')!;
         const tokenMount = (pod: PodTemplate) => sidecar(pod).volumeMounts!.find((m) => m.name === 'management-token')!;
-        expect(brokenSpool((_p, s) => (s.MANAGEMENT_TOKEN_FILE = '/tmp/token'))).toMatch(/MANAGEMENT_TOKEN_FILE \/tmp\/token is on the volume pod-sidecar-tmp, which is no Secret/);
-        expect(brokenSpool((_p, s) => (s.MANAGEMENT_TOKEN_FILE = '/etc/token'))).toMatch(/MANAGEMENT_TOKEN_FILE \/etc\/token is on no volume/);
-        expect(brokenSpool((p) => {
-          tokenMount(p).mountPath = '/var/run/secrets/pod-sidecar/token';
-          tokenMount(p).subPath = 'token';
-        })).toMatch(/is mounted with subPath: the kubelet never updates such a mount/);
+        expect(brokenSpool((_p, s) => (s.MANAGEMENT_TOKEN_FILE = '/tmp/token'))).toMatch(
+          /MANAGEMENT_TOKEN_FILE \/tmp\/token is on the volume pod-sidecar-tmp, which is no Secret/,
+        );
+        expect(brokenSpool((_p, s) => (s.MANAGEMENT_TOKEN_FILE = '/etc/token'))).toMatch(
+          /MANAGEMENT_TOKEN_FILE \/etc\/token is on no volume/,
+        );
+        expect(
+          brokenSpool((p) => {
+            tokenMount(p).mountPath = '/var/run/secrets/pod-sidecar/token';
+            tokenMount(p).subPath = 'token';
+          }),
+        ).toMatch(/is mounted with subPath: the kubelet never updates such a mount/);
         expect(brokenSpool((p) => (tokenVolume(p).secret!.optional = true))).toMatch(/the Secret pod-sidecar-management is optional/);
-        expect(brokenSpool((p) => (tokenVolume(p).secret!.items![0].path = 'bearer'))).toMatch(/no item of the Secret pod-sidecar-management is written as token/);
-        expect(brokenSpool((p) => delete p.spec.securityContext!.fsGroup)).toMatch(/mode 0440 without a pod fsGroup lets uid 65532 not read it/);
+        expect(brokenSpool((p) => (tokenVolume(p).secret!.items![0].path = 'bearer'))).toMatch(
+          /no item of the Secret pod-sidecar-management is written as token/,
+        );
+        expect(brokenSpool((p) => delete p.spec.securityContext!.fsGroup)).toMatch(
+          /mode 0440 without a pod fsGroup lets uid 65532 not read it/,
+        );
         expect(brokenSpool((p) => (tokenVolume(p).secret!.defaultMode = 0o400))).toMatch(/mode 0400/);
       });
 
@@ -1069,7 +1220,9 @@ describe('Kubernetes manifests under k8s/', () => {
       });
 
       it('SPOOL_MAX_BYTES as a quantity, which the sidecar refuses', () => {
-        expect(brokenSpool((_p, s) => (s.SPOOL_MAX_BYTES = '1.5Gi'))).toMatch(/would not start with this environment: SPOOL_MAX_BYTES="1\.5Gi": expected a whole number/);
+        expect(brokenSpool((_p, s) => (s.SPOOL_MAX_BYTES = '1.5Gi'))).toMatch(
+          /would not start with this environment: SPOOL_MAX_BYTES="1\.5Gi": expected a whole number/,
+        );
       });
 
       it('SPOOL_MAX_BYTES not below the claim', () => {
@@ -1077,8 +1230,12 @@ describe('Kubernetes manifests under k8s/', () => {
           /SPOOL_MAX_BYTES 2147483648 \(2 GiB\) is not below the size of the claim template spool \(requests 2Gi\), 2147483648 bytes \(2 GiB\), where SPOOL_PATH is: the disk fills before the spool does/,
         );
         // 1600M is 1 600 000 000 bytes, less than 1.5 GiB; 1.5Gi is as much.
-        expect(brokenSpool((p) => (claimRequest(p).storage = '1600M'))).toMatch(/is not below the size of the claim template spool \(requests 1600M\), 1600000000 bytes/);
-        expect(brokenSpool((p) => (claimRequest(p).storage = '1.5Gi'))).toMatch(/is not below the size of the claim template spool \(requests 1\.5Gi\)/);
+        expect(brokenSpool((p) => (claimRequest(p).storage = '1600M'))).toMatch(
+          /is not below the size of the claim template spool \(requests 1600M\), 1600000000 bytes/,
+        );
+        expect(brokenSpool((p) => (claimRequest(p).storage = '1.5Gi'))).toMatch(
+          /is not below the size of the claim template spool \(requests 1\.5Gi\)/,
+        );
       });
 
       it('too little room beside SPOOL_MAX_BYTES', () => {
@@ -1086,27 +1243,39 @@ describe('Kubernetes manifests under k8s/', () => {
           /SPOOL_MAX_BYTES 1900000000 \(1\.77 GiB\) leaves 236\.02 MiB of the claim template spool \(requests 2Gi\) for what it does not count .*keep at least 409\.6 MiB/,
         );
         // 2G is 2 000 000 000 bytes: 371 MiB above 1.5 GiB, short of a fifth.
-        expect(brokenSpool((p) => (claimRequest(p).storage = '2G'))).toMatch(/leaves 371\.35 MiB of the claim template spool \(requests 2G\)/);
+        expect(brokenSpool((p) => (claimRequest(p).storage = '2G'))).toMatch(
+          /leaves 371\.35 MiB of the claim template spool \(requests 2G\)/,
+        );
         expect(brokenSpool((p) => (claimRequest(p).storage = '2e9'))).toMatch(/leaves 371\.35 MiB/);
         expect(brokenSpool((p) => (claimRequest(p).storage = '2147483648'))).toBe('');
         expect(brokenSpool((p) => (claimRequest(p).storage = '3G'))).toBe('');
       });
 
       it('a claim size that is no quantity, or none', () => {
-        expect(brokenSpool((p) => (claimRequest(p).storage = '2GB'))).toMatch(/the claim template spool requests storage "2GB", which is not a Kubernetes quantity/);
+        expect(brokenSpool((p) => (claimRequest(p).storage = '2GB'))).toMatch(
+          /the claim template spool requests storage "2GB", which is not a Kubernetes quantity/,
+        );
         expect(brokenSpool((p) => delete claimRequest(p).storage)).toMatch(/the claim template spool requests no storage/);
       });
 
       it('SPOOL_PATH on the read-only root', () => {
-        expect(brokenSpool((_p, s) => (s.SPOOL_PATH = '/var/lib/spool'))).toMatch(/SPOOL_PATH \/var\/lib\/spool is on no mounted volume: the root filesystem is read-only/);
+        expect(brokenSpool((_p, s) => (s.SPOOL_PATH = '/var/lib/spool'))).toMatch(
+          /SPOOL_PATH \/var\/lib\/spool is on no mounted volume: the root filesystem is read-only/,
+        );
         // A sibling of the mount is not in it.
-        expect(brokenSpool((_p, s) => (s.SPOOL_PATH = '/var/spool/pod-sidecar-2'))).toMatch(/SPOOL_PATH \/var\/spool\/pod-sidecar-2 is on no mounted volume/);
-        expect(brokenSpool((p) => (sidecar(p).volumeMounts = sidecar(p).volumeMounts!.filter((m) => m.name !== 'spool')))).toMatch(/is on no mounted volume/);
+        expect(brokenSpool((_p, s) => (s.SPOOL_PATH = '/var/spool/pod-sidecar-2'))).toMatch(
+          /SPOOL_PATH \/var\/spool\/pod-sidecar-2 is on no mounted volume/,
+        );
+        expect(brokenSpool((p) => (sidecar(p).volumeMounts = sidecar(p).volumeMounts!.filter((m) => m.name !== 'spool')))).toMatch(
+          /is on no mounted volume/,
+        );
         expect(brokenSpool((_p, s) => (s.SPOOL_PATH = 'spool'))).toMatch(/SPOOL_PATH spool is relative/);
       });
 
       it('SPOOL_PATH on a volume mounted read-only', () => {
-        expect(brokenSpool((p) => (spoolMount(p).readOnly = true))).toMatch(/SPOOL_PATH \/var\/spool\/pod-sidecar is on the volume spool, mounted read-only at \/var\/spool\/pod-sidecar/);
+        expect(brokenSpool((p) => (spoolMount(p).readOnly = true))).toMatch(
+          /SPOOL_PATH \/var\/spool\/pod-sidecar is on the volume spool, mounted read-only at \/var\/spool\/pod-sidecar/,
+        );
       });
 
       it('SPOOL_PATH left to its default, in the shared emptyDir', () => {
@@ -1116,16 +1285,19 @@ describe('Kubernetes manifests under k8s/', () => {
       });
 
       it('an emptyDir without sizeLimit, in memory, or a volume of another kind', () => {
-        const onShared = (change: (v: Volume) => void) => brokenSpool((p, s) => {
-          delete s.SPOOL_PATH;
-          change(p.spec.volumes!.find((v) => v.name === 'shared')!);
-        });
+        const onShared = (change: (v: Volume) => void) =>
+          brokenSpool((p, s) => {
+            delete s.SPOOL_PATH;
+            change(p.spec.volumes!.find((v) => v.name === 'shared')!);
+          });
         expect(onShared((v) => delete v.emptyDir!.sizeLimit)).toMatch(/SPOOL_PATH \/shared\/spool: the emptyDir shared has no sizeLimit/);
         expect(onShared((v) => (v.emptyDir!.medium = 'Memory'))).toMatch(/the emptyDir shared is in memory \(medium: Memory\)/);
-        expect(onShared((v) => {
-          delete v.emptyDir;
-          v.hostPath = { path: '/data' };
-        })).toMatch(/the volume shared is hostPath: the spool needs an emptyDir with a sizeLimit or a PersistentVolumeClaim/);
+        expect(
+          onShared((v) => {
+            delete v.emptyDir;
+            v.hostPath = { path: '/data' };
+          }),
+        ).toMatch(/the volume shared is hostPath: the spool needs an emptyDir with a sizeLimit or a PersistentVolumeClaim/);
       });
 
       it("in every example: spool mode in the smee client pod, on the base component's 64Mi shared volume", () => {
@@ -1140,25 +1312,34 @@ describe('Kubernetes manifests under k8s/', () => {
         };
         const text = spoolIn(() => undefined);
         expect(text).toMatch(/RELAY_MODE=spool without SPOOL_MAX_BYTES/);
-        expect(text).toMatch(/SPOOL_MAX_BYTES 1073741824 \(1 GiB\) is not below the size of the emptyDir shared \(sizeLimit 64Mi\), 67108864 bytes \(64 MiB\).*the kubelet evicts/);
+        expect(text).toMatch(
+          /SPOOL_MAX_BYTES 1073741824 \(1 GiB\) is not below the size of the emptyDir shared \(sizeLimit 64Mi\), 67108864 bytes \(64 MiB\).*the kubelet evicts/,
+        );
         expect(spoolIn((_p, s) => (s.SPOOL_MAX_BYTES = '33554432'))).toBe(''); // 32 MiB of 64Mi
-        expect(spoolIn((_p, s) => (s.SPOOL_MAX_BYTES = '50000000'))).toMatch(/leaves 16\.32 MiB of the emptyDir shared \(sizeLimit 64Mi\).*keep at least 32 MiB/);
+        expect(spoolIn((_p, s) => (s.SPOOL_MAX_BYTES = '50000000'))).toMatch(
+          /leaves 16\.32 MiB of the emptyDir shared \(sizeLimit 64Mi\).*keep at least 32 MiB/,
+        );
 
         // A Deployment whose spool is on a PersistentVolumeClaim of its own: the claim must be in the build.
-        const onClaim = (claim: K8sObject | null, readOnly = false) => spoolIn((p, s, objects) => {
-          s.SPOOL_PATH = '/spool';
-          s.SPOOL_MAX_BYTES = '800000000';
-          const sc = allContainers(p.spec).find(isSidecar)!;
-          sc.volumeMounts!.push({ name: 'spool', mountPath: '/spool' });
-          p.spec.volumes!.push({ name: 'spool', persistentVolumeClaim: { claimName: 'webhook-spool', readOnly } });
-          if (claim) objects.push(claim);
-        });
+        const onClaim = (claim: K8sObject | null, readOnly = false) =>
+          spoolIn((p, s, objects) => {
+            s.SPOOL_PATH = '/spool';
+            s.SPOOL_MAX_BYTES = '800000000';
+            const sc = allContainers(p.spec).find(isSidecar)!;
+            sc.volumeMounts!.push({ name: 'spool', mountPath: '/spool' });
+            p.spec.volumes!.push({ name: 'spool', persistentVolumeClaim: { claimName: 'webhook-spool', readOnly } });
+            if (claim) objects.push(claim);
+          });
         const claim = (storage: string): K8sObject => ({
-          apiVersion: 'v1', kind: 'PersistentVolumeClaim', metadata: { name: 'webhook-spool' },
+          apiVersion: 'v1',
+          kind: 'PersistentVolumeClaim',
+          metadata: { name: 'webhook-spool' },
           spec: { accessModes: ['ReadWriteOnce'], resources: { requests: { storage } } },
         });
         expect(onClaim(claim('1Gi'))).toBe('');
-        expect(onClaim(claim('800M'))).toMatch(/SPOOL_MAX_BYTES 800000000 \(762\.94 MiB\) is not below the size of the PersistentVolumeClaim webhook-spool \(requests 800M\)/);
+        expect(onClaim(claim('800M'))).toMatch(
+          /SPOOL_MAX_BYTES 800000000 \(762\.94 MiB\) is not below the size of the PersistentVolumeClaim webhook-spool \(requests 800M\)/,
+        );
         expect(onClaim(null)).toMatch(/the PersistentVolumeClaim webhook-spool of volume spool is not part of the build/);
         expect(onClaim(claim('1Gi'), true)).toMatch(/the volume spool \(PersistentVolumeClaim webhook-spool\) is readOnly/);
       });

@@ -23,7 +23,10 @@ const ROTATED = 'mgmt-token-rotated-fedcba9876';
 const EVENT = '0b7e1a0e-6f6a-4c49-9b8b-1d1b7d7b7d7b';
 
 /** The Fastify instance behind the management port, to send requests "from" another address. */
-function inject(sidecar: Sidecar, opts: { method: 'GET' | 'POST' | 'DELETE'; url: string; remoteAddress: string; headers?: Record<string, string> }) {
+function inject(
+  sidecar: Sidecar,
+  opts: { method: 'GET' | 'POST' | 'DELETE'; url: string; remoteAddress: string; headers?: Record<string, string> },
+) {
   return sidecar.app.getHttpAdapter().getInstance().inject(opts);
 }
 
@@ -48,7 +51,12 @@ describe('management plane access', () => {
     beforeAll(async () => {
       writeFileSync(tokenFile(), `${TOKEN}\n`);
       register.clear();
-      const config = testConfig({ DOWNSTREAM_SERVICE_URL: downstream.url, RELAY_MODE: 'spool', ENABLE_PPROF: 'true', MANAGEMENT_TOKEN_FILE: tokenFile() });
+      const config = testConfig({
+        DOWNSTREAM_SERVICE_URL: downstream.url,
+        RELAY_MODE: 'spool',
+        ENABLE_PPROF: 'true',
+        MANAGEMENT_TOKEN_FILE: tokenFile(),
+      });
       sidecar = await startSidecar(config, logger);
       url = `http://127.0.0.1:${sidecar.managementPort}`;
     });
@@ -65,7 +73,9 @@ describe('management plane access', () => {
       const writes = [
         request(url).post('/spool/dead-letters/requeue'),
         request(url).post(`/spool/dead-letters/${EVENT}/requeue`).set('Authorization', 'Bearer not-the-token-at-all'),
-        request(url).delete(`/spool/dead-letters/${EVENT}`).set('Authorization', `Basic ${Buffer.from(`x:${TOKEN}`).toString('base64')}`),
+        request(url)
+          .delete(`/spool/dead-letters/${EVENT}`)
+          .set('Authorization', `Basic ${Buffer.from(`x:${TOKEN}`).toString('base64')}`),
         request(url).get('/debug/runtime').set('Authorization', `Bearer ${TOKEN}x`),
         request(url).get('/debug/pprof/heap'),
       ];
@@ -82,8 +92,13 @@ describe('management plane access', () => {
       expect((await request(url).post('/spool/dead-letters/requeue').set(auth)).body).toMatchObject({ requeued: 0 });
       expect((await request(url).delete(`/spool/dead-letters/${EVENT}`).set(auth)).status).toBe(404);
       expect((await request(url).get('/debug/runtime').set(auth)).status).toBe(200);
-      expect((await inject(sidecar, { method: 'POST', url: '/spool/dead-letters/requeue', remoteAddress: '10.1.2.3', headers: auth })).statusCode).toBe(200);
-      expect((await inject(sidecar, { method: 'POST', url: '/spool/dead-letters/requeue', remoteAddress: '10.1.2.3' })).statusCode).toBe(401);
+      expect(
+        (await inject(sidecar, { method: 'POST', url: '/spool/dead-letters/requeue', remoteAddress: '10.1.2.3', headers: auth }))
+          .statusCode,
+      ).toBe(200);
+      expect((await inject(sidecar, { method: 'POST', url: '/spool/dead-letters/requeue', remoteAddress: '10.1.2.3' })).statusCode).toBe(
+        401,
+      );
     });
 
     it('takes a rotated token without a restart, and the old one no longer works', async () => {
@@ -118,7 +133,11 @@ describe('management plane access', () => {
 
     it('answers 403 with a JSON body to any other caller, and still serves it probes and reads', async () => {
       for (const remoteAddress of ['10.1.2.3', '::ffff:10.1.2.3', 'fd00::5']) {
-        for (const [method, path] of [['POST', '/spool/dead-letters/requeue'], ['DELETE', `/spool/dead-letters/${EVENT}`], ['GET', '/debug/pprof/heap']] as const) {
+        for (const [method, path] of [
+          ['POST', '/spool/dead-letters/requeue'],
+          ['DELETE', `/spool/dead-letters/${EVENT}`],
+          ['GET', '/debug/pprof/heap'],
+        ] as const) {
           const res = await inject(sidecar, { method, url: path, remoteAddress });
           expect([remoteAddress, method, path, res.statusCode]).toEqual([remoteAddress, method, path, 403]);
           expect(res.json()).toMatchObject({ error: 'forbidden' });
@@ -131,7 +150,11 @@ describe('management plane access', () => {
   it('refuses to start with an unusable token file, naming the file and not its content', () => {
     const file = join(dir, 'short');
     writeFileSync(file, 'tiny-secret');
-    expect(() => testConfig({ DOWNSTREAM_SERVICE_URL: downstream.url, MANAGEMENT_TOKEN_FILE: file })).toThrow(/MANAGEMENT_TOKEN_FILE=".*short": the token is shorter than 16 characters/);
-    expect(() => testConfig({ DOWNSTREAM_SERVICE_URL: downstream.url, MANAGEMENT_TOKEN_FILE: join(dir, 'absent') })).toThrow(/MANAGEMENT_TOKEN_FILE=".*absent": cannot read it/);
+    expect(() => testConfig({ DOWNSTREAM_SERVICE_URL: downstream.url, MANAGEMENT_TOKEN_FILE: file })).toThrow(
+      /MANAGEMENT_TOKEN_FILE=".*short": the token is shorter than 16 characters/,
+    );
+    expect(() => testConfig({ DOWNSTREAM_SERVICE_URL: downstream.url, MANAGEMENT_TOKEN_FILE: join(dir, 'absent') })).toThrow(
+      /MANAGEMENT_TOKEN_FILE=".*absent": cannot read it/,
+    );
   });
 });

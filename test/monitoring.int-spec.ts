@@ -58,18 +58,33 @@ function promtool(...args: string[]): { ok: boolean; output: string } {
 /** `promtool check rules` on these expressions, as recording rules of a temporary file. */
 function checkExpressions(exprs: string[]): { ok: boolean; output: string } {
   const file = join(mkdtempSync(join(tmpdir(), 'dashboard-exprs-')), 'exprs.rules.yaml');
-  writeFileSync(file, stringify({ groups: [{ name: 'dashboard', rules: exprs.map((expr, i) => ({ record: `dashboard:expr_${i}`, expr })) }] }));
+  writeFileSync(
+    file,
+    stringify({ groups: [{ name: 'dashboard', rules: exprs.map((expr, i) => ({ record: `dashboard:expr_${i}`, expr })) }] }),
+  );
   return promtool('check', 'rules', file);
 }
 
 /** Grafana's variables, replaced by values that make plain PromQL of the expression. */
 function withoutVariables(expr: string): string {
-  return expr
-    .replace(/\$__rate_interval|\$__interval|\$__range/g, '5m')
-    .replace(/\$\{?(namespace|pod)\}?/g, '.*');
+  return expr.replace(/\$__rate_interval|\$__interval|\$__range/g, '5m').replace(/\$\{?(namespace|pod)\}?/g, '.*');
 }
 
-const KEYWORDS = new Set(['and', 'or', 'unless', 'by', 'without', 'on', 'ignoring', 'group_left', 'group_right', 'bool', 'offset', 'inf', 'nan']);
+const KEYWORDS = new Set([
+  'and',
+  'or',
+  'unless',
+  'by',
+  'without',
+  'on',
+  'ignoring',
+  'group_left',
+  'group_right',
+  'bool',
+  'offset',
+  'inf',
+  'nan',
+]);
 
 /**
  * The metric names a PromQL expression selects: identifiers outside strings, label
@@ -84,7 +99,13 @@ function metricNames(expr: string): string[] {
   for (const m of e.matchAll(/[a-zA-Z_:][a-zA-Z0-9_:]*/g)) {
     const before = e[m.index - 1] ?? ' ';
     if (/[0-9.]/.test(before)) continue; // 1e3, 5m
-    if (e.slice(m.index + m[0].length).trimStart().startsWith('(')) continue;
+    if (
+      e
+        .slice(m.index + m[0].length)
+        .trimStart()
+        .startsWith('(')
+    )
+      continue;
     if (KEYWORDS.has(m[0].toLowerCase())) continue;
     names.add(m[0]);
   }
@@ -93,27 +114,32 @@ function metricNames(expr: string): string[] {
 
 const rulesFile = () => parseYaml(readFileSync(RULES, 'utf8')) as { groups: Group[] };
 const alertRules = () => rulesFile().groups.flatMap((g) => g.rules);
-const dashboard = () => JSON.parse(readFileSync(join(DIR, 'grafana-dashboard.json'), 'utf8')) as {
-  uid: string;
-  title: string;
-  templating: { list: Array<{ name: string; type: string; query: string | { query: string }; datasource?: { uid: string } }> };
-  panels: Panel[];
-};
+const dashboard = () =>
+  JSON.parse(readFileSync(join(DIR, 'grafana-dashboard.json'), 'utf8')) as {
+    uid: string;
+    title: string;
+    templating: { list: Array<{ name: string; type: string; query: string | { query: string }; datasource?: { uid: string } }> };
+    panels: Panel[];
+  };
 const dashboardTargets = () => dashboard().panels.flatMap((p) => (p.targets ?? []).map((t) => ({ panel: p.title, ...t })));
 /** The PromQL of the variables' label_values(<selector>, label) queries. */
 const variableSelectors = () =>
-  dashboard().templating.list.filter((v) => v.type === 'query').map((v) => {
-    const q = typeof v.query === 'string' ? v.query : v.query.query;
-    const m = /^label_values\((.+),\s*\w+\)$/.exec(q);
-    if (!m) throw new Error(`variable ${v.name}: expected label_values(<selector>, <label>), got ${q}`);
-    return m[1];
-  });
+  dashboard()
+    .templating.list.filter((v) => v.type === 'query')
+    .map((v) => {
+      const q = typeof v.query === 'string' ? v.query : v.query.query;
+      const m = /^label_values\((.+),\s*\w+\)$/.exec(q);
+      if (!m) throw new Error(`variable ${v.name}: expected label_values(<selector>, <label>), got ${q}`);
+      return m[1];
+    });
 
 describe('metricNames (the extractor the name check relies on)', () => {
   it('finds the selected metrics and nothing else', () => {
-    expect(metricNames('sum by (le, pod) (rate(a_seconds_bucket{pod=~"x|y", job="rate(b)"}[5m] offset 1h)) / on (pod) group_left (x) c_total > bool 1e3 and d')).toEqual(
-      ['a_seconds_bucket', 'c_total', 'd'],
-    );
+    expect(
+      metricNames(
+        'sum by (le, pod) (rate(a_seconds_bucket{pod=~"x|y", job="rate(b)"}[5m] offset 1h)) / on (pod) group_left (x) c_total > bool 1e3 and d',
+      ),
+    ).toEqual(['a_seconds_bucket', 'c_total', 'd']);
     expect(metricNames('histogram_quantile(0.9, sum without (status_class) (rate(x_bucket[$__rate_interval])))')).toEqual(['x_bucket']);
     expect(metricNames('time() - last_success_timestamp_seconds{pod="a"}')).toEqual(['last_success_timestamp_seconds']);
   });
@@ -134,8 +160,15 @@ describe('alert rules (k8s/monitoring)', () => {
 
   it('cover each case the on-call person needs, with a severity, a summary and a description', () => {
     expect(alertRules().map((r) => r.alert)).toEqual([
-      'PodSidecarHealthCheckFailing', 'PodSidecarRelayErrors', 'PodSidecarSpoolFilling', 'PodSidecarSpoolBacklog', 'PodSidecarDeadLetters',
-      'PodSidecarRemoteWriteFailing', 'PodSidecarRemoteWriteDropping', 'PodSidecarAgentStuckInDrain', 'PodSidecarAgentDown',
+      'PodSidecarHealthCheckFailing',
+      'PodSidecarRelayErrors',
+      'PodSidecarSpoolFilling',
+      'PodSidecarSpoolBacklog',
+      'PodSidecarDeadLetters',
+      'PodSidecarRemoteWriteFailing',
+      'PodSidecarRemoteWriteDropping',
+      'PodSidecarAgentStuckInDrain',
+      'PodSidecarAgentDown',
     ]);
     for (const r of alertRules()) {
       expect([r.alert, ['critical', 'warning'].includes(r.labels?.severity ?? '')]).toEqual([r.alert, true]);
@@ -145,7 +178,12 @@ describe('alert rules (k8s/monitoring)', () => {
 
   it('are the same groups in the PrometheusRule, which is a well-formed one', () => {
     const docs = readFileSync(join(DIR, 'prometheusrule.yaml'), 'utf8');
-    const object = parseYaml(docs) as { apiVersion: string; kind: string; metadata: { name: string; labels: Record<string, string> }; spec: { groups: Group[] } };
+    const object = parseYaml(docs) as {
+      apiVersion: string;
+      kind: string;
+      metadata: { name: string; labels: Record<string, string> };
+      spec: { groups: Group[] };
+    };
     expect(object.apiVersion).toBe('monitoring.coreos.com/v1');
     expect(object.kind).toBe('PrometheusRule');
     expect(object.metadata.name).toMatch(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/);
@@ -155,9 +193,11 @@ describe('alert rules (k8s/monitoring)', () => {
     for (const g of object.spec.groups) {
       expect(Object.keys(g).sort()).toEqual(['name', 'rules']);
       for (const r of g.rules) {
-        for (const key of Object.keys(r)) expect(['alert', 'record', 'expr', 'for', 'keep_firing_for', 'labels', 'annotations']).toContain(key);
+        for (const key of Object.keys(r))
+          expect(['alert', 'record', 'expr', 'for', 'keep_firing_for', 'labels', 'annotations']).toContain(key);
         expect(typeof r.expr).toBe('string');
-        if (r.for !== undefined) expect(r.for).toMatch(/^(0|(([0-9]+)y)?(([0-9]+)w)?(([0-9]+)d)?(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?)$/);
+        if (r.for !== undefined)
+          expect(r.for).toMatch(/^(0|(([0-9]+)y)?(([0-9]+)w)?(([0-9]+)d)?(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?)$/);
       }
     }
     expect(object.spec.groups).toEqual(rulesFile().groups);
@@ -174,7 +214,11 @@ describe('Grafana dashboard (k8s/monitoring/grafana-dashboard.json)', () => {
   it('imports anywhere: a data source variable that every panel and query uses, pod and namespace variables', () => {
     const d = dashboard();
     expect(d.uid).toBe('pod-sidecar');
-    expect(d.templating.list.map((v) => [v.name, v.type])).toEqual([['datasource', 'datasource'], ['namespace', 'query'], ['pod', 'query']]);
+    expect(d.templating.list.map((v) => [v.name, v.type])).toEqual([
+      ['datasource', 'datasource'],
+      ['namespace', 'query'],
+      ['pod', 'query'],
+    ]);
     expect(d.templating.list[0].query).toBe('prometheus');
     for (const p of d.panels.filter((x) => x.type !== 'row')) {
       expect([p.title, p.datasource?.uid]).toEqual([p.title, '${datasource}']);
@@ -187,7 +231,15 @@ describe('Grafana dashboard (k8s/monitoring/grafana-dashboard.json)', () => {
   it('has one row per feature, panels inside the 24-column grid without overlapping', () => {
     const d = dashboard();
     expect(d.panels.filter((p) => p.type === 'row').map((p) => p.title)).toEqual([
-      'Smee round trip (health check)', 'Relay', 'Webhook authenticity', 'Replicas (coordination through Redis)', 'Spool', 'Agent (HAProxy agent-check)', 'Connection activity', 'Remote write', 'Process',
+      'Smee round trip (health check)',
+      'Relay',
+      'Webhook authenticity',
+      'Replicas (coordination through Redis)',
+      'Spool',
+      'Agent (HAProxy agent-check)',
+      'Connection activity',
+      'Remote write',
+      'Process',
     ]);
     const cells = new Map<string, string>();
     const problems: string[] = [];
@@ -217,7 +269,8 @@ describe('Grafana dashboard (k8s/monitoring/grafana-dashboard.json)', () => {
   it('shows the latency quantiles from the histograms and the event rate by outcome', () => {
     const exprs = dashboardTargets().map((t) => t.expr);
     for (const h of ['sidecar_relay_duration_seconds', 'sidecar_health_check_round_trip_seconds', 'sidecar_spool_delivery_delay_seconds']) {
-      for (const q of ['0.5', '0.9', '0.99']) expect(exprs.some((e) => e.startsWith(`histogram_quantile(${q}, sum by (le) (rate(${h}_bucket{`))).toBe(true);
+      for (const q of ['0.5', '0.9', '0.99'])
+        expect(exprs.some((e) => e.startsWith(`histogram_quantile(${q}, sum by (le) (rate(${h}_bucket{`))).toBe(true);
     }
     expect(exprs.some((e) => e.startsWith('sum by (outcome) (rate(sidecar_relay_requests_total{'))).toBe(true);
   });
@@ -254,9 +307,22 @@ describe('metric names in the dashboard and the alerts, against a running sideca
       WEBHOOK_SECRET: 'monitoring-webhook-secret',
       REDIS_URL: redis.url,
     });
-    await Promise.race([sidecar.ready, sidecar.exited.then((code) => Promise.reject(new Error(`the sidecar exited with ${code}: ${sidecar!.lines.join('\n')}`)))]);
+    await Promise.race([
+      sidecar.ready,
+      sidecar.exited.then((code) => Promise.reject(new Error(`the sidecar exited with ${code}: ${sidecar!.lines.join('\n')}`))),
+    ]);
     const features = (await request(management).get('/status')).body.features;
-    expect(features).toEqual({ relay: 'spool', dispatch: true, healthCheck: true, agent: true, debug: true, connections: [relayPort], remoteWrite: true, webhookAuth: true, coordination: true });
+    expect(features).toEqual({
+      relay: 'spool',
+      dispatch: true,
+      healthCheck: true,
+      agent: true,
+      debug: true,
+      connections: [relayPort],
+      remoteWrite: true,
+      webhookAuth: true,
+      coordination: true,
+    });
     // Every family with its samples' names: a histogram's _bucket, _sum and _count, a summary's _sum and _count.
     const text = (await request(management).get('/metrics')).text;
     exposed = new Set();
@@ -287,7 +353,19 @@ describe('metric names in the dashboard and the alerts, against a running sideca
 
   it('every feature has its metrics on the dashboard', () => {
     const used = new Set(dashboardTargets().flatMap((t) => metricNames(withoutVariables(t.expr))));
-    for (const prefix of ['health_check', 'sidecar_health_', 'sidecar_relay_', 'sidecar_dispatch_', 'sidecar_spool_', 'sidecar_agent_', 'sidecar_connections_', 'sidecar_remote_write_', 'sidecar_scrape_', 'sidecar_webhook_', 'sidecar_coordination_']) {
+    for (const prefix of [
+      'health_check',
+      'sidecar_health_',
+      'sidecar_relay_',
+      'sidecar_dispatch_',
+      'sidecar_spool_',
+      'sidecar_agent_',
+      'sidecar_connections_',
+      'sidecar_remote_write_',
+      'sidecar_scrape_',
+      'sidecar_webhook_',
+      'sidecar_coordination_',
+    ]) {
       expect([prefix, [...used].some((n) => n.startsWith(prefix))]).toEqual([prefix, true]);
     }
   });

@@ -102,17 +102,87 @@ interface Case {
 
 const CASES: Case[] = [
   // check-smee-health.sh: fresh and status=success.
-  { name: 'smee: fresh success file', script: 'check-smee-health.sh', file: { content: OK, age: 5 }, code: 0, stdout: 'Health check passed (5s old)\n', stderr: '' },
-  { name: 'smee: extra lines after the two of smee-sidecar', script: 'check-smee-health.sh', file: { content: OURS, age: 5 }, code: 0, stdout: 'Health check passed (5s old)\n', stderr: '' },
-  { name: 'smee: exactly max age still passes', script: 'check-smee-health.sh', file: { content: OK, age: 60 }, code: 0, stdout: 'Health check passed (60s old)\n', stderr: '' },
-  { name: 'smee: stale at the default 60 s', script: 'check-smee-health.sh', file: { content: OK, age: 61 }, code: 1, stdout: '', stderr: 'Health file stale: 61s old (max: 60s)\n' },
-  { name: 'smee: stale by minutes', script: 'check-smee-health.sh', file: { content: OK, age: 120 }, code: 1, stdout: '', stderr: 'Health file stale: 120s old (max: 60s)\n' },
+  {
+    name: 'smee: fresh success file',
+    script: 'check-smee-health.sh',
+    file: { content: OK, age: 5 },
+    code: 0,
+    stdout: 'Health check passed (5s old)\n',
+    stderr: '',
+  },
+  {
+    name: 'smee: extra lines after the two of smee-sidecar',
+    script: 'check-smee-health.sh',
+    file: { content: OURS, age: 5 },
+    code: 0,
+    stdout: 'Health check passed (5s old)\n',
+    stderr: '',
+  },
+  {
+    name: 'smee: exactly max age still passes',
+    script: 'check-smee-health.sh',
+    file: { content: OK, age: 60 },
+    code: 0,
+    stdout: 'Health check passed (60s old)\n',
+    stderr: '',
+  },
+  {
+    name: 'smee: stale at the default 60 s',
+    script: 'check-smee-health.sh',
+    file: { content: OK, age: 61 },
+    code: 1,
+    stdout: '',
+    stderr: 'Health file stale: 61s old (max: 60s)\n',
+  },
+  {
+    name: 'smee: stale by minutes',
+    script: 'check-smee-health.sh',
+    file: { content: OK, age: 120 },
+    code: 1,
+    stdout: '',
+    stderr: 'Health file stale: 120s old (max: 60s)\n',
+  },
   { name: 'smee: missing file', script: 'check-smee-health.sh', code: 1, stdout: '', stderr: 'Health file missing: {default}\n' },
-  { name: 'smee: failed check', script: 'check-smee-health.sh', file: { content: TIMED_OUT, age: 5 }, code: 1, stdout: 'Health check failed: failure - Health check timed out waiting for event round-trip\n', stderr: '' },
-  { name: 'smee: status other than success', script: 'check-smee-health.sh', file: { content: 'status=successful\nmessage=nearly\n', age: 5 }, code: 1, stdout: 'Health check failed: successful - nearly\n', stderr: '' },
-  { name: 'smee: no status line', script: 'check-smee-health.sh', file: { content: 'message=test message\n', age: 5 }, code: 1, stdout: 'Health check failed: unknown - test message\n', stderr: '' },
-  { name: 'smee: empty file', script: 'check-smee-health.sh', file: { content: '', age: 5 }, code: 1, stdout: 'Health check failed: unknown - no message\n', stderr: '' },
-  { name: 'smee: garbage', script: 'check-smee-health.sh', file: { content: Buffer.from('invalid content\n\x01\xff\xfe status=success\n\n', 'latin1'), age: 5 }, code: 1, stdout: 'Health check failed: unknown - no message\n', stderr: '' },
+  {
+    name: 'smee: failed check',
+    script: 'check-smee-health.sh',
+    file: { content: TIMED_OUT, age: 5 },
+    code: 1,
+    stdout: 'Health check failed: failure - Health check timed out waiting for event round-trip\n',
+    stderr: '',
+  },
+  {
+    name: 'smee: status other than success',
+    script: 'check-smee-health.sh',
+    file: { content: 'status=successful\nmessage=nearly\n', age: 5 },
+    code: 1,
+    stdout: 'Health check failed: successful - nearly\n',
+    stderr: '',
+  },
+  {
+    name: 'smee: no status line',
+    script: 'check-smee-health.sh',
+    file: { content: 'message=test message\n', age: 5 },
+    code: 1,
+    stdout: 'Health check failed: unknown - test message\n',
+    stderr: '',
+  },
+  {
+    name: 'smee: empty file',
+    script: 'check-smee-health.sh',
+    file: { content: '', age: 5 },
+    code: 1,
+    stdout: 'Health check failed: unknown - no message\n',
+    stderr: '',
+  },
+  {
+    name: 'smee: garbage',
+    script: 'check-smee-health.sh',
+    file: { content: Buffer.from('invalid content\n\x01\xff\xfe status=success\n\n', 'latin1'), age: 5 },
+    code: 1,
+    stdout: 'Health check failed: unknown - no message\n',
+    stderr: '',
+  },
   {
     // dash's echo would turn \c into "stop here" and \n into a newline.
     name: 'smee: backslashes in the message are printed as they are',
@@ -122,44 +192,246 @@ const CASES: Case[] = [
     stdout: 'Health check failed: failure - POST failed: C:\\new\\cache \\c done\n',
     stderr: '',
   },
-  { name: 'smee: custom max age passes an older file', script: 'check-smee-health.sh', args: ['100'], file: { content: OK, age: 75 }, code: 0, stdout: 'Health check passed (75s old)\n', stderr: '' },
-  { name: 'smee: custom max age fails a younger file', script: 'check-smee-health.sh', args: ['30'], file: { content: OK, age: 45 }, code: 1, stdout: '', stderr: 'Health file stale: 45s old (max: 30s)\n' },
-  { name: 'smee: stale wins over a failed status', script: 'check-smee-health.sh', file: { content: TIMED_OUT, age: 61 }, code: 1, stdout: '', stderr: 'Health file stale: 61s old (max: 60s)\n' },
+  {
+    name: 'smee: custom max age passes an older file',
+    script: 'check-smee-health.sh',
+    args: ['100'],
+    file: { content: OK, age: 75 },
+    code: 0,
+    stdout: 'Health check passed (75s old)\n',
+    stderr: '',
+  },
+  {
+    name: 'smee: custom max age fails a younger file',
+    script: 'check-smee-health.sh',
+    args: ['30'],
+    file: { content: OK, age: 45 },
+    code: 1,
+    stdout: '',
+    stderr: 'Health file stale: 45s old (max: 30s)\n',
+  },
+  {
+    name: 'smee: stale wins over a failed status',
+    script: 'check-smee-health.sh',
+    file: { content: TIMED_OUT, age: 61 },
+    code: 1,
+    stdout: '',
+    stderr: 'Health file stale: 61s old (max: 60s)\n',
+  },
 
   // check-sidecar-health.sh: fresh, whatever the status.
-  { name: 'sidecar: fresh success file', script: 'check-sidecar-health.sh', file: { content: OK, age: 5 }, code: 0, stdout: 'Health checker active (5s ago)\n', stderr: '' },
-  { name: 'sidecar: failed check still passes', script: 'check-sidecar-health.sh', file: { content: TIMED_OUT, age: 5 }, code: 0, stdout: 'Health checker active (5s ago)\n', stderr: '' },
-  { name: 'sidecar: empty file still passes', script: 'check-sidecar-health.sh', file: { content: '', age: 5 }, code: 0, stdout: 'Health checker active (5s ago)\n', stderr: '' },
-  { name: 'sidecar: default max age is 90, not 60', script: 'check-sidecar-health.sh', file: { content: OK, age: 75 }, code: 0, stdout: 'Health checker active (75s ago)\n', stderr: '' },
-  { name: 'sidecar: exactly max age still passes', script: 'check-sidecar-health.sh', file: { content: OK, age: 90 }, code: 0, stdout: 'Health checker active (90s ago)\n', stderr: '' },
-  { name: 'sidecar: stale at the default 90 s', script: 'check-sidecar-health.sh', file: { content: OK, age: 91 }, code: 1, stdout: '', stderr: 'Health file stale: 91s old (max: 90s)\n' },
+  {
+    name: 'sidecar: fresh success file',
+    script: 'check-sidecar-health.sh',
+    file: { content: OK, age: 5 },
+    code: 0,
+    stdout: 'Health checker active (5s ago)\n',
+    stderr: '',
+  },
+  {
+    name: 'sidecar: failed check still passes',
+    script: 'check-sidecar-health.sh',
+    file: { content: TIMED_OUT, age: 5 },
+    code: 0,
+    stdout: 'Health checker active (5s ago)\n',
+    stderr: '',
+  },
+  {
+    name: 'sidecar: empty file still passes',
+    script: 'check-sidecar-health.sh',
+    file: { content: '', age: 5 },
+    code: 0,
+    stdout: 'Health checker active (5s ago)\n',
+    stderr: '',
+  },
+  {
+    name: 'sidecar: default max age is 90, not 60',
+    script: 'check-sidecar-health.sh',
+    file: { content: OK, age: 75 },
+    code: 0,
+    stdout: 'Health checker active (75s ago)\n',
+    stderr: '',
+  },
+  {
+    name: 'sidecar: exactly max age still passes',
+    script: 'check-sidecar-health.sh',
+    file: { content: OK, age: 90 },
+    code: 0,
+    stdout: 'Health checker active (90s ago)\n',
+    stderr: '',
+  },
+  {
+    name: 'sidecar: stale at the default 90 s',
+    script: 'check-sidecar-health.sh',
+    file: { content: OK, age: 91 },
+    code: 1,
+    stdout: '',
+    stderr: 'Health file stale: 91s old (max: 90s)\n',
+  },
   { name: 'sidecar: missing file', script: 'check-sidecar-health.sh', code: 1, stdout: '', stderr: 'Health file missing: {default}\n' },
-  { name: 'sidecar: custom max age', script: 'check-sidecar-health.sh', args: ['30'], file: { content: OK, age: 45 }, code: 1, stdout: '', stderr: 'Health file stale: 45s old (max: 30s)\n' },
+  {
+    name: 'sidecar: custom max age',
+    script: 'check-sidecar-health.sh',
+    args: ['30'],
+    file: { content: OK, age: 45 },
+    code: 1,
+    stdout: '',
+    stderr: 'Health file stale: 45s old (max: 30s)\n',
+  },
 
   // HEALTH_FILE_PATH in the calling container overrides the configured file.
-  { name: 'smee: HEALTH_FILE_PATH names the file read', script: 'check-smee-health.sh', override: { value: '{override}', file: { content: OK, age: 7 } }, code: 0, stdout: 'Health check passed (7s old)\n', stderr: '' },
-  { name: 'smee: HEALTH_FILE_PATH status is the one read', script: 'check-smee-health.sh', file: { content: OK, age: 5 }, override: { value: '{override}', file: { content: TIMED_OUT, age: 5 } }, code: 1, stdout: 'Health check failed: failure - Health check timed out waiting for event round-trip\n', stderr: '' },
-  { name: 'smee: HEALTH_FILE_PATH to a missing file', script: 'check-smee-health.sh', file: { content: OK, age: 5 }, override: { value: '{override}' }, code: 1, stdout: '', stderr: 'Health file missing: {override}\n' },
-  { name: 'smee: empty HEALTH_FILE_PATH keeps the default', script: 'check-smee-health.sh', file: { content: OK, age: 5 }, override: { value: '' }, code: 0, stdout: 'Health check passed (5s old)\n', stderr: '' },
-  { name: 'sidecar: HEALTH_FILE_PATH names the file read', script: 'check-sidecar-health.sh', override: { value: '{override}', file: { content: OK, age: 7 } }, code: 0, stdout: 'Health checker active (7s ago)\n', stderr: '' },
-  { name: 'sidecar: HEALTH_FILE_PATH to a missing file', script: 'check-sidecar-health.sh', file: { content: OK, age: 5 }, override: { value: '{override}' }, code: 1, stdout: '', stderr: 'Health file missing: {override}\n' },
+  {
+    name: 'smee: HEALTH_FILE_PATH names the file read',
+    script: 'check-smee-health.sh',
+    override: { value: '{override}', file: { content: OK, age: 7 } },
+    code: 0,
+    stdout: 'Health check passed (7s old)\n',
+    stderr: '',
+  },
+  {
+    name: 'smee: HEALTH_FILE_PATH status is the one read',
+    script: 'check-smee-health.sh',
+    file: { content: OK, age: 5 },
+    override: { value: '{override}', file: { content: TIMED_OUT, age: 5 } },
+    code: 1,
+    stdout: 'Health check failed: failure - Health check timed out waiting for event round-trip\n',
+    stderr: '',
+  },
+  {
+    name: 'smee: HEALTH_FILE_PATH to a missing file',
+    script: 'check-smee-health.sh',
+    file: { content: OK, age: 5 },
+    override: { value: '{override}' },
+    code: 1,
+    stdout: '',
+    stderr: 'Health file missing: {override}\n',
+  },
+  {
+    name: 'smee: empty HEALTH_FILE_PATH keeps the default',
+    script: 'check-smee-health.sh',
+    file: { content: OK, age: 5 },
+    override: { value: '' },
+    code: 0,
+    stdout: 'Health check passed (5s old)\n',
+    stderr: '',
+  },
+  {
+    name: 'sidecar: HEALTH_FILE_PATH names the file read',
+    script: 'check-sidecar-health.sh',
+    override: { value: '{override}', file: { content: OK, age: 7 } },
+    code: 0,
+    stdout: 'Health checker active (7s ago)\n',
+    stderr: '',
+  },
+  {
+    name: 'sidecar: HEALTH_FILE_PATH to a missing file',
+    script: 'check-sidecar-health.sh',
+    file: { content: OK, age: 5 },
+    override: { value: '{override}' },
+    code: 1,
+    stdout: '',
+    stderr: 'Health file missing: {override}\n',
+  },
 
   // Invalid max ages fail the probe rather than pass it.
   ...(['abc', '-5', '1e3', '12345678901'] as const).flatMap((bad): Case[] => [
-    { name: `smee: invalid max age ${bad}`, script: 'check-smee-health.sh', args: [bad], file: { content: OK, age: 5 }, code: 1, stdout: '', stderr: `Invalid max age: ${bad} (expected whole seconds)\n` },
-    { name: `sidecar: invalid max age ${bad}`, script: 'check-sidecar-health.sh', args: [bad], file: { content: OK, age: 5 }, code: 1, stdout: '', stderr: `Invalid max age: ${bad} (expected whole seconds)\n` },
+    {
+      name: `smee: invalid max age ${bad}`,
+      script: 'check-smee-health.sh',
+      args: [bad],
+      file: { content: OK, age: 5 },
+      code: 1,
+      stdout: '',
+      stderr: `Invalid max age: ${bad} (expected whole seconds)\n`,
+    },
+    {
+      name: `sidecar: invalid max age ${bad}`,
+      script: 'check-sidecar-health.sh',
+      args: [bad],
+      file: { content: OK, age: 5 },
+      code: 1,
+      stdout: '',
+      stderr: `Invalid max age: ${bad} (expected whole seconds)\n`,
+    },
   ]),
 
   // check-file-age.sh: the shared helper; the path is always its first argument.
-  { name: 'file-age: no arguments', script: 'check-file-age.sh', code: 1, stdout: '', stderr: 'Usage: {script} <file_path> [max_age_seconds]\n' },
-  { name: 'file-age: ignores HEALTH_FILE_PATH', script: 'check-file-age.sh', override: { value: '{override}', file: { content: OK, age: 5 } }, code: 1, stdout: '', stderr: 'Usage: {script} <file_path> [max_age_seconds]\n' },
-  { name: 'file-age: prints the age', script: 'check-file-age.sh', args: ['{default}'], file: { content: '', age: 5 }, code: 0, stdout: '5\n', stderr: '' },
-  { name: 'file-age: default max age is 60', script: 'check-file-age.sh', args: ['{default}'], file: { content: OK, age: 61 }, code: 1, stdout: '', stderr: 'Health file stale: 61s old (max: 60s)\n' },
-  { name: 'file-age: custom max age passes', script: 'check-file-age.sh', args: ['{default}', '100'], file: { content: OK, age: 75 }, code: 0, stdout: '75\n', stderr: '' },
-  { name: 'file-age: custom max age fails', script: 'check-file-age.sh', args: ['{default}', '30'], file: { content: OK, age: 75 }, code: 1, stdout: '', stderr: 'Health file stale: 75s old (max: 30s)\n' },
-  { name: 'file-age: missing file', script: 'check-file-age.sh', args: ['{override}'], code: 1, stdout: '', stderr: 'Health file missing: {override}\n' },
-  { name: 'file-age: a directory is no health file', script: 'check-file-age.sh', args: [elsewhere], code: 1, stdout: '', stderr: `Health file missing: ${elsewhere}\n` },
-  { name: 'file-age: invalid max age', script: 'check-file-age.sh', args: ['{default}', 'soon'], file: { content: OK, age: 5 }, code: 1, stdout: '', stderr: 'Invalid max age: soon (expected whole seconds)\n' },
+  {
+    name: 'file-age: no arguments',
+    script: 'check-file-age.sh',
+    code: 1,
+    stdout: '',
+    stderr: 'Usage: {script} <file_path> [max_age_seconds]\n',
+  },
+  {
+    name: 'file-age: ignores HEALTH_FILE_PATH',
+    script: 'check-file-age.sh',
+    override: { value: '{override}', file: { content: OK, age: 5 } },
+    code: 1,
+    stdout: '',
+    stderr: 'Usage: {script} <file_path> [max_age_seconds]\n',
+  },
+  {
+    name: 'file-age: prints the age',
+    script: 'check-file-age.sh',
+    args: ['{default}'],
+    file: { content: '', age: 5 },
+    code: 0,
+    stdout: '5\n',
+    stderr: '',
+  },
+  {
+    name: 'file-age: default max age is 60',
+    script: 'check-file-age.sh',
+    args: ['{default}'],
+    file: { content: OK, age: 61 },
+    code: 1,
+    stdout: '',
+    stderr: 'Health file stale: 61s old (max: 60s)\n',
+  },
+  {
+    name: 'file-age: custom max age passes',
+    script: 'check-file-age.sh',
+    args: ['{default}', '100'],
+    file: { content: OK, age: 75 },
+    code: 0,
+    stdout: '75\n',
+    stderr: '',
+  },
+  {
+    name: 'file-age: custom max age fails',
+    script: 'check-file-age.sh',
+    args: ['{default}', '30'],
+    file: { content: OK, age: 75 },
+    code: 1,
+    stdout: '',
+    stderr: 'Health file stale: 75s old (max: 30s)\n',
+  },
+  {
+    name: 'file-age: missing file',
+    script: 'check-file-age.sh',
+    args: ['{override}'],
+    code: 1,
+    stdout: '',
+    stderr: 'Health file missing: {override}\n',
+  },
+  {
+    name: 'file-age: a directory is no health file',
+    script: 'check-file-age.sh',
+    args: [elsewhere],
+    code: 1,
+    stdout: '',
+    stderr: `Health file missing: ${elsewhere}\n`,
+  },
+  {
+    name: 'file-age: invalid max age',
+    script: 'check-file-age.sh',
+    args: ['{default}', 'soon'],
+    file: { content: OK, age: 5 },
+    code: 1,
+    stdout: '',
+    stderr: 'Invalid max age: soon (expected whole seconds)\n',
+  },
 ];
 
 function fill(text: string, script: Probe): string {
@@ -250,19 +522,28 @@ describe('probe scripts as the sidecar installs them', () => {
       expect(text.startsWith('#!/bin/sh\n')).toBe(true);
       expect(text).not.toContain('@HEALTH_FILE@');
     }
-    expect(readFileSync(scriptPath('check-smee-health.sh'), 'utf8')).toContain(`HEALTH_FILE=\${HEALTH_FILE_PATH:-${shellQuote(defaultFile)}}\n`);
+    expect(readFileSync(scriptPath('check-smee-health.sh'), 'utf8')).toContain(
+      `HEALTH_FILE=\${HEALTH_FILE_PATH:-${shellQuote(defaultFile)}}\n`,
+    );
   });
 
   it('run by their absolute path through the exec bit and shebang, from another directory', () => {
     writeStatus(defaultFile, TIMED_OUT, 0, Math.floor(Date.now() / 1000));
     const env = { path: process.env.PATH ?? '/usr/bin:/bin', cwd: '/' };
-    expect(run([scriptPath('check-sidecar-health.sh'), '60'], env)).toMatchObject({ code: 0, stdout: expect.stringMatching(/^Health checker active \(\d+s ago\)\n$/) });
+    expect(run([scriptPath('check-sidecar-health.sh'), '60'], env)).toMatchObject({
+      code: 0,
+      stdout: expect.stringMatching(/^Health checker active \(\d+s ago\)\n$/),
+    });
     expect(run([scriptPath('check-smee-health.sh')], env)).toEqual({
       code: 1,
       stdout: 'Health check failed: failure - Health check timed out waiting for event round-trip\n',
       stderr: '',
     });
-    expect(run([scriptPath('check-file-age.sh')], env)).toEqual({ code: 1, stdout: '', stderr: `Usage: ${scriptPath('check-file-age.sh')} <file_path> [max_age_seconds]\n` });
+    expect(run([scriptPath('check-file-age.sh')], env)).toEqual({
+      code: 1,
+      stdout: '',
+      stderr: `Usage: ${scriptPath('check-file-age.sh')} <file_path> [max_age_seconds]\n`,
+    });
   });
 
   describe.each(SHELLS)('a default path with shell metacharacters, under $name', (shell) => {
@@ -279,14 +560,18 @@ describe('probe scripts as the sidecar installs them', () => {
       const argv = shell.busybox ? [shell.binary!, 'sh'] : [shell.binary!];
       const path = process.env.PATH ?? '/usr/bin:/bin';
       rmSync(odd, { force: true });
-      expect(run([...argv, join(vol, 'check-smee-health.sh')], { path })).toEqual({ code: 1, stdout: '', stderr: `Health file missing: ${odd}\n` });
+      expect(run([...argv, join(vol, 'check-smee-health.sh')], { path })).toEqual({
+        code: 1,
+        stdout: '',
+        stderr: `Health file missing: ${odd}\n`,
+      });
       writeStatus(odd, OK, 0, Math.floor(Date.now() / 1000));
       expect(run([...argv, join(vol, 'check-smee-health.sh')], { path })).toMatchObject({ code: 0, stderr: '' });
     });
   });
 
   // A replacement string would expand `$&`, `$'`, `` $` `` and `$$`: the path must go in literally.
-  it('keeps `$&` and `$\'` in the configured path', () => {
+  it("keeps `$&` and `$'` in the configured path", () => {
     for (const p of ['/vol/a$&b', "/vol/a$'b"]) {
       expect(renderProbeScript('check-smee-health.sh', p)).toContain(`HEALTH_FILE=\${HEALTH_FILE_PATH:-${shellQuote(p)}}\n`);
     }

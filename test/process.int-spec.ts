@@ -22,7 +22,12 @@ describe('the sidecar process', () => {
 
   async function startProcess(env: Record<string, string> = {}) {
     const [relay, management] = [await freePort(), await freePort()];
-    running = spawnSidecar({ DOWNSTREAM_SERVICE_URL: downstream.url, RELAY_PORT: String(relay), MANAGEMENT_PORT: String(management), ...env });
+    running = spawnSidecar({
+      DOWNSTREAM_SERVICE_URL: downstream.url,
+      RELAY_PORT: String(relay),
+      MANAGEMENT_PORT: String(management),
+      ...env,
+    });
     await running.ready;
     return { p: running, relayUrl: `http://127.0.0.1:${relay}`, managementUrl: `http://127.0.0.1:${management}`, relay };
   }
@@ -163,16 +168,24 @@ describe('the sidecar process', () => {
 
     it('at debug, a line per request with secrets and the query left out', async () => {
       const { p, relayUrl } = await startProcess({ LOG_LEVEL: 'debug' });
-      await request(relayUrl).post('/hook?token=q-secret-value').set({
-        authorization: 'Bearer auth-secret-value',
-        'x-hub-signature-256': 'sha256=signature-secret-value',
-        cookie: 'session=cookie-secret-value',
-      }).send('x');
+      await request(relayUrl)
+        .post('/hook?token=q-secret-value')
+        .set({
+          authorization: 'Bearer auth-secret-value',
+          'x-hub-signature-256': 'sha256=signature-secret-value',
+          cookie: 'session=cookie-secret-value',
+        })
+        .send('x');
       await new Promise((r) => setTimeout(r, 100));
       const all = p.lines.join('\n');
       expect(all).not.toMatch(/secret-value/);
       const line = p.lines.map((l) => JSON.parse(l)).find((e) => e.msg === 'relaying');
-      expect(line).toMatchObject({ level: 'debug', method: 'POST', path: '/hook', headers: { authorization: '[redacted]', 'x-hub-signature-256': '[redacted]' } });
+      expect(line).toMatchObject({
+        level: 'debug',
+        method: 'POST',
+        path: '/hook',
+        headers: { authorization: '[redacted]', 'x-hub-signature-256': '[redacted]' },
+      });
     });
   });
 
@@ -201,7 +214,13 @@ describe('the sidecar process', () => {
     it('does not wait past SHUTDOWN_TIMEOUT_SECONDS for a downstream that never answers', async () => {
       downstream.respond = () => undefined;
       const { p, relayUrl } = await startProcess({ SHUTDOWN_TIMEOUT_SECONDS: '0.5' });
-      const stuck = request(relayUrl).post('/stuck').send('x').then((r) => r.status, (e: NodeJS.ErrnoException) => e.code);
+      const stuck = request(relayUrl)
+        .post('/stuck')
+        .send('x')
+        .then(
+          (r) => r.status,
+          (e: NodeJS.ErrnoException) => e.code,
+        );
       await new Promise((r) => setTimeout(r, 200));
       const t0 = Date.now();
       p.proc.kill('SIGTERM');

@@ -87,7 +87,13 @@ describe('three replicas behind one smee channel, coordinated through a real red
   });
 
   /** One replica, started again on other ports should a port taken a moment ago be in use by then. */
-  async function startReplica(channel: string, lease: string, timeout: string, extra: Record<string, string>, attempts = 3): Promise<Replica> {
+  async function startReplica(
+    channel: string,
+    lease: string,
+    timeout: string,
+    extra: Record<string, string>,
+    attempts = 3,
+  ): Promise<Replica> {
     const relayPort = await freePort();
     const managementPort = await freePort();
     const sidecar = spawnSidecar({
@@ -100,7 +106,13 @@ describe('three replicas behind one smee channel, coordinated through a real red
       ...extra,
     });
     const started = await Promise.race([sidecar.ready.then(() => true), sidecar.exited.then(() => false)]);
-    if (started) return { sidecar, client: new SmeeClientProcess(channels.channelUrl(channel), `http://127.0.0.1:${relayPort}/webhook`), relayPort, managementPort };
+    if (started)
+      return {
+        sidecar,
+        client: new SmeeClientProcess(channels.channelUrl(channel), `http://127.0.0.1:${relayPort}/webhook`),
+        relayPort,
+        managementPort,
+      };
     const why = `${sidecar.stderr()} ${sidecar.lines.join('\n')}`;
     if (attempts > 1 && why.includes('EADDRINUSE')) return startReplica(channel, lease, timeout, extra, attempts - 1);
     throw new Error(`sidecar exited: ${why}`);
@@ -134,7 +146,12 @@ describe('three replicas behind one smee channel, coordinated through a real red
   }
 
   /** Posts the webhooks to the channel, `concurrency` at a time; `at(n)` runs once n have been posted. */
-  async function send(channel: string, events: ReturnType<typeof webhook>[], concurrency: number, at: Record<number, () => Promise<void>> = {}): Promise<void> {
+  async function send(
+    channel: string,
+    events: ReturnType<typeof webhook>[],
+    concurrency: number,
+    at: Record<number, () => Promise<void>> = {},
+  ): Promise<void> {
     let next = 0;
     let posted = 0;
     const worker = async () => {
@@ -168,13 +185,17 @@ describe('three replicas behind one smee channel, coordinated through a real red
       describeLast: () => `${events.filter((e) => !arrivals().has(e.id)).length} missing`,
     });
     // Settled: nothing held or being delivered anywhere, so that no late duplicate is still to come.
-    await waitFor('every replica settled', async () => {
-      for (const r of live) {
-        const c = (await status(r)).coordination;
-        if (c.held !== 0 || c.delivering !== 0) return false;
-      }
-      return true;
-    }, { timeoutMs: 15_000 });
+    await waitFor(
+      'every replica settled',
+      async () => {
+        for (const r of live) {
+          const c = (await status(r)).coordination;
+          if (c.held !== 0 || c.delivering !== 0) return false;
+        }
+        return true;
+      },
+      { timeoutMs: 15_000 },
+    );
     return arrivals();
   }
 
@@ -182,7 +203,11 @@ describe('three replicas behind one smee channel, coordinated through a real red
     const channel = 'haExactlyOnce';
     // Each replica's health check posts to the same channel, so every replica receives
     // every replica's health events: they must stay out of coordination.
-    await startReplicas(channel, '10s', '2s', { SMEE_CHANNEL_URL: channels.channelUrl(channel), HEALTH_CHECK_INTERVAL_SECONDS: '1', HEALTH_CHECK_TIMEOUT_SECONDS: '5' });
+    await startReplicas(channel, '10s', '2s', {
+      SMEE_CHANNEL_URL: channels.channelUrl(channel),
+      HEALTH_CHECK_INTERVAL_SECONDS: '1',
+      HEALTH_CHECK_TIMEOUT_SECONDS: '5',
+    });
     const events = Array.from({ length: 100 }, (_, n) => webhook(n, 'once'));
     await send(channel, events, 4);
     const seen = await allDelivered(events, replicas, 30_000);
@@ -200,16 +225,25 @@ describe('three replicas behind one smee channel, coordinated through a real red
     expect((await increase(duplicates('lease_lapsed'))) + (await increase(duplicates('redis_unavailable')))).toBe(0);
     // Health checks: each replica completed its own, through its own client...
     for (const r of replicas) {
-      await waitFor('a health check round trip on every replica', async () => sample(await metrics(r), 'sidecar_health_events_total{origin="own"}') > 0, { timeoutMs: 15_000 });
+      await waitFor(
+        'a health check round trip on every replica',
+        async () => sample(await metrics(r), 'sidecar_health_events_total{origin="own"}') > 0,
+        { timeoutMs: 15_000 },
+      );
       expect(sample(await metrics(r), 'health_check')).toBe(1);
       // ...and answered the other replicas' as theirs.
-      await waitFor('another replica\'s health event', async () => sample(await metrics(r), 'sidecar_health_events_total{origin="foreign"}') > 0, { timeoutMs: 15_000 });
+      await waitFor(
+        "another replica's health event",
+        async () => sample(await metrics(r), 'sidecar_health_events_total{origin="foreign"}') > 0,
+        { timeoutMs: 15_000 },
+      );
     }
     expect(downstream.requests.filter((req) => req.headers['x-health-check-id'] !== undefined)).toEqual([]);
     // What callers get: the delivering replica passes the destination's answer on; the
     // others answer 202 with JSON saying why they did not deliver.
     const again = webhook(1000, 'direct');
-    const direct = (r: Replica) => fetch(`http://127.0.0.1:${r.relayPort}/webhook`, { method: 'POST', headers: again.headers, body: again.body });
+    const direct = (r: Replica) =>
+      fetch(`http://127.0.0.1:${r.relayPort}/webhook`, { method: 'POST', headers: again.headers, body: again.body });
     const first = await direct(replicas[0]);
     expect([first.status, await first.text()]).toEqual([200, 'ok']);
     const second = await direct(replicas[1]);
@@ -217,7 +251,8 @@ describe('three replicas behind one smee channel, coordinated through a real red
     expect(await second.json()).toMatchObject({ coordination: 'already_delivered' });
     const slow = webhook(1001, 'direct');
     downstream.respond = (_req, res) => void setTimeout(() => res.end('slow ok'), 500);
-    const post = (r: Replica) => fetch(`http://127.0.0.1:${r.relayPort}/webhook`, { method: 'POST', headers: slow.headers, body: slow.body });
+    const post = (r: Replica) =>
+      fetch(`http://127.0.0.1:${r.relayPort}/webhook`, { method: 'POST', headers: slow.headers, body: slow.body });
     const winner = post(replicas[1]);
     await waitFor('the claim', async () => (await status(replicas[1])).coordination.delivering === 1, { everyMs: 5 });
     const held = await post(replicas[2]);
@@ -237,7 +272,10 @@ describe('three replicas behind one smee channel, coordinated through a real red
     const victim = replicas[0];
     await send(channel, events, 4, {
       50: async () => {
-        await waitFor('the victim in the middle of a delivery', async () => (await status(victim)).coordination.delivering > 0, { timeoutMs: 15_000, everyMs: 5 });
+        await waitFor('the victim in the middle of a delivery', async () => (await status(victim)).coordination.delivering > 0, {
+          timeoutMs: 15_000,
+          everyMs: 5,
+        });
         victim.sidecar.proc.kill('SIGKILL');
         await victim.sidecar.exited;
         await victim.client.stop();
@@ -251,7 +289,9 @@ describe('three replicas behind one smee channel, coordinated through a real red
     expect(await increase(outcome('taken_over'), live)).toBeGreaterThan(0);
     // ...and each extra delivery is one of those (or, on a machine so loaded that Redis
     // missed REDIS_TIMEOUT, one delivered without coordination), counted.
-    expect(again).toBeLessThanOrEqual((await increase(duplicates('lease_lapsed'), live)) + (await increase(duplicates('redis_unavailable'), live)));
+    expect(again).toBeLessThanOrEqual(
+      (await increase(duplicates('lease_lapsed'), live)) + (await increase(duplicates('redis_unavailable'), live)),
+    );
   });
 
   it('redis-server killed and started again mid-stream: nothing lost, the outage shown and counted, coordination back after', async () => {
@@ -261,17 +301,23 @@ describe('three replicas behind one smee channel, coordinated through a real red
     await send(channel, events, 2, {
       30: async () => {
         await redis.stop();
-        await waitFor('a replica to show the outage', async () => (await status(replicas[1])).coordination.state === 'uncoordinated', { timeoutMs: 10_000 });
+        await waitFor('a replica to show the outage', async () => (await status(replicas[1])).coordination.state === 'uncoordinated', {
+          timeoutMs: 10_000,
+        });
         expect(sample(await metrics(replicas[1]), 'sidecar_coordination_redis_up')).toBe(0);
       },
       60: async () => {
         await redis.start();
       },
     });
-    await waitFor('all replicas coordinating again', async () => {
-      for (const r of replicas) if ((await status(r)).coordination.state !== 'coordinating') return false;
-      return true;
-    }, { timeoutMs: 15_000 });
+    await waitFor(
+      'all replicas coordinating again',
+      async () => {
+        for (const r of replicas) if ((await status(r)).coordination.state !== 'coordinating') return false;
+        return true;
+      },
+      { timeoutMs: 15_000 },
+    );
     const seen = await allDelivered(events, replicas, 40_000);
     expect(seen.size).toBe(100);
     const again = [...seen.values()].reduce((sum, n) => sum + n - 1, 0);
@@ -307,7 +353,9 @@ describe('three replicas behind one smee channel, coordinated through a real red
     } finally {
       redis.signal('SIGCONT');
     }
-    await waitFor('coordination back once Redis answers', async () => (await status(r)).coordination.state === 'coordinating', { timeoutMs: 10_000 });
+    await waitFor('coordination back once Redis answers', async () => (await status(r)).coordination.state === 'coordinating', {
+      timeoutMs: 10_000,
+    });
   });
 
   it('spool mode: each event stored by every replica, delivered once, in order, and a refused one dead-lettered once', async () => {
@@ -324,13 +372,20 @@ describe('three replicas behind one smee channel, coordinated through a real red
     const stored = 'sidecar_spool_receipts_total{result="stored"}';
     for (let k = 0; k < events.length; k++) {
       await send(channel, [events[k]], 1);
-      await waitFor(`event ${k} stored by every replica`, async () => (await increase(stored)) === 3 * (k + 1), { timeoutMs: 10_000, everyMs: 5 });
+      await waitFor(`event ${k} stored by every replica`, async () => (await increase(stored)) === 3 * (k + 1), {
+        timeoutMs: 10_000,
+        everyMs: 5,
+      });
     }
     const seen = await allDelivered(events, replicas, 40_000);
-    await waitFor('every spool empty', async () => {
-      for (const r of replicas) if (sample(await metrics(r), 'sidecar_spool_events') !== 0) return false;
-      return true;
-    }, { timeoutMs: 20_000 });
+    await waitFor(
+      'every spool empty',
+      async () => {
+        for (const r of replicas) if (sample(await metrics(r), 'sidecar_spool_events') !== 0) return false;
+        return true;
+      },
+      { timeoutMs: 20_000 },
+    );
     expect([...seen.values()].filter((n) => n !== 1)).toEqual([]);
     // One destination, one order: the order the replicas received them in.
     const order = downstream.requests.map((r) => JSON.parse(r.body.toString()).number as number);

@@ -49,8 +49,15 @@ describe('coordination over TLS with a password (real redis-server)', () => {
     return { relay, management, proc };
   }
 
-  const status = async (management: number) => ((await (await fetch(`http://127.0.0.1:${management}/status`)).json()) as { coordination: { state: string; lastError: string | null } }).coordination;
-  const post = (relay: number, id: string) => fetch(`http://127.0.0.1:${relay}/hook`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-github-delivery': id }, body: '{"tls":true}' });
+  const status = async (management: number) =>
+    ((await (await fetch(`http://127.0.0.1:${management}/status`)).json()) as { coordination: { state: string; lastError: string | null } })
+      .coordination;
+  const post = (relay: number, id: string) =>
+    fetch(`http://127.0.0.1:${relay}/hook`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-github-delivery': id },
+      body: '{"tls":true}',
+    });
 
   it('coordinates over rediss:// with the password from the file', async () => {
     const a = await replica(PASSWORD);

@@ -70,7 +70,8 @@ function parseResponse(buf: Buffer, ended: boolean, noBody: boolean): { res: Raw
       pos = lineEnd + 2;
       if (size === 0) {
         // no trailers: CRLF at once; else trailer lines up to an empty line
-        if (buf.length >= pos + 2 && buf[pos] === 13 && buf[pos + 1] === 10) return { res: { ...res, body: Buffer.concat(parts) }, used: pos + 2 };
+        if (buf.length >= pos + 2 && buf[pos] === 13 && buf[pos + 1] === 10)
+          return { res: { ...res, body: Buffer.concat(parts) }, used: pos + 2 };
         const end = buf.indexOf(CRLF2, pos);
         if (end !== -1) return { res: { ...res, body: Buffer.concat(parts) }, used: end + 4 };
         return ended ? cut(Buffer.concat(parts)) : null;
@@ -149,7 +150,8 @@ class RawClient {
         return got.res;
       }
       if (this.ended) throw new Error(`connection ended before a whole response head; got ${JSON.stringify(this.buf.toString('latin1'))}`);
-      if (!(await this.until(deadline))) throw new Error(`no response within ${timeoutMs} ms; got ${JSON.stringify(this.buf.toString('latin1'))}`);
+      if (!(await this.until(deadline)))
+        throw new Error(`no response within ${timeoutMs} ms; got ${JSON.stringify(this.buf.toString('latin1'))}`);
     }
   }
 
@@ -193,7 +195,11 @@ function get(path: string, extra = ''): string {
 }
 
 /** A GET through node:http (which decodes chunking) on a fresh connection: status and body bytes. */
-function fetchVia(port: number, path: string, agent: Agent | false = false): Promise<{ status: number; headers: IncomingMessage['headers']; body: Buffer }> {
+function fetchVia(
+  port: number,
+  path: string,
+  agent: Agent | false = false,
+): Promise<{ status: number; headers: IncomingMessage['headers']; body: Buffer }> {
   return new Promise((resolve, reject) => {
     const req = httpRequest({ host: '127.0.0.1', port, path, agent }, (res) => {
       const chunks: Buffer[] = [];
@@ -395,7 +401,11 @@ describe('relay HTTP/1.1: caller connections', () => {
         get('/delay/60/three'),
     );
     const got = [await c.read(), await c.read(), await c.read()];
-    expect(got.map((r) => [r.status, r.body.toString('latin1')])).toEqual([[200, 'one'], [200, 'two:GET / HTTP/'], [200, 'three']]);
+    expect(got.map((r) => [r.status, r.body.toString('latin1')])).toEqual([
+      [200, 'one'],
+      [200, 'two:GET / HTTP/'],
+      [200, 'three'],
+    ]);
     expect(downstream.requests).toHaveLength(3);
   });
 
@@ -489,7 +499,9 @@ describe('relay HTTP/1.1: caller connections', () => {
     downstream.handler = (req, res) => res.writeHead(201, { 'content-type': 'text/plain' }).end(`got ${req.body.length}`);
     const body = randomBytes(100_000);
     const c = await RawClient.connect(port);
-    c.write(`POST /upload HTTP/1.1\r\nHost: relay.test\r\nContent-Type: application/octet-stream\r\nContent-Length: ${body.length}\r\nExpect: 100-continue\r\n\r\n`);
+    c.write(
+      `POST /upload HTTP/1.1\r\nHost: relay.test\r\nContent-Type: application/octet-stream\r\nContent-Length: ${body.length}\r\nExpect: 100-continue\r\n\r\n`,
+    );
     // curl waits a second for this before sending the body anyway
     const interim = await c.read({ timeoutMs: 2000 });
     expect(interim.status).toBe(100);
@@ -656,7 +668,11 @@ describe('relay HTTP/1.1: downstream responses on the wire', () => {
   it('passes response header values with non-ASCII bytes and repeated Set-Cookie to the caller unchanged', async () => {
     const cookies = ['a=1; Expires=Wed, 21 Oct 2037 07:28:00 GMT; Path=/', 'b=2; HttpOnly'];
     downstream.respond = (s) =>
-      s.write(latin1(`HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Name: caf\xe9 \xff\r\nSet-Cookie: ${cookies[0]}\r\nSet-Cookie: ${cookies[1]}\r\n\r\nok`));
+      s.write(
+        latin1(
+          `HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Name: caf\xe9 \xff\r\nSet-Cookie: ${cookies[0]}\r\nSet-Cookie: ${cookies[1]}\r\n\r\nok`,
+        ),
+      );
     const c = await RawClient.connect(port);
     c.write(get('/cookies'));
     const r = await c.read();
@@ -732,7 +748,11 @@ describe('relay HTTP/1.1: a destination that answers more than it was asked', ()
   it('never hands bytes after the end of one response to the next request on that connection', async () => {
     downstream.respond = (s, head) => {
       const path = head.split(' ')[1];
-      if (path.endsWith('/evil')) setTimeout(() => s.write('HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nreq1HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nPOISON'), 200);
+      if (path.endsWith('/evil'))
+        setTimeout(
+          () => s.write('HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nreq1HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nPOISON'),
+          200,
+        );
       else s.write(`HTTP/1.1 200 OK\r\nContent-Length: ${path.length}\r\n\r\n${path}`);
     };
     // One connection at most: /victim waits in the queue for the connection /evil is on.
@@ -775,7 +795,11 @@ describe('relay HTTP/1.1: a destination that answers more than it was asked', ()
     ['a 304', 'GET', `HTTP/1.1 304 Not Modified\r\nETag: "x"\r\n\r\n${EVIL}`],
     ['a 204', 'GET', `HTTP/1.1 204 No Content\r\n\r\n${EVIL}`],
     ['a Content-Length body', 'GET', `HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok${EVIL}`],
-    ['a whole second response', 'GET', 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 302 Found\r\nLocation: https://evil.example/\r\nContent-Length: 0\r\n\r\n'],
+    [
+      'a whole second response',
+      'GET',
+      'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 302 Found\r\nLocation: https://evil.example/\r\nContent-Length: 0\r\n\r\n',
+    ],
   ];
   it.each(sameWrite)('after %s in the same write', async (_name, method, bytes) => {
     answerWith((s) => s.write(bytes));
@@ -811,7 +835,7 @@ describe('relay HTTP/1.1: a caller that stalls', () => {
     await downstream.close();
   });
 
-  it('a caller that stops reading a large answer is cut after RELAY_TIMEOUT_SECONDS, counted as the caller\'s doing, not as a downstream timeout', async () => {
+  it("a caller that stops reading a large answer is cut after RELAY_TIMEOUT_SECONDS, counted as the caller's doing, not as a downstream timeout", async () => {
     const big = Buffer.alloc(32 * 1024 * 1024, 0x7a);
     downstream.handler = (_req, res) => res.writeHead(200, { 'content-length': String(big.length) }).end(big);
     const count = async (outcome: string) => {
@@ -900,7 +924,12 @@ describe('relay HTTP/1.1: request bodies held at once (RELAY_MAX_BUFFERED_BYTES)
   beforeAll(async () => {
     const url = await downstream.listen();
     // Room for one 1000-byte body; a body waits at most min(5 s, the 2 s request time-out).
-    sidecar = await start({ DOWNSTREAM_SERVICE_URL: url, RELAY_MAX_BODY_BYTES: '1000', RELAY_MAX_BUFFERED_BYTES: '1000', RELAY_TIMEOUT_SECONDS: '2' });
+    sidecar = await start({
+      DOWNSTREAM_SERVICE_URL: url,
+      RELAY_MAX_BODY_BYTES: '1000',
+      RELAY_MAX_BUFFERED_BYTES: '1000',
+      RELAY_TIMEOUT_SECONDS: '2',
+    });
   });
   afterAll(async () => {
     for (const r of held.values()) r();
@@ -918,11 +947,23 @@ describe('relay HTTP/1.1: request bodies held at once (RELAY_MAX_BUFFERED_BYTES)
 
   function post(path: string, body: Buffer, chunked = false): Promise<{ status: number; text: string; retryAfter?: string }> {
     return new Promise((resolve, reject) => {
-      const req = httpRequest({ host: '127.0.0.1', port: sidecar.relayPort!, path, method: 'POST', agent: false, headers: chunked ? {} : { 'content-length': body.length } }, (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => resolve({ status: res.statusCode!, text: Buffer.concat(chunks).toString(), retryAfter: res.headers['retry-after'] }));
-      });
+      const req = httpRequest(
+        {
+          host: '127.0.0.1',
+          port: sidecar.relayPort!,
+          path,
+          method: 'POST',
+          agent: false,
+          headers: chunked ? {} : { 'content-length': body.length },
+        },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () =>
+            resolve({ status: res.statusCode!, text: Buffer.concat(chunks).toString(), retryAfter: res.headers['retry-after'] }),
+          );
+        },
+      );
       req.on('error', reject);
       if (chunked) {
         req.write(body.subarray(0, 10));
@@ -943,18 +984,21 @@ describe('relay HTTP/1.1: request bodies held at once (RELAY_MAX_BUFFERED_BYTES)
     expect(await waiter).toMatchObject({ status: 200, text: 'b:500' });
   });
 
-  it.each([false, true])('a body that finds no room within the wait is answered 503 busy with Retry-After, and nothing of it goes on (chunked: %s)', async (chunked) => {
-    const holder = post('/hold/c', Buffer.alloc(900, 0x61));
-    await waitFor('the holder at downstream', () => held.has('c'));
-    const started = performance.now();
-    const refused = await post('/pass/d', Buffer.alloc(500, 0x62), chunked);
-    expect(refused.status).toBe(503);
-    expect(JSON.parse(refused.text)).toMatchObject({ error: 'busy', message: expect.stringContaining('RELAY_MAX_BUFFERED_BYTES') });
-    expect(refused.retryAfter).toBe('1');
-    expect(performance.now() - started).toBeGreaterThan(1500);
-    expect(downstream.requests.map((r) => r.url)).toEqual(['/hold/c']);
-    release('c');
-    await holder;
-    held.clear();
-  });
+  it.each([false, true])(
+    'a body that finds no room within the wait is answered 503 busy with Retry-After, and nothing of it goes on (chunked: %s)',
+    async (chunked) => {
+      const holder = post('/hold/c', Buffer.alloc(900, 0x61));
+      await waitFor('the holder at downstream', () => held.has('c'));
+      const started = performance.now();
+      const refused = await post('/pass/d', Buffer.alloc(500, 0x62), chunked);
+      expect(refused.status).toBe(503);
+      expect(JSON.parse(refused.text)).toMatchObject({ error: 'busy', message: expect.stringContaining('RELAY_MAX_BUFFERED_BYTES') });
+      expect(refused.retryAfter).toBe('1');
+      expect(performance.now() - started).toBeGreaterThan(1500);
+      expect(downstream.requests.map((r) => r.url)).toEqual(['/hold/c']);
+      release('c');
+      await holder;
+      held.clear();
+    },
+  );
 });

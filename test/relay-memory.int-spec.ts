@@ -33,7 +33,10 @@ describe('relay memory under concurrent large uploads (built process)', () => {
       s.on('error', () => undefined);
     });
     healthy = createServer((req, res) => req.resume().on('end', () => res.end('small ok')));
-    await Promise.all([new Promise<void>((r) => stuck.listen(0, '127.0.0.1', r)), new Promise<void>((r) => healthy.listen(0, '127.0.0.1', r))]);
+    await Promise.all([
+      new Promise<void>((r) => stuck.listen(0, '127.0.0.1', r)),
+      new Promise<void>((r) => healthy.listen(0, '127.0.0.1', r)),
+    ]);
   });
   afterAll(async () => {
     await killLeftover(running);
@@ -44,13 +47,16 @@ describe('relay memory under concurrent large uploads (built process)', () => {
   it('40 × 25 MB uploads hanging on a destination that never reads: peak RSS ≤ 320 MiB, a small request elsewhere answered within a second', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'relay-memory-'));
     const file = join(dir, 'dispatch.yaml');
-    writeFileSync(file, `dispatch:
+    writeFileSync(
+      file,
+      `dispatch:
   header: X-Target
   default: http://127.0.0.1:${(healthy.address() as AddressInfo).port}
   rules:
     stuck:
       destination: http://127.0.0.1:${(stuck.address() as AddressInfo).port}
-`);
+`,
+    );
     const relayPort = await freePort();
     // The image's memory flags; the budget is the default (no container limit here: 64 MiB).
     running = spawnSidecar({

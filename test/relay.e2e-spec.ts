@@ -33,7 +33,11 @@ describe('relay', () => {
 
   beforeAll(async () => {
     await downstream.listen();
-    sidecar = await start({ DOWNSTREAM_SERVICE_URL: `${downstream.url}/webhook?token=t1`, RELAY_MAX_BODY_BYTES: '65536', RELAY_TIMEOUT_SECONDS: '0.5' });
+    sidecar = await start({
+      DOWNSTREAM_SERVICE_URL: `${downstream.url}/webhook?token=t1`,
+      RELAY_MAX_BODY_BYTES: '65536',
+      RELAY_TIMEOUT_SECONDS: '0.5',
+    });
   });
   afterAll(async () => {
     await sidecar.close();
@@ -64,7 +68,11 @@ describe('relay', () => {
   });
 
   const bodies: Array<[string, string, Buffer]> = [
-    ['JSON with odd whitespace and non-ASCII', 'application/json', Buffer.from('{ "a" :1,\n\t"name":"Zoë — 東京 🚀" ,"n":1.50 }\r\n', 'utf8')],
+    [
+      'JSON with odd whitespace and non-ASCII',
+      'application/json',
+      Buffer.from('{ "a" :1,\n\t"name":"Zoë — 東京 🚀" ,"n":1.50 }\r\n', 'utf8'),
+    ],
     ['a form', 'application/x-www-form-urlencoded', Buffer.from('payload=%7B%22a%22%3A1%7D&x=a+b')],
     ['binary', 'application/octet-stream', randomBytes(40_000)],
     ['an unknown content type', 'application/vnd.weird+xml; charset=latin1', Buffer.from([0xe9, 0x00, 0xff, 0x0a])],
@@ -83,10 +91,13 @@ describe('relay', () => {
 
     const parts = [Buffer.from('{"chunk":'), Buffer.from('"one"'), Buffer.from(',"two":"ü"}')];
     await new Promise<void>((resolve, reject) => {
-      const req = httpRequest({ port: sidecar.relayPort!, host: '127.0.0.1', method: 'POST', path: '/c', headers: { 'content-type': 'application/json' } }, (res) => {
-        res.resume();
-        res.on('end', resolve);
-      });
+      const req = httpRequest(
+        { port: sidecar.relayPort!, host: '127.0.0.1', method: 'POST', path: '/c', headers: { 'content-type': 'application/json' } },
+        (res) => {
+          res.resume();
+          res.on('end', resolve);
+        },
+      );
       req.on('error', reject);
       for (const p of parts) req.write(p);
       req.end();
@@ -100,20 +111,39 @@ describe('relay', () => {
     const secret = 'It’s a Secret to Everybody';
     const body = Buffer.from('{"action" : "opened",  "title":"Ünïcödé ✓",\n "n": 1e3 }', 'utf8');
     const signature = `sha256=${createHmac('sha256', secret).update(body).digest('hex')}`;
-    await request(sidecar.relayUrl).post('/gh').set({ 'content-type': 'application/json', 'x-hub-signature-256': signature, 'x-github-event': 'pull_request' })
-      .serialize(asIs).send(body);
+    await request(sidecar.relayUrl)
+      .post('/gh')
+      .set({ 'content-type': 'application/json', 'x-hub-signature-256': signature, 'x-github-event': 'pull_request' })
+      .serialize(asIs)
+      .send(body);
     const got = downstream.requests[0];
     expect(`sha256=${createHmac('sha256', secret).update(got.body).digest('hex')}`).toBe(got.headers['x-hub-signature-256']);
     expect(got.headers['x-github-event']).toBe('pull_request');
   });
 
-  it('sets Host to the destination, X-Forwarded-*, drops hop-by-hop headers and callers\' Forwarded, X-Real-IP, X-Forwarded-Port', async () => {
-    const answer = await rawExchange(sidecar.relayPort!, [
-      'POST /h HTTP/1.1', 'Host: relay.example:8080', 'Connection: close, X-Drop-Me', 'X-Drop-Me: 1', 'Keep-Alive: timeout=3',
-      'Upgrade: websocket', 'TE: trailers', 'Proxy-Authorization: Basic eA==', 'X-Forwarded-For: 192.0.2.1', 'X-Keep: yes',
-      'Forwarded: for=203.0.113.9;host=evil.example;proto=https', 'X-Real-IP: 203.0.113.9', 'X-Forwarded-Port: 443', 'X-Forwarded-Host: evil.example',
-      'Content-Length: 2', '', 'hi',
-    ].join('\r\n'));
+  it("sets Host to the destination, X-Forwarded-*, drops hop-by-hop headers and callers' Forwarded, X-Real-IP, X-Forwarded-Port", async () => {
+    const answer = await rawExchange(
+      sidecar.relayPort!,
+      [
+        'POST /h HTTP/1.1',
+        'Host: relay.example:8080',
+        'Connection: close, X-Drop-Me',
+        'X-Drop-Me: 1',
+        'Keep-Alive: timeout=3',
+        'Upgrade: websocket',
+        'TE: trailers',
+        'Proxy-Authorization: Basic eA==',
+        'X-Forwarded-For: 192.0.2.1',
+        'X-Keep: yes',
+        'Forwarded: for=203.0.113.9;host=evil.example;proto=https',
+        'X-Real-IP: 203.0.113.9',
+        'X-Forwarded-Port: 443',
+        'X-Forwarded-Host: evil.example',
+        'Content-Length: 2',
+        '',
+        'hi',
+      ].join('\r\n'),
+    );
     expect(answer).toMatch(/^HTTP\/1.1 200/);
     const h = downstream.requests[0].headers;
     expect(h.host).toBe(`127.0.0.1:${downstream.port}`);
@@ -166,7 +196,10 @@ describe('relay', () => {
   it('answers 413 as JSON without contacting downstream when Content-Length is over the limit', async () => {
     const answer = await rawExchange(sidecar.relayPort!, 'POST /big HTTP/1.1\r\nHost: x\r\nContent-Length: 65537\r\n\r\n');
     expect(answer).toMatch(/^HTTP\/1.1 413/);
-    expect(JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4))).toEqual({ error: 'payload_too_large', message: expect.stringContaining('65536') });
+    expect(JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4))).toEqual({
+      error: 'payload_too_large',
+      message: expect.stringContaining('65536'),
+    });
     expect(downstream.requests).toHaveLength(0);
   });
 
@@ -201,16 +234,18 @@ describe('relay', () => {
       res.on('close', () => closedAtDownstream++);
     };
     await Promise.all(
-      Array.from({ length: 10 }, () =>
-        new Promise<void>((resolve) => {
-          const req = httpRequest({ port: sidecar.relayPort!, host: '127.0.0.1', method: 'POST', path: '/abandon' });
-          req.on('error', () => resolve());
-          req.end('x');
-          setTimeout(() => {
-            req.destroy();
-            resolve();
-          }, 100);
-        }),
+      Array.from(
+        { length: 10 },
+        () =>
+          new Promise<void>((resolve) => {
+            const req = httpRequest({ port: sidecar.relayPort!, host: '127.0.0.1', method: 'POST', path: '/abandon' });
+            req.on('error', () => resolve());
+            req.end('x');
+            setTimeout(() => {
+              req.destroy();
+              resolve();
+            }, 100);
+          }),
       ),
     );
     const deadline = Date.now() + 2000;
@@ -231,7 +266,9 @@ describe('relay', () => {
 
   it('consumes health-check events: answered 200, never forwarded, unknown ids counted', async () => {
     const before = await metric(sidecar, 'sidecar_health_events_total{origin="foreign"}');
-    const res = await request(sidecar.relayUrl).post('/').set({ 'x-health-check-id': 'someone-else', 'content-type': 'application/json' })
+    const res = await request(sidecar.relayUrl)
+      .post('/')
+      .set({ 'x-health-check-id': 'someone-else', 'content-type': 'application/json' })
       .send('{"type":"health-check","id":"someone-else"}');
     expect(res.status).toBe(200);
     expect(downstream.requests).toHaveLength(0);

@@ -68,6 +68,8 @@ describe('the sidecar process with remote write only', () => {
     const last = decodeWriteRequest(snappyBlockDecode(receiver.requests[1].body));
     expect(last.timeseries[0].samples[0].timestampMs).toBeGreaterThan(first.timeseries[0].samples[0].timestampMs);
     const lines = running.lines.map((l) => JSON.parse(l) as { msg: string });
-    expect(lines.map((l) => l.msg)).toEqual(expect.arrayContaining(['pod-sidecar ready', 'shutting down', 'remote write: final push delivered']));
+    expect(lines.map((l) => l.msg)).toEqual(
+      expect.arrayContaining(['pod-sidecar ready', 'shutting down', 'remote write: final push delivered']),
+    );
   });
 });

@@ -10,7 +10,9 @@ type Started = Awaited<ReturnType<typeof start>>;
 
 /** A PromQL selector; JSON string quoting is valid PromQL string quoting. */
 const sel = (name: string, labels: Record<string, string>) =>
-  `${name}{${Object.entries(labels).map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(',')}}`;
+  `${name}{${Object.entries(labels)
+    .map(([k, v]) => `${k}=${JSON.stringify(v)}`)
+    .join(',')}}`;
 
 async function counter(name: string, labels: Record<string, string> = {}): Promise<number> {
   const metric = register.getSingleMetric(name);
@@ -34,27 +36,38 @@ describe('remote write into a real Prometheus', () => {
     await app.close();
   });
 
-  it('stores the pushed series, values and extra labels: the sidecar\'s registry with a histogram, and a scraped target', async () => {
-    app.respond = (_r, res) => res.writeHead(200, { 'Content-Type': 'text/plain; version=0.0.4' }).end([
-      '# HELP app_jobs_total Jobs done.',
-      '# TYPE app_jobs_total counter',
-      'app_jobs_total{queue="a \\"b\\" \\\\ c\\nd"} 12',
-      'app_temperature -3.5',
-      '# TYPE app_rpc_seconds histogram',
-      'app_rpc_seconds_bucket{le="0.1"} 5',
-      'app_rpc_seconds_bucket{le="1"} 9',
-      'app_rpc_seconds_bucket{le="+Inf"} 10',
-      'app_rpc_seconds_sum 4.2',
-      'app_rpc_seconds_count 10',
-      '',
-    ].join('\n'));
+  it("stores the pushed series, values and extra labels: the sidecar's registry with a histogram, and a scraped target", async () => {
+    app.respond = (_r, res) =>
+      res
+        .writeHead(200, { 'Content-Type': 'text/plain; version=0.0.4' })
+        .end(
+          [
+            '# HELP app_jobs_total Jobs done.',
+            '# TYPE app_jobs_total counter',
+            'app_jobs_total{queue="a \\"b\\" \\\\ c\\nd"} 12',
+            'app_temperature -3.5',
+            '# TYPE app_rpc_seconds histogram',
+            'app_rpc_seconds_bucket{le="0.1"} 5',
+            'app_rpc_seconds_bucket{le="1"} 9',
+            'app_rpc_seconds_bucket{le="+Inf"} 10',
+            'app_rpc_seconds_sum 4.2',
+            'app_rpc_seconds_count 10',
+            '',
+          ].join('\n'),
+        );
     sidecar = await start({
       PROMETHEUS_REMOTE_WRITE_URL: prometheus.writeUrl,
       PUSH_INTERVAL: '1h',
       REMOTE_WRITE_LABELS: 'namespace=it,pod=pod-a',
       SCRAPE_TARGETS: `${app.url}/metrics`,
     });
-    const latency = new Histogram({ name: 'it_latency_seconds', help: 'Latency.', labelNames: ['op'], buckets: [0.1, 0.5, 1], registers: [register] });
+    const latency = new Histogram({
+      name: 'it_latency_seconds',
+      help: 'Latency.',
+      labelNames: ['op'],
+      buckets: [0.1, 0.5, 1],
+      registers: [register],
+    });
     for (const v of [0.05, 0.2, 0.3, 0.7, 2]) latency.labels('read').observe(v);
     await sidecar.app.get(RemoteWriteService).pushNow();
     const own = { namespace: 'it', pod: 'pod-a', job: 'pod-sidecar' };
@@ -73,10 +86,19 @@ describe('remote write into a real Prometheus', () => {
     expect(await value(`histogram_quantile(0.5, ${sel('it_latency_seconds_bucket', own)})`)).toBeCloseTo(0.4);
 
     const [pushesSeries] = await prometheus.query(sel('sidecar_remote_write_pushes_total', { ...own, result: 'success' }));
-    expect(pushesSeries.metric).toEqual({ __name__: 'sidecar_remote_write_pushes_total', ...own, instance: sidecar.config.remoteWrite!.instance, result: 'success' });
+    expect(pushesSeries.metric).toEqual({
+      __name__: 'sidecar_remote_write_pushes_total',
+      ...own,
+      instance: sidecar.config.remoteWrite!.instance,
+      result: 'success',
+    });
 
     const target = { namespace: 'it', job: 'scrape', instance: sidecar.config.remoteWrite!.scrape.targets[0].instance };
-    await eventually(async () => value(sel('app_jobs_total', { ...target, queue: 'a "b" \\ c\nd' })), 5000, 'the scraped counter with an escaped label');
+    await eventually(
+      async () => value(sel('app_jobs_total', { ...target, queue: 'a "b" \\ c\nd' })),
+      5000,
+      'the scraped counter with an escaped label',
+    );
     expect(await value(sel('app_jobs_total', { ...target, queue: 'a "b" \\ c\nd' }))).toBe(12);
     expect(await value(sel('app_temperature', target))).toBe(-3.5);
     expect(await value(`histogram_quantile(0.5, ${sel('app_rpc_seconds_bucket', target)})`)).toBeCloseTo(0.1);
@@ -86,9 +108,12 @@ describe('remote write into a real Prometheus', () => {
     sidecar = undefined;
   });
 
-  it('ends series with staleness markers: one the target stops exposing, then all of a target that stops answering, and the sidecar\'s own at shutdown', async () => {
+  it("ends series with staleness markers: one the target stops exposing, then all of a target that stops answering, and the sidecar's own at shutdown", async () => {
     let exposed = ['app_queue_depth{queue="a"} 1', 'app_queue_depth{queue="b"} 2'];
-    app.respond = (_r, res) => (exposed.length === 0 ? res.writeHead(503).end() : res.writeHead(200, { 'Content-Type': 'text/plain; version=0.0.4' }).end(`${exposed.join('\n')}\n`));
+    app.respond = (_r, res) =>
+      exposed.length === 0
+        ? res.writeHead(503).end()
+        : res.writeHead(200, { 'Content-Type': 'text/plain; version=0.0.4' }).end(`${exposed.join('\n')}\n`);
     const pusher = await start({
       PROMETHEUS_REMOTE_WRITE_URL: prometheus.writeUrl,
       PUSH_INTERVAL: '1h',
@@ -102,17 +127,29 @@ describe('remote write into a real Prometheus', () => {
       // Without markers, an instant query keeps answering a series's last sample for five minutes.
       const present = async (expr: string) => (await prometheus.query(expr)).length > 0;
       await rw.pushNow();
-      await eventually(async () => ((await present(sel('app_queue_depth', { ...target, queue: 'b' }))) ? true : undefined), 5000, 'queue b stored');
+      await eventually(
+        async () => ((await present(sel('app_queue_depth', { ...target, queue: 'b' }))) ? true : undefined),
+        5000,
+        'queue b stored',
+      );
       expect(await present(sel('app_queue_depth', { ...target, queue: 'a' }))).toBe(true);
 
       exposed = ['app_queue_depth{queue="a"} 3'];
       await rw.pushNow();
-      await eventually(async () => ((await present(sel('app_queue_depth', { ...target, queue: 'b' }))) ? undefined : true), 5000, 'queue b ended');
+      await eventually(
+        async () => ((await present(sel('app_queue_depth', { ...target, queue: 'b' }))) ? undefined : true),
+        5000,
+        'queue b ended',
+      );
       expect(await present(sel('app_queue_depth', { ...target, queue: 'a' }))).toBe(true);
 
       exposed = [];
       await rw.pushNow();
-      await eventually(async () => ((await present(sel('app_queue_depth', target))) ? undefined : true), 5000, 'every series of the target ended');
+      await eventually(
+        async () => ((await present(sel('app_queue_depth', target))) ? undefined : true),
+        5000,
+        'every series of the target ended',
+      );
       const up = await prometheus.query(sel('up', target));
       expect(up.map((r) => r.value[1])).toEqual(['0']);
 
@@ -142,21 +179,38 @@ describe('remote write into a real Prometheus', () => {
       REMOTE_WRITE_MAX_BACKOFF: '200ms',
       REMOTE_WRITE_LABELS: 'namespace=it,pod=pod-restart',
     });
-    new Gauge({ name: 'it_snapshot_number', help: 'Snapshot sequence.', registers: [register], collect() { this.set(++snapshots); } });
+    new Gauge({
+      name: 'it_snapshot_number',
+      help: 'Snapshot sequence.',
+      registers: [register],
+      collect() {
+        this.set(++snapshots);
+      },
+    });
     const svc = sidecar.app.get(RemoteWriteService);
     const labels = { namespace: 'it', pod: 'pod-restart' };
-    await waitFor('a few pushes stored', async () => (await prometheus.query(sel('it_snapshot_number', labels))).length === 1 && snapshots >= 3, { timeoutMs: 5000 });
+    await waitFor(
+      'a few pushes stored',
+      async () => (await prometheus.query(sel('it_snapshot_number', labels))).length === 1 && snapshots >= 3,
+      { timeoutMs: 5000 },
+    );
 
     await prometheus.stop();
     // Down long enough for the queue (6 pushes) to overflow.
-    await waitFor('the queue to overflow', async () => (await counter('sidecar_remote_write_samples_dropped_total', { reason: 'queue_full' })) > 0, { timeoutMs: 8000 });
+    await waitFor(
+      'the queue to overflow',
+      async () => (await counter('sidecar_remote_write_samples_dropped_total', { reason: 'queue_full' })) > 0,
+      { timeoutMs: 8000 },
+    );
     expect((await request(sidecar.managementUrl).get('/healthz')).status).toBe(200);
     expect(svc.status().consecutiveFailures).toBeGreaterThan(0);
     expect(svc.status().lastError).toMatch(/ECONNREFUSED|ECONNRESET|socket hang up/);
     expect(await counter('sidecar_remote_write_pushes_total', { result: 'network_error' })).toBeGreaterThan(0);
 
     await prometheus.start();
-    await waitFor('the queue to drain after the restart', () => svc.status().queueLength === 0 && svc.status().consecutiveFailures === 0, { timeoutMs: 8000 });
+    await waitFor('the queue to drain after the restart', () => svc.status().queueLength === 0 && svc.status().consecutiveFailures === 0, {
+      timeoutMs: 8000,
+    });
     // Series per push, counted while they are current (the final push ends them with staleness markers).
     const [perPush] = (await prometheus.query('count({namespace="it",pod="pod-restart"})')).map((r) => Number(r.value[1]));
     await sidecar.close(); // the final push

@@ -29,7 +29,9 @@ const stampOf = (req: DecodedWriteRequest) => req.timeseries[0].samples[0].times
 
 /** The value the push carried for sidecar_remote_write_pushes_total{result="success"}. */
 const successesIn = (req: DecodedWriteRequest) =>
-  req.timeseries.find((t) => seriesKey(t.labels).startsWith('sidecar_remote_write_pushes_total{') && seriesKey(t.labels).includes('result="success"'))!.samples[0].value;
+  req.timeseries.find(
+    (t) => seriesKey(t.labels).startsWith('sidecar_remote_write_pushes_total{') && seriesKey(t.labels).includes('result="success"'),
+  )!.samples[0].value;
 
 describe('remote write', () => {
   const receiver = new RecordingServer();
@@ -62,8 +64,13 @@ describe('remote write', () => {
 
   it('pushes the registry, at start-up and on demand, with the remote-write headers, sorted labels and the extra labels', async () => {
     // A histogram in the registry the sidecar serves, as any feature's would be.
-    const latency = () => new Histogram({ name: 'test_latency_seconds', help: 'Test latency.', labelNames: ['op'], buckets: [0.1, 1], registers: [register] });
-    const s = await startWith({ REMOTE_WRITE_LABELS: 'namespace=team-a,pod=web-1', REMOTE_WRITE_HEADERS: 'X-Scope-OrgID=tenant-1', PUSH_INTERVAL: '1h' });
+    const latency = () =>
+      new Histogram({ name: 'test_latency_seconds', help: 'Test latency.', labelNames: ['op'], buckets: [0.1, 1], registers: [register] });
+    const s = await startWith({
+      REMOTE_WRITE_LABELS: 'namespace=team-a,pod=web-1',
+      REMOTE_WRITE_HEADERS: 'X-Scope-OrgID=tenant-1',
+      PUSH_INTERVAL: '1h',
+    });
     await eventually(() => (receiver.requests.length > 0 ? true : undefined), 3000, 'the start-up push');
     latency().labels('read').observe(0.5);
     await pushes(s).pushNow();
@@ -85,20 +92,37 @@ describe('remote write', () => {
       const names = series.labels.map(([n]) => n);
       expect(names).toEqual([...names].sort());
       expect(series.labels.every(([, v]) => v !== '')).toBe(true);
-      expect(Object.fromEntries(series.labels)).toMatchObject({ namespace: 'team-a', pod: 'web-1', job: 'pod-sidecar', instance: hostname() });
+      expect(Object.fromEntries(series.labels)).toMatchObject({
+        namespace: 'team-a',
+        pod: 'web-1',
+        job: 'pod-sidecar',
+        instance: hostname(),
+      });
       expect(series.samples).toHaveLength(1);
       expect(series.samples[0].timestampMs).toBeLessThanOrEqual(before);
       expect(series.samples[0].timestampMs).toBeGreaterThan(before - 10_000);
     }
     const keys = req.timeseries.map((t) => seriesKey(t.labels));
-    expect(keys).toEqual(expect.arrayContaining([
-      expect.stringMatching(/^sidecar_remote_write_pushes_total\{.*result="success"/),
-      expect.stringMatching(/^sidecar_remote_write_queue_length\{/),
-    ]));
+    expect(keys).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/^sidecar_remote_write_pushes_total\{.*result="success"/),
+        expect.stringMatching(/^sidecar_remote_write_queue_length\{/),
+      ]),
+    );
     // The histogram arrives expanded, with le as /metrics writes it.
     const value = (name: string, labels: Record<string, string> = {}) => {
-      const all: Record<string, string> = { instance: hostname(), job: 'pod-sidecar', namespace: 'team-a', pod: 'web-1', op: 'read', ...labels };
-      const key = `${name}{${Object.keys(all).sort().map((n) => `${n}=${JSON.stringify(all[n])}`).join(',')}}`;
+      const all: Record<string, string> = {
+        instance: hostname(),
+        job: 'pod-sidecar',
+        namespace: 'team-a',
+        pod: 'web-1',
+        op: 'read',
+        ...labels,
+      };
+      const key = `${name}{${Object.keys(all)
+        .sort()
+        .map((n) => `${n}=${JSON.stringify(all[n])}`)
+        .join(',')}}`;
       return req.timeseries.find((t) => seriesKey(t.labels) === key)?.samples[0].value;
     };
     expect(value('test_latency_seconds_bucket', { le: '0.1' })).toBe(0);
@@ -106,12 +130,18 @@ describe('remote write', () => {
     expect(value('test_latency_seconds_bucket', { le: '+Inf' })).toBe(1);
     expect(value('test_latency_seconds_sum')).toBe(0.5);
     expect(value('test_latency_seconds_count')).toBe(1);
-    expect(req.metadata).toEqual(expect.arrayContaining([
-      { type: 1, family: 'sidecar_remote_write_pushes_total', help: expect.any(String), unit: '' },
-      { type: 4, family: 'test_latency_seconds', help: 'Test latency.', unit: '' },
-    ]));
+    expect(req.metadata).toEqual(
+      expect.arrayContaining([
+        { type: 1, family: 'sidecar_remote_write_pushes_total', help: expect.any(String), unit: '' },
+        { type: 4, family: 'test_latency_seconds', help: 'Test latency.', unit: '' },
+      ]),
+    );
 
-    await eventually(async () => ((await metric(s, 'sidecar_remote_write_pushes_total{result="success"}')) === 2 ? true : undefined), 2000, 'success counted');
+    await eventually(
+      async () => ((await metric(s, 'sidecar_remote_write_pushes_total{result="success"}')) === 2 ? true : undefined),
+      2000,
+      'success counted',
+    );
     const sent = decode(receiver.requests[0]).timeseries.length;
     expect(await metric(s, 'sidecar_remote_write_samples_sent_total')).toBeGreaterThan(sent);
     expect(await metric(s, 'sidecar_remote_write_queue_length')).toBe(0);
@@ -144,7 +174,11 @@ describe('remote write', () => {
     await eventually(() => (receiver.requests.length >= 4 ? true : undefined), 3000, 'three failures and a success');
     const bodies = receiver.requests.map((r) => r.body.toString('hex'));
     expect(new Set(bodies).size).toBe(1); // the same push, retried
-    await eventually(async () => ((await metric(s, 'sidecar_remote_write_pushes_total{result="success"}')) === 1 ? true : undefined), 2000, 'success');
+    await eventually(
+      async () => ((await metric(s, 'sidecar_remote_write_pushes_total{result="success"}')) === 1 ? true : undefined),
+      2000,
+      'success',
+    );
     expect(await metric(s, 'sidecar_remote_write_pushes_total{result="server_error"}')).toBe(3);
     expect(await metric(s, 'sidecar_remote_write_samples_dropped_total{reason="rejected"}')).toBe(0);
     expect((await request(s.managementUrl).get('/status')).body.remoteWrite.consecutiveFailures).toBe(0);
@@ -165,23 +199,36 @@ describe('remote write', () => {
   });
 
   it('drops a push the receiver refuses with another 4xx, and goes on with the next', async () => {
-    receiver.respond = (r, res) => (receiver.requests.indexOf(r) === 0 ? res.writeHead(400).end('out of order sample') : res.writeHead(204).end());
+    receiver.respond = (r, res) =>
+      receiver.requests.indexOf(r) === 0 ? res.writeHead(400).end('out of order sample') : res.writeHead(204).end();
     const s = await startWith();
     await eventually(() => (receiver.requests.length >= 1 ? true : undefined), 3000, 'the first push');
-    await eventually(async () => ((await metric(s, 'sidecar_remote_write_pushes_total{result="rejected"}')) === 1 ? true : undefined), 2000, 'rejection counted');
+    await eventually(
+      async () => ((await metric(s, 'sidecar_remote_write_pushes_total{result="rejected"}')) === 1 ? true : undefined),
+      2000,
+      'rejection counted',
+    );
     const dropped = await metric(s, 'sidecar_remote_write_samples_dropped_total{reason="rejected"}');
     expect(dropped).toBe(decode(receiver.requests[0]).timeseries.length);
     expect((await request(s.managementUrl).get('/status')).body.remoteWrite.lastError).toBe('answered 400: out of order sample');
     await pushes(s).pushNow();
     await eventually(() => (receiver.requests.length >= 2 ? true : undefined), 3000, 'the next push');
     expect(receiver.requests).toHaveLength(2); // the refused one was not retried
-    await eventually(async () => ((await metric(s, 'sidecar_remote_write_pushes_total{result="success"}')) === 1 ? true : undefined), 2000, 'success');
+    await eventually(
+      async () => ((await metric(s, 'sidecar_remote_write_pushes_total{result="success"}')) === 1 ? true : undefined),
+      2000,
+      'success',
+    );
   });
 
   it('retries when the receiver is unreachable or too slow, and counts network errors', async () => {
     const closed = await freePort();
     const s = await startWith({ PROMETHEUS_REMOTE_WRITE_URL: `http://127.0.0.1:${closed}/api/v1/write` });
-    await eventually(async () => ((await metric(s, 'sidecar_remote_write_pushes_total{result="network_error"}')) ?? 0) >= 3 ? true : undefined, 3000, 'three refused connections');
+    await eventually(
+      async () => (((await metric(s, 'sidecar_remote_write_pushes_total{result="network_error"}')) ?? 0) >= 3 ? true : undefined),
+      3000,
+      'three refused connections',
+    );
     expect((await request(s.managementUrl).get('/status')).body.remoteWrite.lastError).toMatch(/ECONNREFUSED/);
     expect(await metric(s, 'sidecar_remote_write_queue_length')).toBe(1);
     await s.close();
@@ -189,7 +236,11 @@ describe('remote write', () => {
 
     receiver.respond = () => undefined; // never answers
     const slow = await startWith({ REMOTE_WRITE_TIMEOUT: '200ms' });
-    await eventually(async () => ((await metric(slow, 'sidecar_remote_write_pushes_total{result="network_error"}')) ?? 0) >= 2 ? true : undefined, 3000, 'two timeouts');
+    await eventually(
+      async () => (((await metric(slow, 'sidecar_remote_write_pushes_total{result="network_error"}')) ?? 0) >= 2 ? true : undefined),
+      3000,
+      'two timeouts',
+    );
     expect((await request(slow.managementUrl).get('/status')).body.remoteWrite.lastError).toBe('no answer within 200 ms');
   });
 
@@ -220,13 +271,18 @@ describe('remote write', () => {
     const s = await startWith();
     await eventually(() => (receiver.requests.length >= 1 ? true : undefined), 3000, 'the start-up push');
     let fail = true;
-    new Gauge({ name: 'test_flaky', help: 'Throws once.', registers: [register], collect() {
-      if (fail) {
-        fail = false;
-        throw new Error('collect failed');
-      }
-      this.set(1);
-    } });
+    new Gauge({
+      name: 'test_flaky',
+      help: 'Throws once.',
+      registers: [register],
+      collect() {
+        if (fail) {
+          fail = false;
+          throw new Error('collect failed');
+        }
+        this.set(1);
+      },
+    });
     await pushes(s).pushNow();
     await pushes(s).pushNow();
     const second = await eventually(() => receiver.requests[1], 3000, 'the next push');
@@ -253,7 +309,9 @@ describe('remote write', () => {
     await s.close();
     sidecar = undefined;
     expect(Date.now() - started).toBeLessThan(1500);
-    const dropped = (await register.getSingleMetric('sidecar_remote_write_samples_dropped_total')!.get()).values.find((v) => v.labels.reason === 'shutdown')!.value;
+    const dropped = (await register.getSingleMetric('sidecar_remote_write_samples_dropped_total')!.get()).values.find(
+      (v) => v.labels.reason === 'shutdown',
+    )!.value;
     expect(dropped).toBeGreaterThan(0);
   });
 
@@ -290,14 +348,19 @@ describe('remote write', () => {
     beforeAll(() => app.listen());
     afterAll(() => app.close());
 
-    it('pushes the main container\'s metrics with the extra labels in a request of their own, and up=0 for a target that fails', async () => {
-      app.respond = (_r, res) => res.writeHead(200, { 'Content-Type': 'text/plain; version=0.0.4' }).end([
-        '# HELP jobs_total Jobs done.',
-        '# TYPE jobs_total counter',
-        'jobs_total{queue="a \\"b\\"",job="worker"} 12',
-        'queue_depth 3 1700000000000',
-        '',
-      ].join('\n'));
+    it("pushes the main container's metrics with the extra labels in a request of their own, and up=0 for a target that fails", async () => {
+      app.respond = (_r, res) =>
+        res
+          .writeHead(200, { 'Content-Type': 'text/plain; version=0.0.4' })
+          .end(
+            [
+              '# HELP jobs_total Jobs done.',
+              '# TYPE jobs_total counter',
+              'jobs_total{queue="a \\"b\\"",job="worker"} 12',
+              'queue_depth 3 1700000000000',
+              '',
+            ].join('\n'),
+          );
       const broken = new RecordingServer();
       await broken.listen();
       broken.respond = (_r, res) => res.writeHead(200).end('not { an exposition');
@@ -309,13 +372,22 @@ describe('remote write', () => {
       });
       try {
         // One request for the sidecar's series (with `up` of every target), one for the target that answered.
-        const [own, app1] = await eventually(() => (receiver.requests.length >= 2 ? receiver.requests.map(decode) : undefined), 3000, 'the first push');
+        const [own, app1] = await eventually(
+          () => (receiver.requests.length >= 2 ? receiver.requests.map(decode) : undefined),
+          3000,
+          'the first push',
+        );
         expect(app1.timeseries.every((t) => t.labels.some(([n, v]) => n === 'job' && v === 'scrape'))).toBe(true);
         const req = { timeseries: [...own.timeseries, ...app1.timeseries], metadata: [...own.metadata, ...app1.metadata] };
         const host = hostname();
         const by = (key: string) => req.timeseries.find((t) => seriesKey(t.labels) === key);
-        expect(by(`jobs_total{exported_job="worker",instance="${host}:${port}",job="scrape",namespace="team-a",queue="a \\"b\\""}`)?.samples[0].value).toBe(12);
-        expect(by(`queue_depth{instance="${host}:${port}",job="scrape",namespace="team-a"}`)?.samples).toEqual([{ value: 3, timestampMs: 1_700_000_000_000 }]);
+        expect(
+          by(`jobs_total{exported_job="worker",instance="${host}:${port}",job="scrape",namespace="team-a",queue="a \\"b\\""}`)?.samples[0]
+            .value,
+        ).toBe(12);
+        expect(by(`queue_depth{instance="${host}:${port}",job="scrape",namespace="team-a"}`)?.samples).toEqual([
+          { value: 3, timestampMs: 1_700_000_000_000 },
+        ]);
         expect(by(`up{instance="${host}:${port}",job="scrape",namespace="team-a"}`)?.samples[0].value).toBe(1);
         expect(by(`up{instance="${host}:${broken.port}",job="scrape",namespace="team-a"}`)?.samples[0].value).toBe(0);
         expect(by(`up{instance="${host}:${closed}",job="scrape",namespace="team-a"}`)?.samples[0].value).toBe(0);
@@ -324,10 +396,12 @@ describe('remote write', () => {
         expect(await metric(s, `sidecar_scrape_target_up{instance="${host}:${broken.port}"}`)).toBe(0);
         expect(await metric(s, `sidecar_scrape_failures_total{instance="${host}:${closed}"}`)).toBe(1);
         const targets = (await request(s.managementUrl).get('/status')).body.remoteWrite.targets;
-        expect(targets).toEqual(expect.arrayContaining([
-          { instance: `${host}:${broken.port}`, up: false, reason: expect.stringMatching(/^cannot parse the exposition: line 1: /) },
-          { instance: `${host}:${closed}`, up: false, reason: expect.stringMatching(/ECONNREFUSED/) },
-        ]));
+        expect(targets).toEqual(
+          expect.arrayContaining([
+            { instance: `${host}:${broken.port}`, up: false, reason: expect.stringMatching(/^cannot parse the exposition: line 1: /) },
+            { instance: `${host}:${closed}`, up: false, reason: expect.stringMatching(/ECONNREFUSED/) },
+          ]),
+        );
         // The sidecar's own series are still there.
         expect(req.timeseries.some((t) => seriesKey(t.labels).startsWith('sidecar_remote_write_queue_length{'))).toBe(true);
       } finally {
@@ -346,18 +420,21 @@ describe('remote write', () => {
     beforeAll(async () => {
       const made = makeTestCa();
       [ca, clientCert, clientKey] = [made.ca, made.clientCert, made.clientKey];
-      server = createHttpsServer({
-        key: readFileSync(made.serverKey),
-        cert: readFileSync(made.serverCert),
-        ca: readFileSync(ca),
-        requestCert: true,
-        rejectUnauthorized: false,
-      }, (req, res) => {
-        const socket = req.socket as import('node:tls').TLSSocket;
-        seen.push({ cn: socket.getPeerCertificate()?.subject?.CN as string | undefined, authorized: socket.authorized });
-        req.resume();
-        req.on('end', () => res.writeHead(socket.authorized ? 204 : 401).end());
-      });
+      server = createHttpsServer(
+        {
+          key: readFileSync(made.serverKey),
+          cert: readFileSync(made.serverCert),
+          ca: readFileSync(ca),
+          requestCert: true,
+          rejectUnauthorized: false,
+        },
+        (req, res) => {
+          const socket = req.socket as import('node:tls').TLSSocket;
+          seen.push({ cn: socket.getPeerCertificate()?.subject?.CN as string | undefined, authorized: socket.authorized });
+          req.resume();
+          req.on('end', () => res.writeHead(socket.authorized ? 204 : 401).end());
+        },
+      );
       await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     });
     afterAll(() => new Promise<void>((r) => server.close(() => r())));
@@ -366,21 +443,42 @@ describe('remote write', () => {
     const url = () => `https://127.0.0.1:${(server.address() as AddressInfo).port}/api/v1/write`;
 
     it('verifies the receiver with REMOTE_WRITE_CA_FILE and presents the client certificate', async () => {
-      const s = await startWith({ PROMETHEUS_REMOTE_WRITE_URL: url(), REMOTE_WRITE_CA_FILE: ca, REMOTE_WRITE_CERT_FILE: clientCert, REMOTE_WRITE_KEY_FILE: clientKey });
-      await eventually(async () => ((await metric(s, 'sidecar_remote_write_pushes_total{result="success"}')) === 1 ? true : undefined), 3000, 'a push over mTLS');
+      const s = await startWith({
+        PROMETHEUS_REMOTE_WRITE_URL: url(),
+        REMOTE_WRITE_CA_FILE: ca,
+        REMOTE_WRITE_CERT_FILE: clientCert,
+        REMOTE_WRITE_KEY_FILE: clientKey,
+      });
+      await eventually(
+        async () => ((await metric(s, 'sidecar_remote_write_pushes_total{result="success"}')) === 1 ? true : undefined),
+        3000,
+        'a push over mTLS',
+      );
       expect(seen[0]).toEqual({ cn: 'pod-sidecar', authorized: true });
     });
 
     it('refuses a receiver it cannot verify, unless REMOTE_WRITE_INSECURE_SKIP_VERIFY', async () => {
-      const s = await startWith({ PROMETHEUS_REMOTE_WRITE_URL: url(), REMOTE_WRITE_CERT_FILE: clientCert, REMOTE_WRITE_KEY_FILE: clientKey });
-      await eventually(async () => ((await metric(s, 'sidecar_remote_write_pushes_total{result="network_error"}')) ?? 0) >= 1 ? true : undefined, 3000, 'a TLS failure');
+      const s = await startWith({
+        PROMETHEUS_REMOTE_WRITE_URL: url(),
+        REMOTE_WRITE_CERT_FILE: clientCert,
+        REMOTE_WRITE_KEY_FILE: clientKey,
+      });
+      await eventually(
+        async () => (((await metric(s, 'sidecar_remote_write_pushes_total{result="network_error"}')) ?? 0) >= 1 ? true : undefined),
+        3000,
+        'a TLS failure',
+      );
       expect((await request(s.managementUrl).get('/status')).body.remoteWrite.lastError).toMatch(/certificate/i);
       expect(seen).toHaveLength(0);
       await s.close();
       sidecar = undefined;
       const insecure = await startWith({ PROMETHEUS_REMOTE_WRITE_URL: url(), REMOTE_WRITE_INSECURE_SKIP_VERIFY: 'true' });
       // Without a client certificate this receiver answers 401, which is a refusal, not a TLS error.
-      await eventually(async () => ((await metric(insecure, 'sidecar_remote_write_pushes_total{result="rejected"}')) === 1 ? true : undefined), 3000, 'an answer over unverified TLS');
+      await eventually(
+        async () => ((await metric(insecure, 'sidecar_remote_write_pushes_total{result="rejected"}')) === 1 ? true : undefined),
+        3000,
+        'an answer over unverified TLS',
+      );
       expect(seen[0].authorized).toBe(false);
     });
   });

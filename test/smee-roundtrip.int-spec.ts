@@ -132,10 +132,14 @@ describe('smee.io wire format, real smee-client (CLI child process)', () => {
     expect(res.status).toBe(200);
     await res.text();
 
-    const got = await waitFor('the webhook at downstream', () => downstream.requests.slice(before).find((r) => r.headers['x-github-delivery'] === 'd-0001'), {
-      timeoutMs: 5_000,
-      describeLast: () => client.output,
-    });
+    const got = await waitFor(
+      'the webhook at downstream',
+      () => downstream.requests.slice(before).find((r) => r.headers['x-github-delivery'] === 'd-0001'),
+      {
+        timeoutMs: 5_000,
+        describeLast: () => client.output,
+      },
+    );
     expect(got.method).toBe('POST');
     expect(got.url).toBe('/webhook/?delivery=abc123');
     expect(got.headers['x-github-event']).toBe('pull_request');
@@ -147,7 +151,9 @@ describe('smee.io wire format, real smee-client (CLI child process)', () => {
   it('never relays health-check events to downstream', async () => {
     // At least two round trips through smee-client while we watch.
     const seen = healthPosts(channelServer, channel).length;
-    await waitFor('two more health checks', () => healthPosts(channelServer, channel).length >= seen + 2, { timeoutMs: 2 * (INTERVAL_S + TIMEOUT_S) * 1000 + SLACK_MS });
+    await waitFor('two more health checks', () => healthPosts(channelServer, channel).length >= seen + 2, {
+      timeoutMs: 2 * (INTERVAL_S + TIMEOUT_S) * 1000 + SLACK_MS,
+    });
     await waitForStatus(sidecar, SUCCESS_LINES, 1000);
     expect(healthEventsAt(downstream)).toEqual([]);
   });
@@ -241,26 +247,37 @@ describe('gosmee wire format, with a stand-in for the gosmee client', () => {
     const signature = `sha256=${createHmac('sha256', secret).update(raw).digest('hex')}`;
     const res = await fetch(channelServer.channelUrl(channel), {
       method: 'POST',
-      headers: { 'content-type': 'application/json', 'x-github-event': 'pull_request', 'x-github-delivery': 'g-0001', 'x-hub-signature-256': signature },
+      headers: {
+        'content-type': 'application/json',
+        'x-github-event': 'pull_request',
+        'x-github-delivery': 'g-0001',
+        'x-hub-signature-256': signature,
+      },
       body: raw,
     });
     expect(res.status).toBe(202);
     await res.text();
 
-    const got = await waitFor('the webhook at downstream', () => downstream.requests.find((r) => r.headers['x-github-delivery'] === 'g-0001'));
+    const got = await waitFor('the webhook at downstream', () =>
+      downstream.requests.find((r) => r.headers['x-github-delivery'] === 'g-0001'),
+    );
     expect(got.body.equals(raw)).toBe(true);
     const expected = `sha256=${createHmac('sha256', secret).update(got.body).digest('hex')}`;
     expect(got.headers['x-hub-signature-256']).toBe(expected);
     expect(got.headers['x-github-event']).toBe('pull_request');
     expect(got.url).toBe('/hooks/');
     // The client records the answer when it arrives, a moment after downstream has the request.
-    const answered = await waitFor('the relay\'s answer at the client', () => client.forwarded.find((f) => f.headers['X-Github-Delivery'] === 'g-0001'));
+    const answered = await waitFor("the relay's answer at the client", () =>
+      client.forwarded.find((f) => f.headers['X-Github-Delivery'] === 'g-0001'),
+    );
     expect(answered.status).toBe(200);
   });
 
   it('never relays health-check events to downstream', async () => {
     const seen = healthPosts(channelServer, channel).length;
-    await waitFor('two more health checks', () => healthPosts(channelServer, channel).length >= seen + 2, { timeoutMs: 2 * (INTERVAL_S + TIMEOUT_S) * 1000 + SLACK_MS });
+    await waitFor('two more health checks', () => healthPosts(channelServer, channel).length >= seen + 2, {
+      timeoutMs: 2 * (INTERVAL_S + TIMEOUT_S) * 1000 + SLACK_MS,
+    });
     await waitForStatus(sidecar, SUCCESS_LINES, 1000);
     expect(healthEventsAt(downstream)).toEqual([]);
   });

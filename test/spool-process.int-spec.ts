@@ -12,12 +12,15 @@ let agent: Agent;
 
 function post(port: number, path: string, body: Buffer, headers: Record<string, string>): Promise<{ status: number; id?: string }> {
   return new Promise((resolve, reject) => {
-    const req = httpRequest({ host: '127.0.0.1', port, method: 'POST', path, agent, headers: { 'content-type': 'application/json', ...headers } }, (res) => {
-      let text = '';
-      res.setEncoding('utf8').on('data', (c: string) => (text += c));
-      res.on('end', () => resolve({ status: res.statusCode!, id: res.statusCode === 202 ? JSON.parse(text).id : undefined }));
-      res.on('error', reject);
-    });
+    const req = httpRequest(
+      { host: '127.0.0.1', port, method: 'POST', path, agent, headers: { 'content-type': 'application/json', ...headers } },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8').on('data', (c: string) => (text += c));
+        res.on('end', () => resolve({ status: res.statusCode!, id: res.statusCode === 202 ? JSON.parse(text).id : undefined }));
+        res.on('error', reject);
+      },
+    );
     req.on('error', reject);
     req.end(body);
   });
@@ -33,7 +36,11 @@ interface Sent {
 }
 
 function makeEvent(stream: number, n: number, pad = 100 + Math.floor(Math.random() * 2000)): Sent {
-  const body = Buffer.concat([Buffer.from(`{"stream":${stream},"n":${n},"pad":"`), Buffer.from(randomBytes(pad).toString('base64')), Buffer.from('"}')]);
+  const body = Buffer.concat([
+    Buffer.from(`{"stream":${stream},"n":${n},"pad":"`),
+    Buffer.from(randomBytes(pad).toString('base64')),
+    Buffer.from('"}'),
+  ]);
   return { stream, n, deliveryId: `${stream}-${n}-${randomBytes(4).toString('hex')}`, body, ids: [] };
 }
 
@@ -112,23 +119,25 @@ describe('spool mode, the built process', () => {
 
     // Each stream sends its events one after another and, like a webhook sender, sends
     // an event again (same delivery id) when it got no answer.
-    await Promise.all(Array.from({ length: STREAMS }, async (_, stream) => {
-      for (let n = 0; n < PER_STREAM; n++) {
-        const event = makeEvent(stream, n);
-        sent.push(event);
-        for (;;) {
-          try {
-            const r = await post(port.relay, `/events/${stream}`, event.body, { 'x-github-delivery': event.deliveryId });
-            expect(r.status).toBe(202);
-            event.ids.push(r.id!);
-            if (++accepted === (STREAMS * PER_STREAM) / 2) back = restart();
-            break;
-          } catch {
-            await (back ?? new Promise((r) => setTimeout(r, 20)));
+    await Promise.all(
+      Array.from({ length: STREAMS }, async (_, stream) => {
+        for (let n = 0; n < PER_STREAM; n++) {
+          const event = makeEvent(stream, n);
+          sent.push(event);
+          for (;;) {
+            try {
+              const r = await post(port.relay, `/events/${stream}`, event.body, { 'x-github-delivery': event.deliveryId });
+              expect(r.status).toBe(202);
+              event.ids.push(r.id!);
+              if (++accepted === (STREAMS * PER_STREAM) / 2) back = restart();
+              break;
+            } catch {
+              await (back ?? new Promise((r) => setTimeout(r, 20)));
+            }
           }
         }
-      }
-    }));
+      }),
+    );
     const recovered = sidecar.lines.map((l) => JSON.parse(l)).find((l) => l.msg === 'spool recovered');
     expect(recovered.events).toBeGreaterThanOrEqual(100);
     // A resent event that had been stored before the kill got its first id back.
@@ -161,7 +170,10 @@ describe('spool mode, the built process', () => {
     await healthy.listen();
     const dir = mkdtempSync(join(tmpdir(), 'spool-compact-crash-'));
     const config = join(dir, 'config.yaml');
-    writeFileSync(config, `dispatch:\n  header: X-Environment\n  default: ${healthy.url}/ok\n  rules:\n    stuck:\n      destination: ${stuck.url}/stuck\n`);
+    writeFileSync(
+      config,
+      `dispatch:\n  header: X-Environment\n  default: ${healthy.url}/ok\n  rules:\n    stuck:\n      destination: ${stuck.url}/stuck\n`,
+    );
     const env = {
       RELAY_MODE: 'spool',
       SIDECAR_CONFIG: config,
@@ -190,7 +202,9 @@ describe('spool mode, the built process', () => {
         sent.push(event);
         const environment = event.stream === 1 ? 'stuck' : 'prod';
         for (let tries = 0; ; tries++) {
-          const r = await post(port.relay, '/c', event.body, { 'x-environment': environment, 'x-github-delivery': event.deliveryId }).catch(() => null);
+          const r = await post(port.relay, '/c', event.body, { 'x-environment': environment, 'x-github-delivery': event.deliveryId }).catch(
+            () => null,
+          );
           if (r?.status === 202) break;
           if (tries > 400) throw new Error(`event ${n} not accepted after 10 s: ${r?.status}`);
           await new Promise((res) => setTimeout(res, 25));
@@ -207,13 +221,22 @@ describe('spool mode, the built process', () => {
       expect(kills).toBe(2);
       const toHealthy = sent.filter((e) => e.stream === 0);
       const toStuck = sent.filter((e) => e.stream === 1);
-      await eventually(() => (new Set(healthy.requests.map((r) => String(r.headers['x-github-delivery']))).size >= toHealthy.length ? true : undefined), 20_000, 'every event at the healthy destination');
+      await eventually(
+        () => (new Set(healthy.requests.map((r) => String(r.headers['x-github-delivery']))).size >= toHealthy.length ? true : undefined),
+        20_000,
+        'every event at the healthy destination',
+      );
       stuck.respond = (_r, res) => res.end('ok');
-      await eventually(async () => {
-        const s = await fetch(`http://127.0.0.1:${port.management}/spool`).then((r) => r.json() as Promise<{ events: number }>);
-        return s.events === 0 ? true : undefined;
-      }, 20_000, 'an empty spool');
-      const arrivals = (server: RecordingServer) => server.requests.map((r) => ({ deliveryId: String(r.headers['x-github-delivery']), body: r.body }));
+      await eventually(
+        async () => {
+          const s = await fetch(`http://127.0.0.1:${port.management}/spool`).then((r) => r.json() as Promise<{ events: number }>);
+          return s.events === 0 ? true : undefined;
+        },
+        20_000,
+        'an empty spool',
+      );
+      const arrivals = (server: RecordingServer) =>
+        server.requests.map((r) => ({ deliveryId: String(r.headers['x-github-delivery']), body: r.body }));
       // The stuck destination answered 503 until now: its last arrivals, one per event it was
       // owed, must be each of them once, in order (a repeat would push one out of the window).
       const stuckDelivered = arrivals(stuck).slice(-toStuck.length);
@@ -241,19 +264,26 @@ describe('spool mode, the built process', () => {
     };
     const downstream = new RecordingServer();
     let answeredAt = 0;
-    downstream.respond = (_r, res) => setTimeout(() => {
-      answeredAt = Date.now();
-      res.end('slow ok');
-    }, 400);
+    downstream.respond = (_r, res) =>
+      setTimeout(() => {
+        answeredAt = Date.now();
+        res.end('slow ok');
+      }, 400);
     await downstream.listen(port.downstream);
     try {
       const first = launch(env);
       await first.ready;
       const events = Array.from({ length: 30 }, (_, n) => makeEvent(0, n, 50));
-      for (const e of events.slice(0, 10)) expect((await post(port.relay, '/t', e.body, { 'x-github-delivery': e.deliveryId })).status).toBe(202);
+      for (const e of events.slice(0, 10))
+        expect((await post(port.relay, '/t', e.body, { 'x-github-delivery': e.deliveryId })).status).toBe(202);
       await eventually(() => (downstream.requests.length === 1 ? true : undefined));
       // More arrive while it stops: each is either answered 202 (and then kept) or refused.
-      const late = events.slice(10).map((e) => post(port.relay, '/t', e.body, { 'x-github-delivery': e.deliveryId }).then((r) => (r.status === 202 ? e : null), () => null));
+      const late = events.slice(10).map((e) =>
+        post(port.relay, '/t', e.body, { 'x-github-delivery': e.deliveryId }).then(
+          (r) => (r.status === 202 ? e : null),
+          () => null,
+        ),
+      );
       first.proc.kill('SIGTERM');
       expect(await first.exited).toBe(0);
       const exitedAt = Date.now();
@@ -266,7 +296,10 @@ describe('spool mode, the built process', () => {
       await second.ready;
       await eventually(() => (downstream.requests.length >= accepted.length ? true : undefined), 10_000);
       await new Promise((r) => setTimeout(r, 200));
-      checkArrivals(accepted, downstream.requests.map((r) => ({ deliveryId: String(r.headers['x-github-delivery']), body: r.body })));
+      checkArrivals(
+        accepted,
+        downstream.requests.map((r) => ({ deliveryId: String(r.headers['x-github-delivery']), body: r.body })),
+      );
       expect(downstream.requests).toHaveLength(accepted.length);
     } finally {
       await downstream.close();
@@ -331,15 +364,21 @@ describe('spool mode, the built process', () => {
       // leave the flapping untested.
       const MIN_PHASES = 8;
       const sent: Sent[] = [];
-      await Promise.all(Array.from({ length: STREAMS }, async (_, stream) => {
-        for (let n = 0; n < PER_STREAM || (downstream.phases < MIN_PHASES && n < 20 * PER_STREAM); n++) {
-          const e = makeEvent(stream, n, 100 + Math.floor(Math.random() * 6000));
-          sent.push(e);
-          expect((await post(port.relay, '/f', e.body, { 'x-github-delivery': e.deliveryId })).status).toBe(202);
-        }
-      }));
+      await Promise.all(
+        Array.from({ length: STREAMS }, async (_, stream) => {
+          for (let n = 0; n < PER_STREAM || (downstream.phases < MIN_PHASES && n < 20 * PER_STREAM); n++) {
+            const e = makeEvent(stream, n, 100 + Math.floor(Math.random() * 6000));
+            sent.push(e);
+            expect((await post(port.relay, '/f', e.body, { 'x-github-delivery': e.deliveryId })).status).toBe(202);
+          }
+        }),
+      );
       await downstream.steady();
-      await eventually(() => (new Set(downstream.arrived.map((a) => a.deliveryId)).size >= sent.length ? true : undefined), 30_000, 'every event delivered');
+      await eventually(
+        () => (new Set(downstream.arrived.map((a) => a.deliveryId)).size >= sent.length ? true : undefined),
+        30_000,
+        'every event delivered',
+      );
       await new Promise((r) => setTimeout(r, 300));
       expect(downstream.phases).toBeGreaterThanOrEqual(MIN_PHASES);
       expect(downstream.refusedWhileSick).toBeGreaterThan(0);

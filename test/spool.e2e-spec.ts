@@ -14,16 +14,24 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{1
 const fast = { RELAY_MODE: 'spool', SPOOL_RETRY_INITIAL: '20ms', SPOOL_RETRY_MAX: '100ms' };
 
 /** POSTs exact bytes and returns the status and parsed JSON answer. */
-function post(port: number, path: string, body: Buffer | string, headers: Record<string, string> = {}): Promise<{ status: number; json: Record<string, unknown> }> {
+function post(
+  port: number,
+  path: string,
+  body: Buffer | string,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; json: Record<string, unknown> }> {
   return new Promise((resolve, reject) => {
-    const req = httpRequest({ host: '127.0.0.1', port, method: 'POST', path, headers: { 'content-type': 'application/octet-stream', ...headers } }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString();
-        resolve({ status: res.statusCode!, json: text ? JSON.parse(text) : {} });
-      });
-    });
+    const req = httpRequest(
+      { host: '127.0.0.1', port, method: 'POST', path, headers: { 'content-type': 'application/octet-stream', ...headers } },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString();
+          resolve({ status: res.statusCode!, json: text ? JSON.parse(text) : {} });
+        });
+      },
+    );
     req.on('error', reject);
     req.end(body);
   });
@@ -45,9 +53,16 @@ async function metric(sidecar: Started, line: string): Promise<number | undefine
   return found ? Number(found.split(' ')[1]) : undefined;
 }
 
-const spoolOf = (s: Started) => request(s.managementUrl).get('/spool').then((r) => r.body as { events: number; bytes: number; deadLetters: number; destinations: Array<Record<string, unknown>> });
-const deadLettersOf = (s: Started) => request(s.managementUrl).get('/spool/dead-letters').then((r) => r.body.deadLetters as Array<Record<string, unknown>>);
-const delivered = (d: RecordingServer, n: number, ms = 5000) => eventually(() => (d.requests.length >= n ? d.requests : undefined), ms, `${n} deliveries`);
+const spoolOf = (s: Started) =>
+  request(s.managementUrl)
+    .get('/spool')
+    .then((r) => r.body as { events: number; bytes: number; deadLetters: number; destinations: Array<Record<string, unknown>> });
+const deadLettersOf = (s: Started) =>
+  request(s.managementUrl)
+    .get('/spool/dead-letters')
+    .then((r) => r.body.deadLetters as Array<Record<string, unknown>>);
+const delivered = (d: RecordingServer, n: number, ms = 5000) =>
+  eventually(() => (d.requests.length >= n ? d.requests : undefined), ms, `${n} deliveries`);
 
 describe('spool mode', () => {
   describe('receipt and delivery', () => {
@@ -69,11 +84,25 @@ describe('spool mode', () => {
 
     it('answers 202 {"id"} and delivers the request as the proxy would: path, query, end-to-end headers, X-Forwarded-*, body byte for byte', async () => {
       const body = randomBytes(3000).toString('latin1');
-      const answer = await rawExchange(sidecar.relayPort!, [
-        'POST /github/events?delivery=42 HTTP/1.1', 'Host: relay.example:8080', 'Connection: close, X-Drop-Me', 'X-Drop-Me: 1', 'Keep-Alive: timeout=3',
-        'Proxy-Authorization: Basic eA==', 'X-Forwarded-For: 192.0.2.1', 'X-Keep: yes', 'X-Dup: a', 'x-dup: b', 'Content-Type: application/octet-stream',
-        `Content-Length: ${body.length}`, '', body,
-      ].join('\r\n'));
+      const answer = await rawExchange(
+        sidecar.relayPort!,
+        [
+          'POST /github/events?delivery=42 HTTP/1.1',
+          'Host: relay.example:8080',
+          'Connection: close, X-Drop-Me',
+          'X-Drop-Me: 1',
+          'Keep-Alive: timeout=3',
+          'Proxy-Authorization: Basic eA==',
+          'X-Forwarded-For: 192.0.2.1',
+          'X-Keep: yes',
+          'X-Dup: a',
+          'x-dup: b',
+          'Content-Type: application/octet-stream',
+          `Content-Length: ${body.length}`,
+          '',
+          body,
+        ].join('\r\n'),
+      );
       expect(answer).toMatch(/^HTTP\/1.1 202/);
       const id = JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4)).id;
       expect(id).toMatch(UUID);
@@ -98,7 +127,9 @@ describe('spool mode', () => {
       const secret = 'It’s a Secret to Everybody';
       const body = Buffer.from('{"action" : "opened",  "title":"Ünïcödé ✓",\n "n": 1e3 }', 'utf8');
       const signature = `sha256=${createHmac('sha256', secret).update(body).digest('hex')}`;
-      expect((await post(sidecar.relayPort!, '/gh', body, { 'content-type': 'application/json', 'x-hub-signature-256': signature })).status).toBe(202);
+      expect(
+        (await post(sidecar.relayPort!, '/gh', body, { 'content-type': 'application/json', 'x-hub-signature-256': signature })).status,
+      ).toBe(202);
       expect((await request(sidecar.relayUrl).put('/empty').set('content-length', '0')).status).toBe(202);
       expect((await request(sidecar.relayUrl).get('/get?x=1')).status).toBe(202);
       const [gh, empty, get] = await delivered(downstream, 3);
@@ -154,24 +185,29 @@ describe('spool mode', () => {
         res.statusCode = req.body.toString().startsWith('bad') ? 422 : 200;
         res.end();
       };
-      const bad = await post(sidecar.relayPort!, '/dl?token=q-secret', 'bad one', { authorization: 'Bearer auth-secret', 'x-github-delivery': 'dl-1' });
+      const bad = await post(sidecar.relayPort!, '/dl?token=q-secret', 'bad one', {
+        authorization: 'Bearer auth-secret',
+        'x-github-delivery': 'dl-1',
+      });
       await post(sidecar.relayPort!, '/dl', 'good one');
       await eventually(() => (downstream.requests.some((r) => r.body.toString() === 'good one') ? true : undefined));
       expect(downstream.requests.filter((r) => r.body.toString() === 'bad one')).toHaveLength(1);
 
       const list = await deadLettersOf(sidecar);
-      expect(list).toEqual([{
-        id: bad.json.id,
-        receivedAt: expect.any(String),
-        deadAt: expect.any(String),
-        rule: 'default',
-        destination: downstream.url,
-        deliveryId: 'dl-1',
-        attempts: 1,
-        lastStatus: 422,
-        lastError: null,
-        bytes: expect.any(Number),
-      }]);
+      expect(list).toEqual([
+        {
+          id: bad.json.id,
+          receivedAt: expect.any(String),
+          deadAt: expect.any(String),
+          rule: 'default',
+          destination: downstream.url,
+          deliveryId: 'dl-1',
+          attempts: 1,
+          lastStatus: 422,
+          lastError: null,
+          bytes: expect.any(Number),
+        },
+      ]);
       const text = (await request(sidecar.managementUrl).get('/spool/dead-letters')).text;
       expect(text).not.toMatch(/secret|bad one/);
       expect(await metric(sidecar, 'sidecar_spool_dead_letters')).toBe(1);
@@ -213,7 +249,9 @@ describe('spool mode', () => {
       const first = await post(sidecar.relayPort!, '/d', 'one', { 'x-github-delivery': 'dup-1' });
       const second = await post(sidecar.relayPort!, '/d', 'one again', { 'X-GitHub-Delivery': 'dup-1' });
       expect(second).toEqual(first);
-      const together = await Promise.all([1, 2, 3].map((n) => post(sidecar.relayPort!, '/d', `together ${n}`, { 'x-github-delivery': 'dup-2' })));
+      const together = await Promise.all(
+        [1, 2, 3].map((n) => post(sidecar.relayPort!, '/d', `together ${n}`, { 'x-github-delivery': 'dup-2' })),
+      );
       expect(new Set(together.map((t) => t.json.id)).size).toBe(1);
       await delivered(downstream, 2);
       await new Promise((r) => setTimeout(r, 100));
@@ -229,10 +267,15 @@ describe('spool mode', () => {
       await delivered(downstream, 1);
       const s = await spoolOf(sidecar);
       expect(s).toMatchObject({ events: 2, maxBytes: 1073741824, deadLetters: 0 });
-      expect(s.destinations).toEqual([expect.objectContaining({ destination: downstream.url, rules: ['default'], events: 2, inFlight: 1 })]);
+      expect(s.destinations).toEqual([
+        expect.objectContaining({ destination: downstream.url, rules: ['default'], events: 2, inFlight: 1 }),
+      ]);
       expect(JSON.stringify(s)).not.toContain('token=t1');
       expect(await metric(sidecar, 'sidecar_spool_events')).toBe(2);
-      expect((await request(sidecar.managementUrl).get('/status')).body).toMatchObject({ features: { relay: 'spool' }, spool: { events: 2, deadLetters: 0 } });
+      expect((await request(sidecar.managementUrl).get('/status')).body).toMatchObject({
+        features: { relay: 'spool' },
+        spool: { events: 2, deadLetters: 0 },
+      });
       expect(await metric(sidecar, 'sidecar_spool_oldest_event_age_seconds')).toBeGreaterThan(0);
       expect(await metric(sidecar, 'sidecar_spool_bytes')).toBeGreaterThan(0);
       release();
@@ -272,7 +315,8 @@ describe('spool mode', () => {
     const env = { ...fast, DOWNSTREAM_SERVICE_URL: `http://127.0.0.1:${port}`, SPOOL_PATH: spoolPath };
     let sidecar = await start(env);
     const ids: string[] = [];
-    for (let n = 0; n < 20; n++) ids.push(String((await post(sidecar.relayPort!, '/r', `event ${n}`, { 'x-github-delivery': `r-${n}` })).json.id));
+    for (let n = 0; n < 20; n++)
+      ids.push(String((await post(sidecar.relayPort!, '/r', `event ${n}`, { 'x-github-delivery': `r-${n}` })).json.id));
     await sidecar.close();
 
     sidecar = await start(env);
@@ -356,7 +400,7 @@ describe('spool mode', () => {
     }
   });
 
-  it('a destination that keeps failing holds only about its own events\' space: compaction frees what the others finished', async () => {
+  it("a destination that keeps failing holds only about its own events' space: compaction frees what the others finished", async () => {
     const stuck = new RecordingServer();
     const healthy = new RecordingServer();
     stuck.respond = (_r, res) => res.writeHead(503).end();
@@ -364,8 +408,16 @@ describe('spool mode', () => {
     await healthy.listen();
     const MAX = 160_000;
     const file = join(mkdtempSync(join(tmpdir(), 'spool-compact-')), 'config.yaml');
-    writeFileSync(file, `RELAY_MODE: spool\ndispatch:\n  header: X-Environment\n  default: ${healthy.url}/ok\n  rules:\n    stuck:\n      destination: ${stuck.url}/stuck\n`);
-    const sidecar = await start({ SIDECAR_CONFIG: file, SPOOL_MAX_BYTES: String(MAX), SPOOL_RETRY_INITIAL: '20ms', SPOOL_RETRY_MAX: '100ms' });
+    writeFileSync(
+      file,
+      `RELAY_MODE: spool\ndispatch:\n  header: X-Environment\n  default: ${healthy.url}/ok\n  rules:\n    stuck:\n      destination: ${stuck.url}/stuck\n`,
+    );
+    const sidecar = await start({
+      SIDECAR_CONFIG: file,
+      SPOOL_MAX_BYTES: String(MAX),
+      SPOOL_RETRY_INITIAL: '20ms',
+      SPOOL_RETRY_MAX: '100ms',
+    });
     try {
       // ~800 KB in all, five times the limit; one event in ten (~80 KB) is for the destination that never takes one.
       const TOTAL = 600;
@@ -380,7 +432,10 @@ describe('spool mode', () => {
           if (r.status === 202) break;
           expect(r.status).toBe(507);
           refusedFull++;
-          if (Date.now() > deadline) throw new Error(`event ${n} still refused as spool_full after 40 s (${refusedFull} refusals): the stuck destination's segments are never given back`);
+          if (Date.now() > deadline)
+            throw new Error(
+              `event ${n} still refused as spool_full after 40 s (${refusedFull} refusals): the stuck destination's segments are never given back`,
+            );
           await new Promise((r) => setTimeout(r, 50));
         }
         if (environment === 'prod') toHealthy.push(body);
@@ -405,7 +460,9 @@ describe('spool mode', () => {
   it('does not start when the spool cannot be opened, and says why', async () => {
     const file = join(mkdtempSync(join(tmpdir(), 'spool-bad-')), 'a-file');
     writeFileSync(file, '');
-    await expect(start({ ...fast, DOWNSTREAM_SERVICE_URL: 'http://127.0.0.1:9', SPOOL_PATH: join(file, 'spool') })).rejects.toThrow(/ENOTDIR/);
+    await expect(start({ ...fast, DOWNSTREAM_SERVICE_URL: 'http://127.0.0.1:9', SPOOL_PATH: join(file, 'spool') })).rejects.toThrow(
+      /ENOTDIR/,
+    );
   });
 
   it('dispatches in spool mode: the rule is chosen at receipt, its destination and patches apply at delivery', async () => {
@@ -414,7 +471,10 @@ describe('spool mode', () => {
     await dev.listen();
     await base.listen();
     const file = join(mkdtempSync(join(tmpdir(), 'spool-dispatch-')), 'config.yaml');
-    writeFileSync(file, `RELAY_MODE: spool\ndispatch:\n  header: X-Environment\n  default: ${base.url}/base\n  rules:\n    dev:\n      destination: ${dev.url}/dev\n      patch:\n        - set: { X-Dispatched: "true" }\n        - remove: X-Debug\n`);
+    writeFileSync(
+      file,
+      `RELAY_MODE: spool\ndispatch:\n  header: X-Environment\n  default: ${base.url}/base\n  rules:\n    dev:\n      destination: ${dev.url}/dev\n      patch:\n        - set: { X-Dispatched: "true" }\n        - remove: X-Debug\n`,
+    );
     const sidecar = await start({ SIDECAR_CONFIG: file, SPOOL_RETRY_INITIAL: '20ms', SPOOL_RETRY_MAX: '100ms' });
     try {
       await post(sidecar.relayPort!, '/h', 'to dev', { 'x-environment': 'dev', 'x-debug': '1' });

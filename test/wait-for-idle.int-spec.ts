@@ -18,8 +18,6 @@ const NOW = 1_800_000_000;
 const STALE_AFTER = 23;
 const SETTLE = 5;
 
-
-
 const base = mkdtempSync(join(tmpdir(), 'wait-for-idle-'));
 /** Spaces in the volume and a quote in the state file's path test the script's quoting. */
 const shared = join(base, 'shared vol');
@@ -35,14 +33,27 @@ beforeAll(async () => {
   mkdirSync(dirname(otherFile), { recursive: true });
   mkdirSync(clockDir);
   writeFileSync(join(clockDir, 'date'), '#!/bin/sh\n[ "$1" = +%s ] || exit 64\necho "$FAKE_NOW"\n', { mode: 0o755 });
-  await installScript(shared, WAIT_FOR_IDLE_SCRIPT, renderWaitForIdleScript({ stateFilePath: stateFile, settleSeconds: SETTLE, staleAfterSeconds: STALE_AFTER }));
-  await installScript(quickStaleDir, WAIT_FOR_IDLE_SCRIPT, renderWaitForIdleScript({ stateFilePath: stateFile, settleSeconds: SETTLE, staleAfterSeconds: 1 }));
+  await installScript(
+    shared,
+    WAIT_FOR_IDLE_SCRIPT,
+    renderWaitForIdleScript({ stateFilePath: stateFile, settleSeconds: SETTLE, staleAfterSeconds: STALE_AFTER }),
+  );
+  await installScript(
+    quickStaleDir,
+    WAIT_FOR_IDLE_SCRIPT,
+    renderWaitForIdleScript({ stateFilePath: stateFile, settleSeconds: SETTLE, staleAfterSeconds: 1 }),
+  );
 });
 
 afterAll(() => rmSync(base, { recursive: true, force: true }));
 
 /** A state file as the sidecar writes it; `updated`/`idle` are seconds before `now`, null for an empty idle_since. */
-function state({ active = 0, updated = 1, idle = 60, now = NOW }: { active?: number; updated?: number; idle?: number | null; now?: number } = {}): string {
+function state({
+  active = 0,
+  updated = 1,
+  idle = 60,
+  now = NOW,
+}: { active?: number; updated?: number; idle?: number | null; now?: number } = {}): string {
   return (
     `status=ok\nupdated_at=${now - updated}\nports=8080\nactive_connections=${active}\nwaiting_connections=3\nlistening=true\n` +
     `idle_since=${idle === null ? '' : now - idle}\nquiet_since=\n`
@@ -63,34 +74,186 @@ interface Case {
 }
 
 const CASES: Case[] = [
-  { name: 'idle for longer than the settle time', args: ['0'], file: state({ idle: 60 }), code: 0, stdout: 'Idle: no active connection for 60s (settle time 5s)\n', stderr: '' },
-  { name: 'idle for exactly the settle time', args: ['0'], file: state({ idle: 5 }), code: 0, stdout: 'Idle: no active connection for 5s (settle time 5s)\n', stderr: '' },
-  { name: 'idle for less than the settle time, at the timeout', args: ['0'], file: state({ idle: 4 }), code: 1, stdout: '', stderr: 'Timed out after 0s: idle for 4s only (settle time 5s)\n' },
-  { name: 'connections active at the timeout', args: ['0'], file: state({ active: 2, idle: null }), code: 1, stdout: '', stderr: 'Timed out after 0s: 2 active connection(s)\n' },
-  { name: 'TIME_WAIT sockets do not keep it waiting', args: ['0'], file: state({ active: 0, idle: 30 }), code: 0, stdout: 'Idle: no active connection for 30s (settle time 5s)\n' },
-  { name: 'no idle_since is not idle', args: ['0'], file: state({ active: 0, idle: null }), code: 1, stderr: 'Timed out after 0s: idle for 0s only (settle time 5s)\n' },
-  { name: 'IDLE_SETTLE_SECONDS in the calling container overrides the settle time', args: ['0'], file: state({ idle: 4 }), env: { IDLE_SETTLE_SECONDS: '3' }, code: 0, stdout: 'Idle: no active connection for 4s (settle time 3s)\n' },
-  { name: 'a settle time of 0 returns as soon as nothing is active', args: ['0'], file: state({ idle: 0 }), env: { IDLE_SETTLE_SECONDS: '0' }, code: 0, stdout: 'Idle: no active connection for 0s (settle time 0s)\n' },
-  { name: 'CONNECTIONS_FILE_PATH names the file read', args: ['0'], file: state({ active: 1, idle: null }), other: state({ idle: 60 }), env: { CONNECTIONS_FILE_PATH: '{other}' }, code: 0, stdout: 'Idle: no active connection for 60s (settle time 5s)\n' },
-  { name: 'CONNECTIONS_FILE_PATH to a missing file', args: ['600'], file: state({ idle: 60 }), env: { CONNECTIONS_FILE_PATH: '{other}' }, code: 2, stderr: 'Connections state missing: {other} (is the sidecar running with MONITOR_PORT set?); not waiting\n' },
-  { name: 'an empty CONNECTIONS_FILE_PATH keeps the default', args: ['0'], file: state({ active: 1, idle: null }), env: { CONNECTIONS_FILE_PATH: '' }, code: 1, stderr: 'Timed out after 0s: 1 active connection(s)\n' },
+  {
+    name: 'idle for longer than the settle time',
+    args: ['0'],
+    file: state({ idle: 60 }),
+    code: 0,
+    stdout: 'Idle: no active connection for 60s (settle time 5s)\n',
+    stderr: '',
+  },
+  {
+    name: 'idle for exactly the settle time',
+    args: ['0'],
+    file: state({ idle: 5 }),
+    code: 0,
+    stdout: 'Idle: no active connection for 5s (settle time 5s)\n',
+    stderr: '',
+  },
+  {
+    name: 'idle for less than the settle time, at the timeout',
+    args: ['0'],
+    file: state({ idle: 4 }),
+    code: 1,
+    stdout: '',
+    stderr: 'Timed out after 0s: idle for 4s only (settle time 5s)\n',
+  },
+  {
+    name: 'connections active at the timeout',
+    args: ['0'],
+    file: state({ active: 2, idle: null }),
+    code: 1,
+    stdout: '',
+    stderr: 'Timed out after 0s: 2 active connection(s)\n',
+  },
+  {
+    name: 'TIME_WAIT sockets do not keep it waiting',
+    args: ['0'],
+    file: state({ active: 0, idle: 30 }),
+    code: 0,
+    stdout: 'Idle: no active connection for 30s (settle time 5s)\n',
+  },
+  {
+    name: 'no idle_since is not idle',
+    args: ['0'],
+    file: state({ active: 0, idle: null }),
+    code: 1,
+    stderr: 'Timed out after 0s: idle for 0s only (settle time 5s)\n',
+  },
+  {
+    name: 'IDLE_SETTLE_SECONDS in the calling container overrides the settle time',
+    args: ['0'],
+    file: state({ idle: 4 }),
+    env: { IDLE_SETTLE_SECONDS: '3' },
+    code: 0,
+    stdout: 'Idle: no active connection for 4s (settle time 3s)\n',
+  },
+  {
+    name: 'a settle time of 0 returns as soon as nothing is active',
+    args: ['0'],
+    file: state({ idle: 0 }),
+    env: { IDLE_SETTLE_SECONDS: '0' },
+    code: 0,
+    stdout: 'Idle: no active connection for 0s (settle time 0s)\n',
+  },
+  {
+    name: 'CONNECTIONS_FILE_PATH names the file read',
+    args: ['0'],
+    file: state({ active: 1, idle: null }),
+    other: state({ idle: 60 }),
+    env: { CONNECTIONS_FILE_PATH: '{other}' },
+    code: 0,
+    stdout: 'Idle: no active connection for 60s (settle time 5s)\n',
+  },
+  {
+    name: 'CONNECTIONS_FILE_PATH to a missing file',
+    args: ['600'],
+    file: state({ idle: 60 }),
+    env: { CONNECTIONS_FILE_PATH: '{other}' },
+    code: 2,
+    stderr: 'Connections state missing: {other} (is the sidecar running with MONITOR_PORT set?); not waiting\n',
+  },
+  {
+    name: 'an empty CONNECTIONS_FILE_PATH keeps the default',
+    args: ['0'],
+    file: state({ active: 1, idle: null }),
+    env: { CONNECTIONS_FILE_PATH: '' },
+    code: 1,
+    stderr: 'Timed out after 0s: 1 active connection(s)\n',
+  },
 
   // No usable state: give up at once, whatever the timeout.
-  { name: 'missing file', args: ['600'], code: 2, stdout: '', stderr: 'Connections state missing: {file} (is the sidecar running with MONITOR_PORT set?); not waiting\n' },
-  { name: 'stale file (the sidecar stopped)', args: ['600'], file: state({ active: 3, idle: null, updated: STALE_AFTER + 1 }), code: 2, stdout: '', stderr: `Connections state stale: ${STALE_AFTER + 1}s old (max: ${STALE_AFTER}s), the sidecar is not updating it; not waiting\n` },
-  { name: 'stale wins over idle', args: ['600'], file: state({ updated: 300, idle: 600 }), code: 2, stderr: `Connections state stale: 300s old (max: ${STALE_AFTER}s), the sidecar is not updating it; not waiting\n` },
-  { name: 'exactly the stale age is still fresh', args: ['0'], file: state({ updated: STALE_AFTER }), code: 0, stdout: 'Idle: no active connection for 60s (settle time 5s)\n' },
-  { name: 'the sidecar cannot read the tables', args: ['600'], file: 'status=error\nupdated_at=1800000000\nports=8080\nerror=cannot read the socket tables in /proc/net: EACCES \\c\n', code: 2, stdout: '', stderr: 'The sidecar cannot read the socket tables: cannot read the socket tables in /proc/net: EACCES \\c; not waiting\n' },
+  {
+    name: 'missing file',
+    args: ['600'],
+    code: 2,
+    stdout: '',
+    stderr: 'Connections state missing: {file} (is the sidecar running with MONITOR_PORT set?); not waiting\n',
+  },
+  {
+    name: 'stale file (the sidecar stopped)',
+    args: ['600'],
+    file: state({ active: 3, idle: null, updated: STALE_AFTER + 1 }),
+    code: 2,
+    stdout: '',
+    stderr: `Connections state stale: ${STALE_AFTER + 1}s old (max: ${STALE_AFTER}s), the sidecar is not updating it; not waiting\n`,
+  },
+  {
+    name: 'stale wins over idle',
+    args: ['600'],
+    file: state({ updated: 300, idle: 600 }),
+    code: 2,
+    stderr: `Connections state stale: 300s old (max: ${STALE_AFTER}s), the sidecar is not updating it; not waiting\n`,
+  },
+  {
+    name: 'exactly the stale age is still fresh',
+    args: ['0'],
+    file: state({ updated: STALE_AFTER }),
+    code: 0,
+    stdout: 'Idle: no active connection for 60s (settle time 5s)\n',
+  },
+  {
+    name: 'the sidecar cannot read the tables',
+    args: ['600'],
+    file: 'status=error\nupdated_at=1800000000\nports=8080\nerror=cannot read the socket tables in /proc/net: EACCES \\c\n',
+    code: 2,
+    stdout: '',
+    stderr: 'The sidecar cannot read the socket tables: cannot read the socket tables in /proc/net: EACCES \\c; not waiting\n',
+  },
   { name: 'empty file', args: ['600'], file: '', code: 2, stderr: 'Connections state unreadable: {file}; not waiting\n' },
-  { name: 'no counts', args: ['600'], file: `status=ok\nupdated_at=${NOW}\n`, code: 2, stderr: 'Connections state unreadable: {file}; not waiting\n' },
-  { name: 'a count that is not a number', args: ['600'], file: state().replace('active_connections=0', 'active_connections=zero'), code: 2, stderr: 'Connections state unreadable: {file}; not waiting\n' },
-  { name: 'an idle_since that is not a number', args: ['600'], file: state().replace(/idle_since=\d+/, 'idle_since=$(reboot)'), code: 2, stderr: 'Connections state unreadable: {file}; not waiting\n' },
-  { name: 'a directory in place of the file', args: ['600'], env: { CONNECTIONS_FILE_PATH: base }, code: 2, stderr: `Connections state missing: ${base} (is the sidecar running with MONITOR_PORT set?); not waiting\n` },
-  { name: 'no trailing newline', args: ['0'], file: state().trimEnd(), code: 0, stdout: 'Idle: no active connection for 60s (settle time 5s)\n' },
+  {
+    name: 'no counts',
+    args: ['600'],
+    file: `status=ok\nupdated_at=${NOW}\n`,
+    code: 2,
+    stderr: 'Connections state unreadable: {file}; not waiting\n',
+  },
+  {
+    name: 'a count that is not a number',
+    args: ['600'],
+    file: state().replace('active_connections=0', 'active_connections=zero'),
+    code: 2,
+    stderr: 'Connections state unreadable: {file}; not waiting\n',
+  },
+  {
+    name: 'an idle_since that is not a number',
+    args: ['600'],
+    file: state().replace(/idle_since=\d+/, 'idle_since=$(reboot)'),
+    code: 2,
+    stderr: 'Connections state unreadable: {file}; not waiting\n',
+  },
+  {
+    name: 'a directory in place of the file',
+    args: ['600'],
+    env: { CONNECTIONS_FILE_PATH: base },
+    code: 2,
+    stderr: `Connections state missing: ${base} (is the sidecar running with MONITOR_PORT set?); not waiting\n`,
+  },
+  {
+    name: 'no trailing newline',
+    args: ['0'],
+    file: state().trimEnd(),
+    code: 0,
+    stdout: 'Idle: no active connection for 60s (settle time 5s)\n',
+  },
 
   // Invalid arguments.
-  ...['abc', '-1', '1.5', '1234567890'].map((bad): Case => ({ name: `invalid timeout ${bad}`, args: [bad], file: state(), code: 3, stdout: '', stderr: `Invalid timeout: ${bad} (expected whole seconds)\n` })),
-  { name: 'invalid IDLE_SETTLE_SECONDS', args: ['0'], file: state(), env: { IDLE_SETTLE_SECONDS: 'soon' }, code: 3, stderr: 'Invalid settle time: soon (expected whole seconds)\n' },
+  ...['abc', '-1', '1.5', '1234567890'].map((bad): Case => ({
+    name: `invalid timeout ${bad}`,
+    args: [bad],
+    file: state(),
+    code: 3,
+    stdout: '',
+    stderr: `Invalid timeout: ${bad} (expected whole seconds)\n`,
+  })),
+  {
+    name: 'invalid IDLE_SETTLE_SECONDS',
+    args: ['0'],
+    file: state(),
+    env: { IDLE_SETTLE_SECONDS: 'soon' },
+    code: 3,
+    stderr: 'Invalid settle time: soon (expected whole seconds)\n',
+  },
 ];
 
 interface Run {
@@ -100,7 +263,12 @@ interface Run {
 }
 
 function runSync(argv: string[], path: string, env: Record<string, string> = {}): Run {
-  const r = spawnSync(argv[0], argv.slice(1), { cwd: base, env: { PATH: path, FAKE_NOW: String(NOW), ...env }, encoding: 'utf8', timeout: 10_000 });
+  const r = spawnSync(argv[0], argv.slice(1), {
+    cwd: base,
+    env: { PATH: path, FAKE_NOW: String(NOW), ...env },
+    encoding: 'utf8',
+    timeout: 10_000,
+  });
   if (r.error) throw r.error;
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
@@ -156,7 +324,11 @@ describe.each(SHELLS)('wait-for-idle.sh under $name', (shell) => {
     mkdirSync(turning, { recursive: true });
     const marker = join(turning, 'turned');
     rmSync(marker, { force: true });
-    writeFileSync(join(turning, 'date'), '#!/bin/sh\n[ "$1" = +%s ] || exit 64\nif [ -e "$CLOCK_TURNED" ]; then echo $((FAKE_NOW + 1)); else : >"$CLOCK_TURNED"; echo "$FAKE_NOW"; fi\n', { mode: 0o755 });
+    writeFileSync(
+      join(turning, 'date'),
+      '#!/bin/sh\n[ "$1" = +%s ] || exit 64\nif [ -e "$CLOCK_TURNED" ]; then echo $((FAKE_NOW + 1)); else : >"$CLOCK_TURNED"; echo "$FAKE_NOW"; fi\n',
+      { mode: 0o755 },
+    );
     writeFileSync(stateFile, state({ active: 1, idle: null }));
     const r = await runAsync([sh, script, '1'], `${turning}${delimiter}${path}`, { FAKE_NOW: String(NOW), CLOCK_TURNED: marker });
     expect(r).toMatchObject({ code: 1, stderr: 'Timed out after 1s: 1 active connection(s)\n' });
@@ -165,7 +337,11 @@ describe.each(SHELLS)('wait-for-idle.sh under $name', (shell) => {
 
   it('on the real clock: waits while busy and returns once idle; times out; gives up when the file goes stale', async () => {
     const now = () => Math.floor(Date.now() / 1000);
-    const files = { settles: join(base, `settles-${shell.name}.txt`), busy: join(base, `busy-${shell.name}.txt`), dies: join(base, `dies-${shell.name}.txt`) };
+    const files = {
+      settles: join(base, `settles-${shell.name}.txt`),
+      busy: join(base, `busy-${shell.name}.txt`),
+      dies: join(base, `dies-${shell.name}.txt`),
+    };
     writeFileSync(files.settles, state({ active: 1, idle: null, updated: 0, now: now() }));
     writeFileSync(files.busy, state({ active: 1, idle: null, updated: 0, now: now() }));
     writeFileSync(files.dies, state({ active: 1, idle: null, updated: 0, now: now() }));
@@ -178,12 +354,20 @@ describe.each(SHELLS)('wait-for-idle.sh under $name', (shell) => {
     writeFileSync(files.settles, state({ active: 0, idle: SETTLE, updated: 0, now: now() }));
 
     const [s, b, d] = await Promise.all([settles, busy, dies]);
-    expect(s).toMatchObject({ code: 0, stderr: '', stdout: expect.stringMatching(/^Idle: no active connection for [56]s \(settle time 5s\)\n$/) });
+    expect(s).toMatchObject({
+      code: 0,
+      stderr: '',
+      stdout: expect.stringMatching(/^Idle: no active connection for [56]s \(settle time 5s\)\n$/),
+    });
     expect(s.ms).toBeGreaterThan(1200);
     expect(s.ms).toBeLessThan(4000);
     expect(b).toMatchObject({ code: 1, stdout: '', stderr: expect.stringMatching(/^Timed out after [12]s: 1 active connection\(s\)\n$/) });
     expect(b.ms).toBeGreaterThan(900);
-    expect(d).toMatchObject({ code: 2, stdout: '', stderr: expect.stringMatching(/^Connections state stale: [23]s old \(max: 1s\), the sidecar is not updating it; not waiting\n$/) });
+    expect(d).toMatchObject({
+      code: 2,
+      stdout: '',
+      stderr: expect.stringMatching(/^Connections state stale: [23]s old \(max: 1s\), the sidecar is not updating it; not waiting\n$/),
+    });
     expect(d.ms).toBeLessThan(5000);
   });
 });
@@ -203,7 +387,10 @@ describe('wait-for-idle.sh as installed', () => {
     writeFileSync(stateFile, state({ now: Math.floor(Date.now() / 1000) }));
     const r = spawnSync(script, ['0'], { cwd: '/', env: { PATH: process.env.PATH }, encoding: 'utf8' });
     // On the real clock: a second may turn between writing the file and the script's date.
-    expect({ code: r.status, stdout: r.stdout }).toEqual({ code: 0, stdout: expect.stringMatching(/^Idle: no active connection for 6[01]s \(settle time 5s\)\n$/) });
+    expect({ code: r.status, stdout: r.stdout }).toEqual({
+      code: 0,
+      stdout: expect.stringMatching(/^Idle: no active connection for 6[01]s \(settle time 5s\)\n$/),
+    });
   });
 
   it('replaces a read-only copy an earlier container left', async () => {
@@ -211,7 +398,11 @@ describe('wait-for-idle.sh as installed', () => {
     await installScript(dir, WAIT_FOR_IDLE_SCRIPT, '#!/bin/sh\necho stale copy\n');
     const before = statSync(join(dir, WAIT_FOR_IDLE_SCRIPT)).ino;
 
-    await installScript(dir, WAIT_FOR_IDLE_SCRIPT, renderWaitForIdleScript({ stateFilePath: stateFile, settleSeconds: 1, staleAfterSeconds: 5 }));
+    await installScript(
+      dir,
+      WAIT_FOR_IDLE_SCRIPT,
+      renderWaitForIdleScript({ stateFilePath: stateFile, settleSeconds: 1, staleAfterSeconds: 5 }),
+    );
 
     expect(readFileSync(join(dir, WAIT_FOR_IDLE_SCRIPT), 'utf8')).toContain('STALE_AFTER=5\n');
     expect(statSync(join(dir, WAIT_FOR_IDLE_SCRIPT)).ino).not.toBe(before);

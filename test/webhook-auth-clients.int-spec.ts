@@ -54,16 +54,33 @@ async function metric(sidecar: Sidecar, series: string): Promise<number> {
 const rejected = (s: Sidecar) => metric(s, 'sidecar_relay_requests_total{outcome="unauthorized"}');
 
 /** Posts one event to the channel and waits until it either reached downstream or was refused by the relay. */
-async function through(channelServer: SmeeChannelServer, channel: string, sidecar: Sidecar, downstream: RecordingServer, delivery: string, body: Buffer, headers: Record<string, string>, describe: () => string) {
+async function through(
+  channelServer: SmeeChannelServer,
+  channel: string,
+  sidecar: Sidecar,
+  downstream: RecordingServer,
+  delivery: string,
+  body: Buffer,
+  headers: Record<string, string>,
+  describe: () => string,
+) {
   const refusedBefore = await rejected(sidecar);
-  const res = await fetch(channelServer.channelUrl(channel), { method: 'POST', headers: { 'content-type': 'application/json', 'x-github-event': 'push', 'x-github-delivery': delivery, ...headers }, body });
+  const res = await fetch(channelServer.channelUrl(channel), {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'x-github-event': 'push', 'x-github-delivery': delivery, ...headers },
+    body,
+  });
   await res.arrayBuffer();
-  return waitFor(`event ${delivery} to arrive or be refused`, async () => {
-    const got = downstream.requests.find((r) => r.headers['x-github-delivery'] === delivery);
-    if (got !== undefined) return { relayed: true as const, body: got.body };
-    if ((await rejected(sidecar)) > refusedBefore) return { relayed: false as const };
-    return undefined;
-  }, { timeoutMs: 10_000, describeLast: describe });
+  return waitFor(
+    `event ${delivery} to arrive or be refused`,
+    async () => {
+      const got = downstream.requests.find((r) => r.headers['x-github-delivery'] === delivery);
+      if (got !== undefined) return { relayed: true as const, body: got.body };
+      if ((await rejected(sidecar)) > refusedBefore) return { relayed: false as const };
+      return undefined;
+    },
+    { timeoutMs: 10_000, describeLast: describe },
+  );
 }
 
 const healthOf = (s: Sidecar) => readFile(s.config.sharedVolume.healthFilePath, 'utf8').catch(() => '');
@@ -93,7 +110,10 @@ describe.each(['gosmee', 'smee'] as const)('verification on, through the %s wire
     } else {
       smee = new SmeeClientProcess(channelServer.channelUrl(channel), sidecar.relayUrl);
       smee.start();
-      await waitFor('smee-client to subscribe', () => channelServer.subscriberCount(channel, 'smee') === 1, { timeoutMs: 10_000, describeLast: () => smee!.output });
+      await waitFor('smee-client to subscribe', () => channelServer.subscriberCount(channel, 'smee') === 1, {
+        timeoutMs: 10_000,
+        describeLast: () => smee!.output,
+      });
     }
   });
 
@@ -105,17 +125,33 @@ describe.each(['gosmee', 'smee'] as const)('verification on, through the %s wire
     await downstream.close();
   });
 
-  it('passes the sidecar\'s own signed health-check events: the status file reports success', async () => {
-    await waitFor('a successful health check', async () => (await healthOf(sidecar)).startsWith(SUCCESS), { timeoutMs: 15_000, describeLast: clientOutput });
+  it("passes the sidecar's own signed health-check events: the status file reports success", async () => {
+    await waitFor('a successful health check', async () => (await healthOf(sidecar)).startsWith(SUCCESS), {
+      timeoutMs: 15_000,
+      describeLast: clientOutput,
+    });
     expect(await metric(sidecar, 'sidecar_webhook_rejected_total{reason="missing_signature",sender="unknown"}')).toBe(0);
-    expect(channelServer.posts.filter((p) => p.headers['x-health-check-id'] !== undefined).every((p) => typeof p.headers['x-hub-signature-256'] === 'string')).toBe(true);
+    expect(
+      channelServer.posts
+        .filter((p) => p.headers['x-health-check-id'] !== undefined)
+        .every((p) => typeof p.headers['x-hub-signature-256'] === 'string'),
+    ).toBe(true);
   });
 
   it('refuses an event posted to the channel without a valid signature: nothing reaches downstream', async () => {
     const body = Buffer.from('{"action":"forged"}');
     const unsigned = await through(channelServer, channel, sidecar, downstream, `${format}-forged-1`, body, {}, clientOutput);
     expect(unsigned.relayed).toBe(false);
-    const wrong = await through(channelServer, channel, sidecar, downstream, `${format}-forged-2`, body, { 'x-hub-signature-256': `sha256=${'0'.repeat(64)}` }, clientOutput);
+    const wrong = await through(
+      channelServer,
+      channel,
+      sidecar,
+      downstream,
+      `${format}-forged-2`,
+      body,
+      { 'x-hub-signature-256': `sha256=${'0'.repeat(64)}` },
+      clientOutput,
+    );
     expect(wrong.relayed).toBe(false);
     expect(downstream.requests.filter((r) => String(r.headers['x-github-delivery']).includes('forged'))).toEqual([]);
   });
@@ -124,7 +160,16 @@ describe.each(['gosmee', 'smee'] as const)('verification on, through the %s wire
     const measured: Array<{ name: string; verified: boolean }> = [];
     for (const [i, shape] of SHAPES.entries()) {
       const body = Buffer.from(shape.body, 'utf8');
-      const r = await through(channelServer, channel, sidecar, downstream, `${format}-shape-${i}`, body, { 'x-hub-signature-256': sign(body) }, clientOutput);
+      const r = await through(
+        channelServer,
+        channel,
+        sidecar,
+        downstream,
+        `${format}-shape-${i}`,
+        body,
+        { 'x-hub-signature-256': sign(body) },
+        clientOutput,
+      );
       if (r.relayed) expect(r.body.equals(body)).toBe(true);
       measured.push({ name: shape.name, verified: r.relayed });
     }
@@ -137,7 +182,11 @@ describe.each(['gosmee', 'smee'] as const)('verification on, through the %s wire
       // The relay's answer goes to smee-client, which only logs the status: ask the relay directly with the same bytes.
       const original = Buffer.from('{"id":12345678901234567890}');
       const reserialised = Buffer.from(JSON.stringify(JSON.parse(original.toString())));
-      const res = await fetch(sidecar.relayUrl, { method: 'POST', headers: { 'content-type': 'application/json', 'x-hub-signature-256': sign(original) }, body: reserialised });
+      const res = await fetch(sidecar.relayUrl, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-hub-signature-256': sign(original) },
+        body: reserialised,
+      });
       expect(res.status).toBe(401);
       expect(await res.json()).toMatchObject({ error: 'bad_signature', maybeReserialised: true });
     });

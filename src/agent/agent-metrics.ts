@@ -11,15 +11,43 @@ const FILE_STATES: readonly StatusFileState[] = ['ready', 'drain', 'maint', 'unh
 const CHECK_RESULTS = ['ok', 'soft_down', 'down'] as const;
 
 export const AGENT_METRICS = [
-  makeGaugeProvider({ name: 'sidecar_agent_healthy', help: 'Health as the agent reports it (after dampening and drain grace): 1 up, 0 down.' }),
-  makeGaugeProvider({ name: 'sidecar_agent_damped', help: '1 while dampening or the drain grace makes the reported health differ from the last round\'s.' }),
-  makeGaugeProvider({ name: 'sidecar_agent_status', help: 'Reported admin state: 1 for the current one of ready, drain, maint.', labelNames: ['status'] }),
-  makeGaugeProvider({ name: 'sidecar_agent_weight_percent', help: 'Weight in the agent\'s reply, percent of the server\'s configured weight.' }),
-  makeGaugeProvider({ name: 'sidecar_agent_status_file', help: 'What the status file said in the last round: 1 for the current one of ready, drain, maint, unhealthy, invalid, missing, unreadable.', labelNames: ['state'] }),
-  makeGaugeProvider({ name: 'sidecar_agent_check_up', help: 'Last result of each upstream check (and of the smee round trip as check="health-check"): 1 as expected, 0 not.', labelNames: ['check'] }),
-  makeCounterProvider({ name: 'sidecar_agent_checks_total', help: 'Upstream check results by check and result: ok, soft_down, down.', labelNames: ['check', 'result'] }),
+  makeGaugeProvider({
+    name: 'sidecar_agent_healthy',
+    help: 'Health as the agent reports it (after dampening and drain grace): 1 up, 0 down.',
+  }),
+  makeGaugeProvider({
+    name: 'sidecar_agent_damped',
+    help: "1 while dampening or the drain grace makes the reported health differ from the last round's.",
+  }),
+  makeGaugeProvider({
+    name: 'sidecar_agent_status',
+    help: 'Reported admin state: 1 for the current one of ready, drain, maint.',
+    labelNames: ['status'],
+  }),
+  makeGaugeProvider({
+    name: 'sidecar_agent_weight_percent',
+    help: "Weight in the agent's reply, percent of the server's configured weight.",
+  }),
+  makeGaugeProvider({
+    name: 'sidecar_agent_status_file',
+    help: 'What the status file said in the last round: 1 for the current one of ready, drain, maint, unhealthy, invalid, missing, unreadable.',
+    labelNames: ['state'],
+  }),
+  makeGaugeProvider({
+    name: 'sidecar_agent_check_up',
+    help: 'Last result of each upstream check (and of the smee round trip as check="health-check"): 1 as expected, 0 not.',
+    labelNames: ['check'],
+  }),
+  makeCounterProvider({
+    name: 'sidecar_agent_checks_total',
+    help: 'Upstream check results by check and result: ok, soft_down, down.',
+    labelNames: ['check', 'result'],
+  }),
   makeGaugeProvider({ name: 'sidecar_agent_load', help: 'Last value read from the load source; NaN when it could not be read.' }),
-  makeCounterProvider({ name: 'sidecar_agent_load_errors_total', help: 'Rounds in which the load source could not be read (unreachable, not JSON, no such field, too large).' }),
+  makeCounterProvider({
+    name: 'sidecar_agent_load_errors_total',
+    help: 'Rounds in which the load source could not be read (unreachable, not JSON, no such field, too large).',
+  }),
   makeCounterProvider({ name: 'sidecar_agent_replies_total', help: 'Replies sent on the HAProxy agent port.' }),
 ];
 

@@ -1,11 +1,32 @@
 import {
-  agentLine, CheckObservation, decide, FlapState, INITIAL_STATE, LoadReading, observe, parseStatusFile, Policy, Round,
-  roundHealth, StatusFileReading, weightFor,
+  agentLine,
+  CheckObservation,
+  decide,
+  FlapState,
+  INITIAL_STATE,
+  LoadReading,
+  observe,
+  parseStatusFile,
+  Policy,
+  Round,
+  roundHealth,
+  StatusFileReading,
+  weightFor,
 } from './agent-state';
 
 const S = 1000;
 
-const ok = (name = 'api'): CheckObservation => ({ name, ok: true, softDown: false, pending: false, reachable: true, statusCode: 200, timedOut: false, error: null, durationMs: 1 });
+const ok = (name = 'api'): CheckObservation => ({
+  name,
+  ok: true,
+  softDown: false,
+  pending: false,
+  reachable: true,
+  statusCode: 200,
+  timedOut: false,
+  error: null,
+  durationMs: 1,
+});
 const soft = (name = 'api'): CheckObservation => ({ ...ok(name), ok: false, softDown: true, statusCode: 503 });
 const hard = (name = 'api'): CheckObservation => ({ ...ok(name), ok: false, reachable: false, statusCode: null, error: 'ECONNREFUSED' });
 const pending = (name = 'health-check'): CheckObservation => ({ ...ok(name), ok: false, pending: true, statusCode: null });
@@ -33,8 +54,13 @@ class FakeNode {
 
 describe('status file', () => {
   it.each([
-    ['ready', 'ready'], ['drain', 'drain'], ['maint', 'maint'], ['unhealthy', 'unhealthy'],
-    ['  READY\n', 'ready'], ['Drain\r\n', 'drain'], ['\tMaInT ', 'maint'],
+    ['ready', 'ready'],
+    ['drain', 'drain'],
+    ['maint', 'maint'],
+    ['unhealthy', 'unhealthy'],
+    ['  READY\n', 'ready'],
+    ['Drain\r\n', 'drain'],
+    ['\tMaInT ', 'maint'],
   ])('%j is %s', (text, state) => expect(parseStatusFile(text).state).toBe(state));
 
   it.each(['', '\n', 'ready drain', 'readyy', 'up', 'ready\nextra', '\u0000\u0001binary', 'x'.repeat(5000)])('%j is invalid', (text) => {
@@ -173,7 +199,19 @@ describe('drain grace', () => {
 
 describe('weight', () => {
   it.each([
-    [0, 100], [1, 100], [2500, 50], [2600, 50], [2625, 50], [2700, 45], [4000, 20], [4800, 5], [4875, 5], [4900, 1], [4999, 1], [5000, 1], [7000, 1],
+    [0, 100],
+    [1, 100],
+    [2500, 50],
+    [2600, 50],
+    [2625, 50],
+    [2700, 45],
+    [4000, 20],
+    [4800, 5],
+    [4875, 5],
+    [4900, 1],
+    [4999, 1],
+    [5000, 1],
+    [7000, 1],
   ])('%d of 5000 → %d%%', (load, weight) => expect(weightFor(load, 5000)).toBe(weight));
 
   it('is proportional (no floor step): every step of 5% in between is reached', () => {
@@ -220,7 +258,12 @@ describe('weight', () => {
 
 describe('agent line', () => {
   it('is words HAProxy accepts, one line', () => {
-    for (const [healthy, status, weight] of [[true, 'ready', 100], [false, 'drain', 0], [true, 'maint', 0], [true, 'ready', 1]] as const) {
+    for (const [healthy, status, weight] of [
+      [true, 'ready', 100],
+      [false, 'drain', 0],
+      [true, 'maint', 0],
+      [true, 'ready', 1],
+    ] as const) {
       expect(agentLine(healthy, status, weight, null)).toMatch(/^(up|down) (ready|drain|maint) (100|[1-9]?\d)%\n$/);
     }
   });
@@ -233,13 +276,19 @@ describe('agent line', () => {
 
 describe('reasons', () => {
   it('say which check failed and how', () => {
-    const node = new FakeNode(policy({ graceMs: 0 })).at(0, [hard('db'), { ...ok('web'), ok: false, statusCode: 500 }, { ...ok('slow'), ok: false, timedOut: true, reachable: false }]);
+    const node = new FakeNode(policy({ graceMs: 0 })).at(0, [
+      hard('db'),
+      { ...ok('web'), ok: false, statusCode: 500 },
+      { ...ok('slow'), ok: false, timedOut: true, reachable: false },
+    ]);
     expect(node.ask(0).reasons).toEqual(['db: ECONNREFUSED', 'web: answered 500', 'slow: timed out']);
   });
 
   it('name the status file and the dampening', () => {
     const node = new FakeNode(policy({ graceMs: 0 })).at(0, [ok()], parseStatusFile('what')).at(1, [ok()]);
     expect(node.ask(1).reasons.join('; ')).toMatch(/dampening: unhealthy 1\.0 s ago/);
-    expect(new FakeNode().at(0, [ok()], parseStatusFile('what')).ask(0).reasons).toEqual(['status file holds "what", not ready, drain or maint: unhealthy and drained']);
+    expect(new FakeNode().at(0, [ok()], parseStatusFile('what')).ask(0).reasons).toEqual([
+      'status file holds "what", not ready, drain or maint: unhealthy and drained',
+    ]);
   });
 });

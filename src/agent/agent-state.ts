@@ -34,7 +34,8 @@ const SHOWN_CONTENTS = 64;
 export function parseStatusFile(text: string): StatusFileReading {
   const word = text.trim().toLowerCase();
   const shown = text.trim().slice(0, SHOWN_CONTENTS);
-  if (word === 'ready' || word === 'drain' || word === 'maint' || word === 'unhealthy') return { state: word, contents: shown, error: null };
+  if (word === 'ready' || word === 'drain' || word === 'maint' || word === 'unhealthy')
+    return { state: word, contents: shown, error: null };
   return { state: 'invalid', contents: shown, error: null };
 }
 
@@ -238,10 +239,14 @@ function describeFailure(c: CheckObservation): string {
 
 function describeFile(f: StatusFileReading): string {
   switch (f.state) {
-    case 'missing': return 'is missing';
-    case 'unreadable': return `cannot be read (${f.error})`;
-    case 'unhealthy': return 'says unhealthy';
-    default: return `holds ${JSON.stringify(f.contents)}, not ready, drain or maint`;
+    case 'missing':
+      return 'is missing';
+    case 'unreadable':
+      return `cannot be read (${f.error})`;
+    case 'unhealthy':
+      return 'says unhealthy';
+    default:
+      return `holds ${JSON.stringify(f.contents)}, not ready, drain or maint`;
   }
 }
 

@@ -41,7 +41,10 @@ export class AgentController {
     }
     if (reading === null || !reading.ok) {
       reply.status(503);
-      return { error: 'census_unavailable', message: reading === null ? 'no census read yet' : `the last census read failed: ${reading.error}` };
+      return {
+        error: 'census_unavailable',
+        message: reading === null ? 'no census read yet' : `the last census read failed: ${reading.error}`,
+      };
     }
     return { room_census: reading.rooms };
   }

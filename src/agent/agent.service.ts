@@ -92,7 +92,10 @@ export class AgentService implements OnApplicationShutdown {
     }
     await this.runRound();
     if (this.stopping.signal.aborted) return;
-    this.scheduler.addInterval('agent-poll', setInterval(() => void this.runRound(), this.config.pollIntervalMs));
+    this.scheduler.addInterval(
+      'agent-poll',
+      setInterval(() => void this.runRound(), this.config.pollIntervalMs),
+    );
   }
 
   /** Runs a round, or joins the one in progress. */
@@ -159,7 +162,13 @@ export class AgentService implements OnApplicationShutdown {
 
   /** The same state in signal-sidecar's documented shape (/signal/report). */
   signalReport(now = performance.now()): SignalReport {
-    return signalReport({ verdict: this.verdict(now), round: this.state.last, jicofoStats: this.config.preset === 'jitsi', census: this.lastCensus, now: new Date() });
+    return signalReport({
+      verdict: this.verdict(now),
+      round: this.state.last,
+      jicofoStats: this.config.preset === 'jitsi',
+      census: this.lastCensus,
+      now: new Date(),
+    });
   }
 
   /** The last census read (CENSUS_POLL), or why the last read failed; null when off or not read yet. */
@@ -229,11 +238,24 @@ export class AgentService implements OnApplicationShutdown {
       if (c.ok) {
         if (was) this.logger.log({ msg: 'upstream check passes again', check: c.name, statusCode: c.statusCode });
       } else {
-        this.logger.warn({ msg: 'upstream check failed', check: c.name, statusCode: c.statusCode, softDown: c.softDown, timedOut: c.timedOut, error: c.error });
+        this.logger.warn({
+          msg: 'upstream check failed',
+          check: c.name,
+          statusCode: c.statusCode,
+          softDown: c.softDown,
+          timedOut: c.timedOut,
+          error: c.error,
+        });
       }
     }
     if (before?.statusFile.state !== now.statusFile.state) {
-      const fields = { msg: 'status file', path: this.config.statusPath, state: now.statusFile.state, contents: now.statusFile.contents, error: now.statusFile.error };
+      const fields = {
+        msg: 'status file',
+        path: this.config.statusPath,
+        state: now.statusFile.state,
+        contents: now.statusFile.contents,
+        error: now.statusFile.error,
+      };
       if (['ready', 'drain', 'maint'].includes(now.statusFile.state)) this.logger.log(fields);
       else this.logger.warn(fields);
     }

@@ -2,13 +2,15 @@ import { readCensus } from './census';
 
 describe('readCensus (prosody mod_muc_census answer)', () => {
   it('sums participants and their squares over the rooms, keeping each room as prosody gave it', () => {
-    const r = readCensus(JSON.stringify({
-      room_census: [
-        { room_name: 'big@conference.meet.example.com', participants: 10, created_time: 1700000000 },
-        { room_name: 'small@conference.meet.example.com', participants: 2, created_time: '1700000100' },
-        { room_name: 'empty@conference.meet.example.com', participants: 0 },
-      ],
-    }));
+    const r = readCensus(
+      JSON.stringify({
+        room_census: [
+          { room_name: 'big@conference.meet.example.com', participants: 10, created_time: 1700000000 },
+          { room_name: 'small@conference.meet.example.com', participants: 2, created_time: '1700000100' },
+          { room_name: 'empty@conference.meet.example.com', participants: 0 },
+        ],
+      }),
+    );
     expect(r).toMatchObject({ ok: true, participants: 12, sumSquaredParticipants: 104 });
     if (!r.ok) throw new Error(r.error);
     expect(r.rooms).toEqual([

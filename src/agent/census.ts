@@ -15,8 +15,7 @@ export interface CensusRoom {
 }
 
 export type CensusReading =
-  | { ok: true; rooms: CensusRoom[]; participants: number; sumSquaredParticipants: number; at: Date }
-  | { ok: false; error: string };
+  { ok: true; rooms: CensusRoom[]; participants: number; sumSquaredParticipants: number; at: Date } | { ok: false; error: string };
 
 /** Rooms beyond this are not kept (a census is a few hundred rooms; the answer is at most 64 KiB anyway). */
 const MAX_ROOMS = 10_000;
@@ -36,7 +35,8 @@ export function readCensus(body: string, now = new Date()): CensusReading {
   for (const [i, item] of list.slice(0, MAX_ROOMS).entries()) {
     const room = item !== null && typeof item === 'object' ? (item as Record<string, unknown>) : {};
     const n = room.participants;
-    if (typeof n !== 'number' || !Number.isInteger(n) || n < 0) return { ok: false, error: `room_census[${i}].participants is not a whole number` };
+    if (typeof n !== 'number' || !Number.isInteger(n) || n < 0)
+      return { ok: false, error: `room_census[${i}].participants is not a whole number` };
     participants += n;
     sumSquared += n * n;
     rooms.push({

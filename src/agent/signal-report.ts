@@ -38,7 +38,12 @@ export interface SignalReport {
    * round or when /stats could not be read; prosody's when CENSUS_POLL is off, before the
    * first census or when the last census read failed.
    */
-  stats: { jicofoParticipants: number | null; jicofoConferences: number | null; prosodyParticipants: number | null; prosodySumSquaredParticipants: number | null };
+  stats: {
+    jicofoParticipants: number | null;
+    jicofoConferences: number | null;
+    prosodyParticipants: number | null;
+    prosodySumSquaredParticipants: number | null;
+  };
 }
 
 export interface SignalReportInput {

@@ -50,11 +50,25 @@ export class UpstreamClient {
       const kept = u.keepBodyBytes ? { body: await readBodyStart(res.data, u.keepBodyBytes, signal) } : {};
       res.data.destroy();
       const ok = u.expectStatus.some(([min, max]) => res.status >= min && res.status <= max);
-      return { ...base, ok, softDown: !ok && u.softDown.statuses.includes(res.status), reachable: true, statusCode: res.status, timedOut: false, error: null, ...kept };
+      return {
+        ...base,
+        ok,
+        softDown: !ok && u.softDown.statuses.includes(res.status),
+        reachable: true,
+        statusCode: res.status,
+        timedOut: false,
+        error: null,
+        ...kept,
+      };
     } catch (e) {
       const timedOut = deadline.aborted;
       return {
-        ...base, ok: false, softDown: timedOut && u.softDown.onTimeout, reachable: false, statusCode: null, timedOut,
+        ...base,
+        ok: false,
+        softDown: timedOut && u.softDown.onTimeout,
+        reachable: false,
+        statusCode: null,
+        timedOut,
         error: timedOut ? `no answer within ${u.timeoutMs / 1000} s` : describeError(e),
       };
     }

@@ -39,7 +39,12 @@ export function installCompatHooks(adapter: FastifyAdapter, compat: CompatConfig
       // spawner's clock counts from the last busy moment, so it is 0 while busy: always a number
       // for its consumers (/connections says null there instead).
       const sinceActive = snapshot.error === null ? (a.seconds_since_active ?? 0) : null;
-      const body: SpawnerAnswer = { active_connections: a.active_connections, waiting_connections: a.waiting_connections, seconds_since_active: sinceActive, listening: a.listening };
+      const body: SpawnerAnswer = {
+        active_connections: a.active_connections,
+        waiting_connections: a.waiting_connections,
+        seconds_since_active: sinceActive,
+        listening: a.listening,
+      };
       // As /connections: a failed read is 503 (with null counts), never a "0" that reads as idle.
       await reply.code(snapshot.error === null ? 200 : 503).send(body);
       return reply;

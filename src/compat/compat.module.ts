@@ -27,15 +27,33 @@ const PUSHER = 'knative_lambda_metric_pusher_';
 /** The metrics pusher's series under its names, computed each time they are collected (scrape or push). */
 export const PUSHER_SERIES = [
   makeGaugeProvider({
-    name: `${PUSHER}heartbeat`, help: 'Unix time in seconds when the series were last collected (the metrics pusher\'s heartbeat).',
-    collect() { this.set(Math.floor(Date.now() / 1000)); },
+    name: `${PUSHER}heartbeat`,
+    help: "Unix time in seconds when the series were last collected (the metrics pusher's heartbeat).",
+    collect() {
+      this.set(Math.floor(Date.now() / 1000));
+    },
   }),
-  makeGaugeProvider({ name: `${PUSHER}uptime_seconds`, help: 'Seconds since the process started.', collect() { this.set(process.uptime()); } }),
   makeGaugeProvider({
-    name: `${PUSHER}system_memory_alloc_bytes`, help: 'V8 heap bytes in use (the Go runtime\'s Alloc in the metrics pusher).',
-    collect() { this.set(process.memoryUsage().heapUsed); },
+    name: `${PUSHER}uptime_seconds`,
+    help: 'Seconds since the process started.',
+    collect() {
+      this.set(process.uptime());
+    },
   }),
-  makeGaugeProvider({ name: `${PUSHER}system_memory_sys_bytes`, help: 'Resident set size in bytes (memory taken from the system).', collect() { this.set(process.memoryUsage.rss()); } }),
+  makeGaugeProvider({
+    name: `${PUSHER}system_memory_alloc_bytes`,
+    help: "V8 heap bytes in use (the Go runtime's Alloc in the metrics pusher).",
+    collect() {
+      this.set(process.memoryUsage().heapUsed);
+    },
+  }),
+  makeGaugeProvider({
+    name: `${PUSHER}system_memory_sys_bytes`,
+    help: 'Resident set size in bytes (memory taken from the system).',
+    collect() {
+      this.set(process.memoryUsage.rss());
+    },
+  }),
 ];
 
 /** What a drop-in preset serves beyond the sidecar's own routes (src/config/presets.ts). */

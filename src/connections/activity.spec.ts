@@ -17,7 +17,9 @@ describe('tally', () => {
   });
 
   it('ignores sockets whose local port is not monitored, whatever their remote port', () => {
-    expect(tally(sockets, [54000])).toEqual([{ port: 54000, active: 1, waiting: 0, listening: false, listenAddresses: [], otherStates: {} }]);
+    expect(tally(sockets, [54000])).toEqual([
+      { port: 54000, active: 1, waiting: 0, listening: false, listenAddresses: [], otherStates: {} },
+    ]);
     expect(tally([], [8080])[0]).toMatchObject({ active: 0, waiting: 0, listening: false });
   });
 });
@@ -29,7 +31,12 @@ describe('advanceClocks', () => {
   };
 
   it('starts both clocks at the first read when the port is quiet', () => {
-    expect(run([[1000, { active: 0, waiting: 0 }], [2000, { active: 0, waiting: 0 }]])).toEqual([
+    expect(
+      run([
+        [1000, { active: 0, waiting: 0 }],
+        [2000, { active: 0, waiting: 0 }],
+      ]),
+    ).toEqual([
       { quietSince: 1000, idleSince: 1000 },
       { quietSince: 1000, idleSince: 1000 },
     ]);
@@ -95,7 +102,14 @@ describe('toAnswer', () => {
       error: null,
       skipped_lines: 4,
       ports: [
-        { port: 8080, active_connections: 4, waiting_connections: 2, listening: true, listen_addresses: ['0.0.0.0', '::'], other_states: { CLOSE_WAIT: 1 } },
+        {
+          port: 8080,
+          active_connections: 4,
+          waiting_connections: 2,
+          listening: true,
+          listen_addresses: ['0.0.0.0', '::'],
+          other_states: { CLOSE_WAIT: 1 },
+        },
         { port: 9090, active_connections: 1, waiting_connections: 0, listening: true, listen_addresses: ['127.0.0.1'], other_states: {} },
       ],
     });
@@ -128,7 +142,13 @@ describe('toAnswer', () => {
 
 describe('renderStateFile', () => {
   const at = 1_800_000_000_250;
-  const base: ConnectionsSnapshot = { at, error: null, ports: tally([], [8080, 9090]), skippedLines: 0, clocks: { quietSince: null, idleSince: null } };
+  const base: ConnectionsSnapshot = {
+    at,
+    error: null,
+    ports: tally([], [8080, 9090]),
+    skippedLines: 0,
+    clocks: { quietSince: null, idleSince: null },
+  };
 
   it('writes key=value lines; updated_at rounded down, idle_since rounded up', () => {
     const text = renderStateFile({ ...base, clocks: { quietSince: at - 5_000, idleSince: at - 12_750 } }, [8080, 9090]);

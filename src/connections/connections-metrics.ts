@@ -6,13 +6,34 @@ import type { SidecarConfig } from '../config/sidecar-config';
 import type { ConnectionsSnapshot } from './activity';
 
 export const CONNECTIONS_METRICS = [
-  makeGaugeProvider({ name: 'sidecar_connections_active', help: 'ESTABLISHED TCP connections on a monitored local port, at the last read.', labelNames: ['port'] }),
-  makeGaugeProvider({ name: 'sidecar_connections_waiting', help: 'TIME_WAIT TCP sockets on a monitored local port, at the last read.', labelNames: ['port'] }),
-  makeGaugeProvider({ name: 'sidecar_connections_listening', help: '1 when a monitored local port was listened on at the last read, else 0.', labelNames: ['port'] }),
-  makeGaugeProvider({ name: 'sidecar_connections_tables_readable', help: '1 when the last read of /proc/net/tcp and tcp6 succeeded, else 0 (the per-port gauges then keep their last values).' }),
+  makeGaugeProvider({
+    name: 'sidecar_connections_active',
+    help: 'ESTABLISHED TCP connections on a monitored local port, at the last read.',
+    labelNames: ['port'],
+  }),
+  makeGaugeProvider({
+    name: 'sidecar_connections_waiting',
+    help: 'TIME_WAIT TCP sockets on a monitored local port, at the last read.',
+    labelNames: ['port'],
+  }),
+  makeGaugeProvider({
+    name: 'sidecar_connections_listening',
+    help: '1 when a monitored local port was listened on at the last read, else 0.',
+    labelNames: ['port'],
+  }),
+  makeGaugeProvider({
+    name: 'sidecar_connections_tables_readable',
+    help: '1 when the last read of /proc/net/tcp and tcp6 succeeded, else 0 (the per-port gauges then keep their last values).',
+  }),
   makeCounterProvider({ name: 'sidecar_connections_read_failures_total', help: 'Reads of /proc/net/tcp or tcp6 that failed.' }),
-  makeCounterProvider({ name: 'sidecar_connections_unparsed_lines_total', help: 'Lines of /proc/net/tcp and tcp6 skipped because they could not be parsed, summed over reads.' }),
-  makeCounterProvider({ name: 'sidecar_connections_state_file_write_failures_total', help: 'Failed writes of the connections state file that wait-for-idle.sh reads.' }),
+  makeCounterProvider({
+    name: 'sidecar_connections_unparsed_lines_total',
+    help: 'Lines of /proc/net/tcp and tcp6 skipped because they could not be parsed, summed over reads.',
+  }),
+  makeCounterProvider({
+    name: 'sidecar_connections_state_file_write_failures_total',
+    help: 'Failed writes of the connections state file that wait-for-idle.sh reads.',
+  }),
 ];
 
 type PortGauges = { active: Gauge.Internal<'port'>; waiting: Gauge.Internal<'port'>; listening: Gauge.Internal<'port'> };

@@ -66,7 +66,10 @@ export class ConnectionsService implements OnApplicationShutdown {
     );
     await mkdir(dirname(this.config.stateFilePath), { recursive: true });
     await this.tick();
-    this.scheduler.addInterval(INTERVAL, setInterval(() => void this.tick(), this.config.refreshMs));
+    this.scheduler.addInterval(
+      INTERVAL,
+      setInterval(() => void this.tick(), this.config.refreshMs),
+    );
   }
 
   /** Reads the tables now, or joins the read in progress. */
@@ -104,13 +107,14 @@ export class ConnectionsService implements OnApplicationShutdown {
       const skippedLines = v4.skipped + v6.skipped;
       next = { at, error: null, ports, skippedLines, clocks: advanceClocks(previous?.clocks ?? null, { active, waiting }, at) };
       if (previous?.error) this.logger.log({ msg: 'socket tables readable again', dir: this.procNet.dir });
-      if (skippedLines > 0 && !(previous?.skippedLines)) {
+      if (skippedLines > 0 && !previous?.skippedLines) {
         this.logger.warn({ msg: 'lines of the socket tables could not be parsed and were skipped', dir: this.procNet.dir, skippedLines });
       }
     } catch (e) {
       const error = `cannot read the socket tables in ${this.procNet.dir}: ${(e as Error).message}`;
       next = { at, error, ports: [], skippedLines: 0, clocks: advanceClocks(previous?.clocks ?? null, null, at) };
-      if (previous?.error !== error) this.logger.error({ msg: 'cannot read the socket tables', dir: this.procNet.dir, reason: (e as Error).message });
+      if (previous?.error !== error)
+        this.logger.error({ msg: 'cannot read the socket tables', dir: this.procNet.dir, reason: (e as Error).message });
     }
     this.snapshot = next;
     this.metrics.observe(next);
@@ -125,7 +129,12 @@ export class ConnectionsService implements OnApplicationShutdown {
       this.writeFailing = false;
     } catch (e) {
       this.metrics.stateFileWriteFailed();
-      if (!this.writeFailing) this.logger.error({ msg: 'cannot write the connections state file', path: this.config.stateFilePath, reason: (e as Error).message });
+      if (!this.writeFailing)
+        this.logger.error({
+          msg: 'cannot write the connections state file',
+          path: this.config.stateFilePath,
+          reason: (e as Error).message,
+        });
       this.writeFailing = true;
     }
   }

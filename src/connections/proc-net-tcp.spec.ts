@@ -19,7 +19,16 @@ describe('parseProcNetTcp', () => {
         { family: 'ipv4', localAddress: '127.0.0.1', localPort: 8080, remoteAddress: '127.0.0.1', remotePort: 54000, state: 'ESTABLISHED' },
         { family: 'ipv4', localAddress: '10.0.2.15', localPort: 8080, remoteAddress: '10.0.2.1', remotePort: 50010, state: 'ESTABLISHED' },
       ]);
-      expect(table.sockets.map((s) => s.state)).toEqual(['LISTEN', 'ESTABLISHED', 'ESTABLISHED', 'TIME_WAIT', 'ESTABLISHED', 'LISTEN', 'CLOSE_WAIT', 'TIME_WAIT']);
+      expect(table.sockets.map((s) => s.state)).toEqual([
+        'LISTEN',
+        'ESTABLISHED',
+        'ESTABLISHED',
+        'TIME_WAIT',
+        'ESTABLISHED',
+        'LISTEN',
+        'CLOSE_WAIT',
+        'TIME_WAIT',
+      ]);
     });
 
     it('keeps only the local ports asked for, by local port, not remote', () => {
@@ -38,10 +47,31 @@ describe('parseProcNetTcp', () => {
     it('decodes the unspecified, loopback, global and IPv4-mapped addresses', () => {
       expect(table.sockets).toEqual([
         { family: 'ipv6', localAddress: '::', localPort: 8080, remoteAddress: '::', remotePort: 0, state: 'LISTEN' },
-        { family: 'ipv6', localAddress: '::ffff:127.0.0.1', localPort: 8080, remoteAddress: '::ffff:127.0.0.1', remotePort: 41496, state: 'ESTABLISHED' },
+        {
+          family: 'ipv6',
+          localAddress: '::ffff:127.0.0.1',
+          localPort: 8080,
+          remoteAddress: '::ffff:127.0.0.1',
+          remotePort: 41496,
+          state: 'ESTABLISHED',
+        },
         { family: 'ipv6', localAddress: '::1', localPort: 8080, remoteAddress: '::1', remotePort: 35324, state: 'ESTABLISHED' },
-        { family: 'ipv6', localAddress: '2001:db8::1', localPort: 8080, remoteAddress: '2001:db8::2', remotePort: 49153, state: 'TIME_WAIT' },
-        { family: 'ipv6', localAddress: '::ffff:10.0.2.15', localPort: 9090, remoteAddress: '::ffff:10.0.2.1', remotePort: 49154, state: 'ESTABLISHED' },
+        {
+          family: 'ipv6',
+          localAddress: '2001:db8::1',
+          localPort: 8080,
+          remoteAddress: '2001:db8::2',
+          remotePort: 49153,
+          state: 'TIME_WAIT',
+        },
+        {
+          family: 'ipv6',
+          localAddress: '::ffff:10.0.2.15',
+          localPort: 9090,
+          remoteAddress: '::ffff:10.0.2.1',
+          remotePort: 49154,
+          state: 'ESTABLISHED',
+        },
       ]);
     });
 

@@ -113,7 +113,7 @@ function formatIpv6(bytes: Uint8Array): string {
   }
   let bestStart = -1;
   let bestLength = 1; // a single zero group stays "0"
-  for (let i = 0; i < 8; ) {
+  for (let i = 0; i < 8;) {
     if (groups[i] !== 0) {
       i++;
       continue;

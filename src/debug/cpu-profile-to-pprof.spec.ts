@@ -1,7 +1,14 @@
 import { Profile } from 'pprof-format';
 import { CpuProfile, CpuProfileNode, cpuProfileToPprof } from './cpu-profile-to-pprof';
 
-const node = (id: number, functionName: string, url: string, lineNumber: number, columnNumber: number, children: number[] = []): CpuProfileNode => ({
+const node = (
+  id: number,
+  functionName: string,
+  url: string,
+  lineNumber: number,
+  columnNumber: number,
+  children: number[] = [],
+): CpuProfileNode => ({
   id,
   callFrame: { functionName, scriptId: url === '' ? '0' : '7', url, lineNumber, columnNumber },
   children,

@@ -14,14 +14,24 @@ export class DebugController {
   constructor(private readonly profiler: Profiler) {}
 
   @Get('pprof/profile')
-  async profile(@Query('seconds') seconds: string | undefined, @Query('format') format: string | undefined, @Res() reply: FastifyReply): Promise<void> {
+  async profile(
+    @Query('seconds') seconds: string | undefined,
+    @Query('format') format: string | undefined,
+    @Res() reply: FastifyReply,
+  ): Promise<void> {
     const n = seconds === undefined ? 10 : Number(seconds);
     if (!Number.isFinite(n) || n <= 0 || n > MAX_PROFILE_SECONDS) {
-      throw new HttpException({ error: 'bad_request', message: `seconds must be a number above 0 and at most ${MAX_PROFILE_SECONDS}` }, HttpStatus.BAD_REQUEST);
+      throw new HttpException(
+        { error: 'bad_request', message: `seconds must be a number above 0 and at most ${MAX_PROFILE_SECONDS}` },
+        HttpStatus.BAD_REQUEST,
+      );
     }
     const f = format ?? 'cpuprofile';
     if (!(PROFILE_FORMATS as readonly string[]).includes(f)) {
-      throw new HttpException({ error: 'bad_request', message: `format must be one of ${PROFILE_FORMATS.join(', ')}` }, HttpStatus.BAD_REQUEST);
+      throw new HttpException(
+        { error: 'bad_request', message: `format must be one of ${PROFILE_FORMATS.join(', ')}` },
+        HttpStatus.BAD_REQUEST,
+      );
     }
     const profile = await this.guard(() => this.profiler.cpuProfile(n));
     if (f === 'pprof') {

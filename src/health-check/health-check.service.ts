@@ -116,7 +116,10 @@ export class HealthCheckService implements OnApplicationShutdown {
   /** Runs the first check now and schedules the rest. */
   start(): void {
     void this.runOnce();
-    this.scheduler.addInterval('health-check', setInterval(() => void this.runOnce(), this.config.intervalMs));
+    this.scheduler.addInterval(
+      'health-check',
+      setInterval(() => void this.runOnce(), this.config.intervalMs),
+    );
   }
 
   /** Runs a check, or joins the one in progress. */
@@ -203,7 +206,13 @@ export class HealthCheckService implements OnApplicationShutdown {
     this.gauge.set(outcome === 'success' ? 1 : 0);
     this.checks.labels(outcome).inc();
     if (result.roundTripMs !== undefined) this.roundTrip.observe(result.roundTripMs / 1000);
-    const fields = { msg: 'health check', status: result.status, reason: outcome, message: result.message, roundTripMs: result.roundTripMs && Math.round(result.roundTripMs) };
+    const fields = {
+      msg: 'health check',
+      status: result.status,
+      reason: outcome,
+      message: result.message,
+      roundTripMs: result.roundTripMs && Math.round(result.roundTripMs),
+    };
     if (outcome === 'success') this.logger.debug(fields);
     else this.logger.warn(fields);
   }

@@ -12,7 +12,13 @@ describe('JsonLogger', () => {
     expect(lines).toHaveLength(1);
     expect(lines[0].endsWith('\n')).toBe(true);
     const entry = JSON.parse(lines[0]);
-    expect(entry).toEqual({ time: expect.stringMatching(/^\d{4}-\d\d-\d\dT.*Z$/), level: 'warn', context: 'Relay', msg: 'relay to downstream failed', outcome: 'timeout' });
+    expect(entry).toEqual({
+      time: expect.stringMatching(/^\d{4}-\d\d-\d\dT.*Z$/),
+      level: 'warn',
+      context: 'Relay',
+      msg: 'relay to downstream failed',
+      outcome: 'timeout',
+    });
   });
 
   it('drops events below LOG_LEVEL', () => {
@@ -45,17 +51,19 @@ describe('JsonLogger', () => {
 
 describe('redactHeaders', () => {
   it('hides credentials and signatures, keeps the rest', () => {
-    expect(redactHeaders({
-      authorization: 'Bearer abc',
-      'proxy-authorization': 'Basic x',
-      cookie: 'session=1',
-      'x-hub-signature-256': 'sha256=deadbeef',
-      'x-hub-signature': 'sha1=beef',
-      'x-gitlab-token': 'glt',
-      'x-custom-token': 't',
-      'x-github-event': 'push',
-      'content-type': 'application/json',
-    })).toEqual({
+    expect(
+      redactHeaders({
+        authorization: 'Bearer abc',
+        'proxy-authorization': 'Basic x',
+        cookie: 'session=1',
+        'x-hub-signature-256': 'sha256=deadbeef',
+        'x-hub-signature': 'sha1=beef',
+        'x-gitlab-token': 'glt',
+        'x-custom-token': 't',
+        'x-github-event': 'push',
+        'content-type': 'application/json',
+      }),
+    ).toEqual({
       authorization: '[redacted]',
       'proxy-authorization': '[redacted]',
       cookie: '[redacted]',

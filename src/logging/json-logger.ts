@@ -7,7 +7,8 @@ type Level = keyof typeof LEVELS;
 const FRAMEWORK_CONTEXTS = new Set(['NestFactory', 'InstanceLoader', 'RoutesResolver', 'RouterExplorer', 'NestApplication']);
 
 /** Header names whose values never reach a log line. */
-const SECRET_HEADER = /^(authorization|proxy-authorization|cookie|set-cookie|x-hub-signature(-256)?|x-gitlab-token|x-api-key|x-auth-token)$|signature|token|secret/i;
+const SECRET_HEADER =
+  /^(authorization|proxy-authorization|cookie|set-cookie|x-hub-signature(-256)?|x-gitlab-token|x-api-key|x-auth-token)$|signature|token|secret/i;
 
 /** A copy of `headers` with secret values replaced, safe to log. */
 export function redactHeaders(headers: Record<string, unknown>): Record<string, unknown> {

@@ -4,25 +4,68 @@ import { join } from 'node:path';
 import { bearerToken, isAdminRequest, isLoopbackAddress, TokenFile, tokenProblem, tokensMatch } from './admin-access';
 
 describe('isLoopbackAddress', () => {
-  it.each(['127.0.0.1', '127.0.0.2', '127.255.255.254', '::1', '0:0:0:0:0:0:0:1', '::0:1', '::ffff:127.0.0.1', '::FFFF:127.1.2.3', '0:0:0:0:0:ffff:7f00:1', '::1%lo'])(
-    '%s is loopback', (a) => expect(isLoopbackAddress(a)).toBe(true));
+  it.each([
+    '127.0.0.1',
+    '127.0.0.2',
+    '127.255.255.254',
+    '::1',
+    '0:0:0:0:0:0:0:1',
+    '::0:1',
+    '::ffff:127.0.0.1',
+    '::FFFF:127.1.2.3',
+    '0:0:0:0:0:ffff:7f00:1',
+    '::1%lo',
+  ])('%s is loopback', (a) => expect(isLoopbackAddress(a)).toBe(true));
 
   it.each([
-    '10.0.0.7', '192.168.1.20', '0.0.0.0', '128.0.0.1', '1.127.0.0', '172.17.0.1', '::', '::2', 'fe80::1', '::ffff:10.0.0.7',
-    '::ffff:8.8.8.8', '2001:db8::1', '::127.0.0.1', 'fd00::7f00:1', '1::1', 'localhost', '127.0.0.1.nip.io', '127.0.0', '', undefined,
+    '10.0.0.7',
+    '192.168.1.20',
+    '0.0.0.0',
+    '128.0.0.1',
+    '1.127.0.0',
+    '172.17.0.1',
+    '::',
+    '::2',
+    'fe80::1',
+    '::ffff:10.0.0.7',
+    '::ffff:8.8.8.8',
+    '2001:db8::1',
+    '::127.0.0.1',
+    'fd00::7f00:1',
+    '1::1',
+    'localhost',
+    '127.0.0.1.nip.io',
+    '127.0.0',
+    '',
+    undefined,
   ])('%s is not', (a) => expect(isLoopbackAddress(a)).toBe(false));
 });
 
 describe('isAdminRequest', () => {
   it.each([
-    ['GET', '/healthz'], ['GET', '/readyz'], ['GET', '/metrics'], ['GET', '/status'], ['HEAD', '/status'],
-    ['GET', '/spool'], ['GET', '/spool/dead-letters'], ['GET', '/agent/report?x=1'], ['GET', '/connections'], ['GET', '/debugger'],
+    ['GET', '/healthz'],
+    ['GET', '/readyz'],
+    ['GET', '/metrics'],
+    ['GET', '/status'],
+    ['HEAD', '/status'],
+    ['GET', '/spool'],
+    ['GET', '/spool/dead-letters'],
+    ['GET', '/agent/report?x=1'],
+    ['GET', '/connections'],
+    ['GET', '/debugger'],
   ])('%s %s is open', (m, u) => expect(isAdminRequest(m, u)).toBe(false));
 
   it.each([
-    ['POST', '/spool/dead-letters/requeue'], ['post', '/spool/dead-letters/0b7e1a0e-6f6a-4c49-9b8b-1d1b7d7b7d7b/requeue'],
-    ['DELETE', '/spool/dead-letters/0b7e1a0e-6f6a-4c49-9b8b-1d1b7d7b7d7b'], ['PUT', '/status'], ['PATCH', '/anything'], ['OPTIONS', '/spool'],
-    ['GET', '/debug/pprof/heap'], ['GET', '/debug/pprof/profile?seconds=1'], ['GET', '/debug/runtime'], ['HEAD', '/debug'],
+    ['POST', '/spool/dead-letters/requeue'],
+    ['post', '/spool/dead-letters/0b7e1a0e-6f6a-4c49-9b8b-1d1b7d7b7d7b/requeue'],
+    ['DELETE', '/spool/dead-letters/0b7e1a0e-6f6a-4c49-9b8b-1d1b7d7b7d7b'],
+    ['PUT', '/status'],
+    ['PATCH', '/anything'],
+    ['OPTIONS', '/spool'],
+    ['GET', '/debug/pprof/heap'],
+    ['GET', '/debug/pprof/profile?seconds=1'],
+    ['GET', '/debug/runtime'],
+    ['HEAD', '/debug'],
   ])('%s %s needs the token or loopback', (m, u) => expect(isAdminRequest(m, u)).toBe(true));
 });
 
@@ -30,7 +73,8 @@ describe('bearerToken and tokensMatch', () => {
   it('takes the token of a Bearer header, scheme in any case', () => {
     expect(bearerToken('Bearer abc.def-123')).toBe('abc.def-123');
     expect(bearerToken('bearer  abc ')).toBe('abc');
-    for (const h of [undefined, '', 'Bearer', 'Bearer ', 'Basic YWxhZGRpbjpvcGVu', 'abc', 'Bearer a b', ['Bearer a', 'Bearer b']]) expect(bearerToken(h)).toBeNull();
+    for (const h of [undefined, '', 'Bearer', 'Bearer ', 'Basic YWxhZGRpbjpvcGVu', 'abc', 'Bearer a b', ['Bearer a', 'Bearer b']])
+      expect(bearerToken(h)).toBeNull();
   });
 
   it('matches only the same token, whatever the lengths', () => {

@@ -42,11 +42,13 @@ export function isLoopbackAddress(address: string | undefined): boolean {
 /** The eight 16-bit groups of a valid IPv6 address (a dotted IPv4 tail becomes two). */
 function ipv6Groups(a: string): number[] {
   const words = (part: string): number[] =>
-    part === '' ? [] : part.split(':').flatMap((w) => {
-      if (!w.includes('.')) return [parseInt(w, 16)];
-      const [b0, b1, b2, b3] = w.split('.').map(Number);
-      return [(b0 << 8) | b1, (b2 << 8) | b3];
-    });
+    part === ''
+      ? []
+      : part.split(':').flatMap((w) => {
+          if (!w.includes('.')) return [parseInt(w, 16)];
+          const [b0, b1, b2, b3] = w.split('.').map(Number);
+          return [(b0 << 8) | b1, (b2 << 8) | b3];
+        });
   const [head, tail] = a.split('::');
   const left = words(head);
   if (tail === undefined) return left;

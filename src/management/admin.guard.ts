@@ -16,9 +16,12 @@ export class AdminGuard implements CanActivate {
 
   constructor(@Inject(ConfigService) config: ConfigService<SidecarConfig, true>) {
     const path = config.get('management', { infer: true }).tokenFile;
-    this.tokenFile = path === null
-      ? null
-      : new TokenFile(path, (reason) => this.logger.warn({ msg: 'management token file unusable, the last good token stays in force', path, reason }));
+    this.tokenFile =
+      path === null
+        ? null
+        : new TokenFile(path, (reason) =>
+            this.logger.warn({ msg: 'management token file unusable, the last good token stays in force', path, reason }),
+          );
   }
 
   async canActivate(context: ExecutionContext): Promise<boolean> {
@@ -31,10 +34,13 @@ export class AdminGuard implements CanActivate {
     if (this.tokenFile === null) {
       if (isLoopbackAddress(caller)) return true;
       this.refused(req, caller, 'not_loopback');
-      throw new HttpException({
-        error: 'forbidden',
-        message: 'this endpoint answers only callers on loopback (kubectl port-forward or exec) while no MANAGEMENT_TOKEN_FILE is set',
-      }, HttpStatus.FORBIDDEN);
+      throw new HttpException(
+        {
+          error: 'forbidden',
+          message: 'this endpoint answers only callers on loopback (kubectl port-forward or exec) while no MANAGEMENT_TOKEN_FILE is set',
+        },
+        HttpStatus.FORBIDDEN,
+      );
     }
 
     const expected = await this.tokenFile.current();
@@ -42,14 +48,26 @@ export class AdminGuard implements CanActivate {
     if (expected !== null && given !== null && tokensMatch(given, expected)) return true;
     this.refused(req, caller, given === null ? 'no_token' : 'wrong_token');
     http.getResponse<FastifyReply>().header('www-authenticate', 'Bearer realm="pod-sidecar management"');
-    throw new HttpException({
-      error: 'unauthorized',
-      message: given === null ? 'this endpoint needs Authorization: Bearer <token> (the content of MANAGEMENT_TOKEN_FILE)' : 'the bearer token is not the one in MANAGEMENT_TOKEN_FILE',
-    }, HttpStatus.UNAUTHORIZED);
+    throw new HttpException(
+      {
+        error: 'unauthorized',
+        message:
+          given === null
+            ? 'this endpoint needs Authorization: Bearer <token> (the content of MANAGEMENT_TOKEN_FILE)'
+            : 'the bearer token is not the one in MANAGEMENT_TOKEN_FILE',
+      },
+      HttpStatus.UNAUTHORIZED,
+    );
   }
 
   /** One line per refusal: who and what, never the Authorization header. */
   private refused(req: FastifyRequest, caller: string | undefined, reason: string): void {
-    this.logger.warn({ msg: 'management request refused', method: req.method, path: req.url.split('?', 1)[0], caller: caller ?? null, reason });
+    this.logger.warn({
+      msg: 'management request refused',
+      method: req.method,
+      path: req.url.split('?', 1)[0],
+      caller: caller ?? null,
+      reason,
+    });
   }
 }

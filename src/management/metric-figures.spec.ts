@@ -2,7 +2,12 @@ import { Histogram, Registry } from 'prom-client';
 import { countsBy, latencyBy, quantile, samplesOf } from './metric-figures';
 
 describe('quantile (as PromQL histogram_quantile estimates it)', () => {
-  const buckets: Array<[number, number]> = [[0.1, 50], [0.5, 90], [1, 100], [Infinity, 100]];
+  const buckets: Array<[number, number]> = [
+    [0.1, 50],
+    [0.5, 90],
+    [1, 100],
+    [Infinity, 100],
+  ];
 
   it('interpolates linearly inside the bucket that holds the rank', () => {
     expect(quantile(0.5, buckets)).toBeCloseTo(0.1);
@@ -12,8 +17,18 @@ describe('quantile (as PromQL histogram_quantile estimates it)', () => {
   });
 
   it('answers the highest finite bound for a rank in the +Inf bucket, NaN with no observation', () => {
-    expect(quantile(0.99, [[0.1, 1], [Infinity, 10]])).toBe(0.1);
-    expect(quantile(0.5, [[0.1, 0], [Infinity, 0]])).toBeNaN();
+    expect(
+      quantile(0.99, [
+        [0.1, 1],
+        [Infinity, 10],
+      ]),
+    ).toBe(0.1);
+    expect(
+      quantile(0.5, [
+        [0.1, 0],
+        [Infinity, 0],
+      ]),
+    ).toBeNaN();
   });
 });
 
@@ -30,8 +45,17 @@ describe('latencyBy and countsBy on what prom-client exposes', () => {
   });
 
   it('sums a counter by one label, and reads nothing for a metric that is not registered', async () => {
-    expect(countsBy([{ labels: { outcome: 'a', x: '1' }, value: 2 }, { labels: { outcome: 'a', x: '2' }, value: 3 }, { labels: { outcome: 'b' }, value: 0 }, { labels: {}, value: 9 }], 'outcome'))
-      .toEqual({ a: 5, b: 0 });
+    expect(
+      countsBy(
+        [
+          { labels: { outcome: 'a', x: '1' }, value: 2 },
+          { labels: { outcome: 'a', x: '2' }, value: 3 },
+          { labels: { outcome: 'b' }, value: 0 },
+          { labels: {}, value: 9 },
+        ],
+        'outcome',
+      ),
+    ).toEqual({ a: 5, b: 0 });
     expect(await samplesOf('absent_total', new Registry())).toEqual([]);
   });
 });

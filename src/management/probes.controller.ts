@@ -24,7 +24,9 @@ export class ProbesController {
   @Get('healthz')
   @HealthCheck()
   liveness() {
-    const checks: Array<() => HealthIndicatorResult> = [() => this.indicator.check('process').up({ uptimeSeconds: Math.round(process.uptime()) })];
+    const checks: Array<() => HealthIndicatorResult> = [
+      () => this.indicator.check('process').up({ uptimeSeconds: Math.round(process.uptime()) }),
+    ];
     const hc = this.healthCheck;
     if (hc) {
       checks.push(() => {
@@ -41,7 +43,11 @@ export class ProbesController {
     const checks: Array<() => HealthIndicatorResult> = [];
     const relay = this.relay;
     if (relay) {
-      checks.push(() => (relay.listening ? this.indicator.check('relay').up({ port: relay.port }) : this.indicator.check('relay').down('relay port is not listening')));
+      checks.push(() =>
+        relay.listening
+          ? this.indicator.check('relay').up({ port: relay.port })
+          : this.indicator.check('relay').down('relay port is not listening'),
+      );
     }
     const hc = this.healthCheck;
     if (hc) {
@@ -55,7 +61,11 @@ export class ProbesController {
     }
     const agent = this.agentServer;
     if (agent && agent.port !== null) {
-      checks.push(() => (agent.listening ? this.indicator.check('agent').up({ port: agent.port }) : this.indicator.check('agent').down('agent port is not listening')));
+      checks.push(() =>
+        agent.listening
+          ? this.indicator.check('agent').up({ port: agent.port })
+          : this.indicator.check('agent').down('agent port is not listening'),
+      );
     }
     return this.terminus.check(checks);
   }

@@ -76,7 +76,9 @@ export class StatusController {
           }
         : null,
       // Rule names only: destinations may carry credentials or tokens in their query.
-      dispatch: dispatch ? { header: dispatch.header, rules: dispatch.rules.map((r) => r.name), hasDefault: dispatch.defaultDestination !== null } : null,
+      dispatch: dispatch
+        ? { header: dispatch.header, rules: dispatch.rules.map((r) => r.name), hasDefault: dispatch.defaultDestination !== null }
+        : null,
       spool: this.spool?.figures() ?? null,
       coordination: this.coordinator?.status() ?? null,
       // Where the secrets come from, never what they are.
@@ -108,5 +110,12 @@ export class StatusController {
 }
 
 function agentSummary(v: { healthy: boolean; damped: boolean; status: string; weight: number; agentMessage: string; reasons: string[] }) {
-  return { healthy: v.healthy, damped: v.damped, status: v.status, weight: `${v.weight}%`, agentMessage: v.agentMessage.trimEnd(), reasons: v.reasons };
+  return {
+    healthy: v.healthy,
+    damped: v.damped,
+    status: v.status,
+    weight: `${v.weight}%`,
+    agentMessage: v.agentMessage.trimEnd(),
+    reasons: v.reasons,
+  };
 }

@@ -4,7 +4,14 @@ import { ClassHistogram } from './class-histogram';
 describe('ClassHistogram', () => {
   const buckets = [0.001, 0.01, 0.1, 1];
   const classes = ['1xx', '2xx', '3xx', '4xx', '5xx'];
-  const observations: Array<[string, number]> = [['2xx', 0.0004], ['2xx', 0.001], ['2xx', 0.05], ['5xx', 3], ['2xx', 0.2], ['4xx', 0.01]];
+  const observations: Array<[string, number]> = [
+    ['2xx', 0.0004],
+    ['2xx', 0.001],
+    ['2xx', 0.05],
+    ['5xx', 3],
+    ['2xx', 0.2],
+    ['4xx', 0.01],
+  ];
 
   it("is rendered by the registry as prom-client's own Histogram is, text and JSON", async () => {
     const ours = new Registry();
@@ -19,7 +26,8 @@ describe('ClassHistogram', () => {
     const lines = async (r: Registry) => (await r.metrics()).split('\n').sort();
     expect(await lines(ours)).toEqual(await lines(theirs));
     const key = (v: { metricName?: string; labels: object }) => `${v.metricName} ${JSON.stringify(v.labels)}`;
-    const json = async (r: Registry) => (await r.getMetricsAsJSON()).map((m) => ({ ...m, values: [...m.values].sort((x, y) => key(x).localeCompare(key(y))) }));
+    const json = async (r: Registry) =>
+      (await r.getMetricsAsJSON()).map((m) => ({ ...m, values: [...m.values].sort((x, y) => key(x).localeCompare(key(y))) }));
     expect(await json(ours)).toEqual(await json(theirs));
   });
 

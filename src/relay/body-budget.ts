@@ -46,7 +46,7 @@ export class BodyBudget {
   release(bytes: number): void {
     if (bytes <= 0) return;
     this.used -= bytes;
-    for (let i = 0; i < this.waiting.length; ) {
+    for (let i = 0; i < this.waiting.length;) {
       const w = this.waiting[i];
       if (!this.tryTake(w.bytes)) {
         i++;

@@ -1,4 +1,14 @@
-import { isHopByHop, notForwarded, clientAddress, destinationPath, endToEndHeaders, forwardRequestHeaders, forwardResponseHeaders, headerNameIs, joinPath } from './forwarding';
+import {
+  isHopByHop,
+  notForwarded,
+  clientAddress,
+  destinationPath,
+  endToEndHeaders,
+  forwardRequestHeaders,
+  forwardResponseHeaders,
+  headerNameIs,
+  joinPath,
+} from './forwarding';
 
 describe('joinPath (as Go httputil joins)', () => {
   it.each([
@@ -51,26 +61,44 @@ describe('forwardRequestHeaders', () => {
   });
 
   it('drops hop-by-hop headers and those named by Connection', () => {
-    const h = forwardRequestHeaders([
-      'Connection', 'keep-alive, X-Private',
-      'Keep-Alive', 'timeout=5',
-      'Transfer-Encoding', 'chunked',
-      'TE', 'trailers',
-      'Trailer', 'X-Sum',
-      'Upgrade', 'h2c',
-      'Proxy-Authorization', 'Basic x',
-      'Proxy-Connection', 'keep-alive',
-      'X-Private', 'secret',
-      'Content-Length', '5',
-      'Content-Type', 'application/json',
-    ], ctx);
+    const h = forwardRequestHeaders(
+      [
+        'Connection',
+        'keep-alive, X-Private',
+        'Keep-Alive',
+        'timeout=5',
+        'Transfer-Encoding',
+        'chunked',
+        'TE',
+        'trailers',
+        'Trailer',
+        'X-Sum',
+        'Upgrade',
+        'h2c',
+        'Proxy-Authorization',
+        'Basic x',
+        'Proxy-Connection',
+        'keep-alive',
+        'X-Private',
+        'secret',
+        'Content-Length',
+        '5',
+        'Content-Type',
+        'application/json',
+      ],
+      ctx,
+    );
     const names = pairs(h).map(([n]) => n.toLowerCase());
     expect(names).toEqual(['host', 'content-type', 'x-forwarded-for', 'x-forwarded-proto']);
   });
 
   it('keeps end-to-end headers in order, with case and duplicates', () => {
     const h = pairs(forwardRequestHeaders(['Accept', 'a', 'X-Hub-Signature-256', 'sha256=00', 'Accept', 'b'], ctx));
-    expect(h.slice(1, 4)).toEqual([['Accept', 'a'], ['X-Hub-Signature-256', 'sha256=00'], ['Accept', 'b']]);
+    expect(h.slice(1, 4)).toEqual([
+      ['Accept', 'a'],
+      ['X-Hub-Signature-256', 'sha256=00'],
+      ['Accept', 'b'],
+    ]);
   });
 
   it('appends to an existing X-Forwarded-For chain', () => {
@@ -79,27 +107,68 @@ describe('forwardRequestHeaders', () => {
   });
 
   it('drops what a caller claims of earlier hops and the relay cannot vouch for: Forwarded, X-Real-IP, X-Forwarded-Port', () => {
-    const h = pairs(forwardRequestHeaders(['Host', 'h', 'Forwarded', 'for=203.0.113.9;proto=https', 'X-Real-IP', '203.0.113.9', 'X-Forwarded-Port', '443', 'X-Keep', '1'], ctx));
+    const h = pairs(
+      forwardRequestHeaders(
+        ['Host', 'h', 'Forwarded', 'for=203.0.113.9;proto=https', 'X-Real-IP', '203.0.113.9', 'X-Forwarded-Port', '443', 'X-Keep', '1'],
+        ctx,
+      ),
+    );
     expect(h.map(([n]) => n.toLowerCase())).toEqual(['host', 'x-keep', 'x-forwarded-for', 'x-forwarded-host', 'x-forwarded-proto']);
   });
 
   it('replaces incoming X-Forwarded-Host/-Proto with what this hop saw', () => {
     const h = pairs(forwardRequestHeaders(['Host', 'h', 'X-Forwarded-Proto', 'https', 'X-Forwarded-Host', 'evil'], ctx));
-    expect(h.filter(([n]) => n.startsWith('x-forwarded-') && n !== 'x-forwarded-for')).toEqual([['x-forwarded-host', 'h'], ['x-forwarded-proto', 'http']]);
+    expect(h.filter(([n]) => n.startsWith('x-forwarded-') && n !== 'x-forwarded-for')).toEqual([
+      ['x-forwarded-host', 'h'],
+      ['x-forwarded-proto', 'http'],
+    ]);
   });
 });
 
 describe('endToEndHeaders (what the spool keeps of a request)', () => {
   it('drops hop-by-hop headers, those named by Connection and Content-Length; keeps Host, X-Forwarded-* and the rest in order', () => {
     const kept = endToEndHeaders([
-      'Host', 'relay:8080', 'Connection', 'keep-alive, X-Hop', 'X-Hop', '1', 'Keep-Alive', 'timeout=5', 'Proxy-Authorization', 'Basic eA==',
-      'Transfer-Encoding', 'chunked', 'Content-Length', '12', 'X-Forwarded-For', '192.0.2.1', 'X-A', '1', 'x-a', '2', 'TE', 'trailers',
+      'Host',
+      'relay:8080',
+      'Connection',
+      'keep-alive, X-Hop',
+      'X-Hop',
+      '1',
+      'Keep-Alive',
+      'timeout=5',
+      'Proxy-Authorization',
+      'Basic eA==',
+      'Transfer-Encoding',
+      'chunked',
+      'Content-Length',
+      '12',
+      'X-Forwarded-For',
+      '192.0.2.1',
+      'X-A',
+      '1',
+      'x-a',
+      '2',
+      'TE',
+      'trailers',
     ]);
     expect(kept).toEqual(['Host', 'relay:8080', 'X-Forwarded-For', '192.0.2.1', 'X-A', '1', 'x-a', '2']);
   });
 
   it('gives the same headers downstream as the proxy would, once forwarded', () => {
-    const raw = ['Host', 'relay:8080', 'Connection', 'close, X-Hop', 'X-Hop', '1', 'X-Forwarded-For', '192.0.2.1', 'Content-Type', 'application/json', 'Content-Length', '2'];
+    const raw = [
+      'Host',
+      'relay:8080',
+      'Connection',
+      'close, X-Hop',
+      'X-Hop',
+      '1',
+      'X-Forwarded-For',
+      '192.0.2.1',
+      'Content-Type',
+      'application/json',
+      'Content-Length',
+      '2',
+    ];
     const ctx = { destinationHost: 'app:3000', clientAddress: '10.0.0.7' };
     expect(forwardRequestHeaders(endToEndHeaders(raw), ctx)).toEqual(forwardRequestHeaders(raw, ctx));
   });
@@ -107,11 +176,47 @@ describe('endToEndHeaders (what the spool keeps of a request)', () => {
 
 describe('notForwarded', () => {
   it('is exactly "hop-by-hop, written by the relay, or an earlier hop\'s unverifiable claim", in any case, without lower-casing common names', () => {
-    const names = ['Connection', 'KEEP-ALIVE', 'Proxy-Authorization', 'proxy-anything', 'TE', 'Trailer', 'Transfer-Encoding', 'Upgrade',
-      'Host', 'Content-Length', 'X-Forwarded-Proto', 'x-forwarded-host', 'Expect', 'Forwarded', 'X-Real-IP', 'x-forwarded-port',
-      'Content-Type', 'X-Forwarded-For', 'X-GitHub-Event', 'X-Hub-Signature-256', 'Accept', 'User-Agent', 'Tee', 'Proxy', 'Hosts', 'Expected', 'Content-Lengths'];
-    const dropped = new Set(['host', 'content-length', 'x-forwarded-proto', 'x-forwarded-host', 'expect', 'forwarded', 'x-real-ip', 'x-forwarded-port']);
-    for (const name of names) expect([name, notForwarded(name)]).toEqual([name, dropped.has(name.toLowerCase()) || isHopByHop(name.toLowerCase())]);
+    const names = [
+      'Connection',
+      'KEEP-ALIVE',
+      'Proxy-Authorization',
+      'proxy-anything',
+      'TE',
+      'Trailer',
+      'Transfer-Encoding',
+      'Upgrade',
+      'Host',
+      'Content-Length',
+      'X-Forwarded-Proto',
+      'x-forwarded-host',
+      'Expect',
+      'Forwarded',
+      'X-Real-IP',
+      'x-forwarded-port',
+      'Content-Type',
+      'X-Forwarded-For',
+      'X-GitHub-Event',
+      'X-Hub-Signature-256',
+      'Accept',
+      'User-Agent',
+      'Tee',
+      'Proxy',
+      'Hosts',
+      'Expected',
+      'Content-Lengths',
+    ];
+    const dropped = new Set([
+      'host',
+      'content-length',
+      'x-forwarded-proto',
+      'x-forwarded-host',
+      'expect',
+      'forwarded',
+      'x-real-ip',
+      'x-forwarded-port',
+    ]);
+    for (const name of names)
+      expect([name, notForwarded(name)]).toEqual([name, dropped.has(name.toLowerCase()) || isHopByHop(name.toLowerCase())]);
   });
 });
 

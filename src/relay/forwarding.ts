@@ -24,7 +24,16 @@ const HOP_BY_HOP = new Set([
  * trusts its proxy would otherwise take a caller's word for its address. X-Forwarded-For
  * is appended to, as proxies do: its last entry is the relay's own observation.
  */
-const REPLACED = ['host', 'content-length', 'x-forwarded-proto', 'x-forwarded-host', 'expect', 'forwarded', 'x-real-ip', 'x-forwarded-port'];
+const REPLACED = [
+  'host',
+  'content-length',
+  'x-forwarded-proto',
+  'x-forwarded-host',
+  'expect',
+  'forwarded',
+  'x-real-ip',
+  'x-forwarded-port',
+];
 
 export function isHopByHop(lowerName: string): boolean {
   return HOP_BY_HOP.has(lowerName) || lowerName.startsWith('proxy-');

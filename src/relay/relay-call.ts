@@ -3,7 +3,15 @@ import type { Dispatcher } from 'undici';
 import type { BudgetWaiter } from './body-budget';
 import type { Route } from './dispatch/dispatch-table';
 import { applyHeaderPatches } from './dispatch/header-patches';
-import { clientAddress, destinationPath, forwardRequestHeaders, forwardResponseHeaders, headerValue, otherCoding, ResponseHeaders } from './forwarding';
+import {
+  clientAddress,
+  destinationPath,
+  forwardRequestHeaders,
+  forwardResponseHeaders,
+  headerValue,
+  otherCoding,
+  ResponseHeaders,
+} from './forwarding';
 import type { Line, RelayServer } from './relay-server';
 import { checkRequestHead, isRefusal } from './request-checks';
 
@@ -56,7 +64,12 @@ export class RelayCall implements Dispatcher.DispatchHandler {
     this.res.on('close', () => this.closed());
     const req = this.req;
     const relay = this.relay;
-    const head = checkRequestHead(req.url!, req.rawHeaders, req.httpVersionMajor === 1 && req.httpVersionMinor === 1, relay.config.maxBodyBytes);
+    const head = checkRequestHead(
+      req.url!,
+      req.rawHeaders,
+      req.httpVersionMajor === 1 && req.httpVersionMinor === 1,
+      relay.config.maxBodyBytes,
+    );
     if (isRefusal(head)) {
       if (head.status === 413) relay.tooLarge(head.message, headerValue(req.rawHeaders, 'content-length'));
       return this.answer(head.status, head.error, head.message, true);
@@ -113,7 +126,8 @@ export class RelayCall implements Dispatcher.DispatchHandler {
     this.receiving = false;
     const chunks = this.chunks;
     this.chunks = null;
-    const body = this.declared > 0 ? this.body : chunks === null ? null : chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, this.received);
+    const body =
+      this.declared > 0 ? this.body : chunks === null ? null : chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, this.received);
     this.relay.arrived(this, body, this.healthId);
   }
 
@@ -174,7 +188,8 @@ export class RelayCall implements Dispatcher.DispatchHandler {
     const te = headers['transfer-encoding'];
     const coding = te === undefined ? null : otherCoding(typeof te === 'string' ? te : te.join(','));
     // Its chunks would be taken off and the coded bytes passed on as if they were the body.
-    if (coding !== null) return controller.abort(new Error(`the destination answered with the transfer coding ${coding}, which is not relayed`));
+    if (coding !== null)
+      return controller.abort(new Error(`the destination answered with the transfer coding ${coding}, which is not relayed`));
     const out = forwardResponseHeaders(headers);
     if (this.relay.draining) out.push('connection', 'close');
     this.status = status;
@@ -222,7 +237,10 @@ export class RelayCall implements Dispatcher.DispatchHandler {
     if (this.exchangeOver) return;
     this.exchangeOver = true;
     this.relay.metrics.count('client_closed');
-    this.relay.logger.warn({ msg: 'caller stopped reading the answer: connection closed', reason: `the caller read nothing of the answer for ${this.relay.config.timeoutMs / 1000} s` });
+    this.relay.logger.warn({
+      msg: 'caller stopped reading the answer: connection closed',
+      reason: `the caller read nothing of the answer for ${this.relay.config.timeoutMs / 1000} s`,
+    });
     this.controller?.abort(new Error('the caller stopped reading'));
     this.res.destroy();
   }

@@ -3,7 +3,20 @@ import { InjectMetric, makeCounterProvider } from '@willsoto/nestjs-prometheus';
 import type { Counter } from 'prom-client';
 import { ClassHistogram } from '../metrics/class-histogram';
 
-export const RELAY_OUTCOMES = ['relayed', 'timeout', 'unreachable', 'too_large', 'busy', 'no_destination', 'client_closed', 'health_event', 'spooled', 'spool_full', 'spool_unavailable', 'unauthorized'] as const;
+export const RELAY_OUTCOMES = [
+  'relayed',
+  'timeout',
+  'unreachable',
+  'too_large',
+  'busy',
+  'no_destination',
+  'client_closed',
+  'health_event',
+  'spooled',
+  'spool_full',
+  'spool_unavailable',
+  'unauthorized',
+] as const;
 export type RelayOutcome = (typeof RELAY_OUTCOMES)[number];
 const STATUS_CLASSES = ['1xx', '2xx', '3xx', '4xx', '5xx'] as const;
 

@@ -223,9 +223,13 @@ export class RelayServer implements OnApplicationShutdown {
 
   noDestination(call: RelayCall): void {
     this.metrics.count('no_destination');
-    call.answer(503, 'no_destination', this.router === null
-      ? 'no DOWNSTREAM_SERVICE_URL is configured; this sidecar only receives health-check events'
-      : 'no dispatch rule matched and no default destination is configured (dispatch default or DOWNSTREAM_SERVICE_URL)');
+    call.answer(
+      503,
+      'no_destination',
+      this.router === null
+        ? 'no DOWNSTREAM_SERVICE_URL is configured; this sidecar only receives health-check events'
+        : 'no dispatch rule matched and no default destination is configured (dispatch default or DOWNSTREAM_SERVICE_URL)',
+    );
   }
 
   /** A whole request has arrived: a health-check event is answered here, others are relayed or spooled. */
@@ -267,7 +271,11 @@ export class RelayServer implements OnApplicationShutdown {
         return call.send(202, Buffer.from(`{"id":"${receipt.id}"}`));
       case 'full':
         this.metrics.spoolAnswered('spool_full', 507, seconds);
-        return call.answer(507, 'spool_full', `the spool holds ${receipt.bytes} bytes of its ${receipt.limit} (SPOOL_MAX_BYTES): nothing was stored; try again later`);
+        return call.answer(
+          507,
+          'spool_full',
+          `the spool holds ${receipt.bytes} bytes of its ${receipt.limit} (SPOOL_MAX_BYTES): nothing was stored; try again later`,
+        );
       case 'unavailable':
         this.metrics.spoolAnswered('spool_unavailable', 503, seconds);
         return call.answer(503, 'spool_unavailable', `nothing was stored: ${receipt.reason}`);

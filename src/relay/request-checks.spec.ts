@@ -2,18 +2,47 @@ import { checkRequestHead, hasDotSegment, isRefusal } from './request-checks';
 
 describe('hasDotSegment', () => {
   it.each([
-    '/..', '/../x', '/a/../x', '/./x', '/a/.', '/a/./b',
-    '/%2e%2e/x', '/%2E%2e/x', '/.%2e/x', '/%2e/x',
-    '/..%2fx', '/..%2Fx', '/a%2f..%2fx', '/..%5cx', '/..\\x', '/a\\..\\x',
-    '/..;/x', '/..;jsessionid=1/x', '/.;x/y',
+    '/..',
+    '/../x',
+    '/a/../x',
+    '/./x',
+    '/a/.',
+    '/a/./b',
+    '/%2e%2e/x',
+    '/%2E%2e/x',
+    '/.%2e/x',
+    '/%2e/x',
+    '/..%2fx',
+    '/..%2Fx',
+    '/a%2f..%2fx',
+    '/..%5cx',
+    '/..\\x',
+    '/a\\..\\x',
+    '/..;/x',
+    '/..;jsessionid=1/x',
+    '/.;x/y',
     '/../x?ok=1',
   ])('finds one in %s', (url) => {
     expect(hasDotSegment(url)).toBe(true);
   });
 
   it.each([
-    '/', '/x', '/github/events', '/a.b/c', '/.well-known/x', '/...', '/..x', '/x..', '/a/.b', '/%2e%2e%2e',
-    '/file.json', '/%2ex', '/x?path=../../etc', '/x?./y', '/a;b/c', '/a%2fb',
+    '/',
+    '/x',
+    '/github/events',
+    '/a.b/c',
+    '/.well-known/x',
+    '/...',
+    '/..x',
+    '/x..',
+    '/a/.b',
+    '/%2e%2e%2e',
+    '/file.json',
+    '/%2ex',
+    '/x?path=../../etc',
+    '/x?./y',
+    '/a;b/c',
+    '/a%2fb',
   ])('finds none in %s', (url) => {
     expect(hasDotSegment(url)).toBe(false);
   });
@@ -23,7 +52,11 @@ describe('checkRequestHead', () => {
   const ok = (url: string, headers: string[], http11 = true) => checkRequestHead(url, headers, http11, 1000);
 
   it('reads the declared length, chunking and a health-check id in one pass', () => {
-    expect(ok('/x', ['Host', 'h', 'Content-Length', '12', 'X-Health-Check-Id', 'abc'])).toEqual({ declared: 12, chunked: false, healthId: 'abc' });
+    expect(ok('/x', ['Host', 'h', 'Content-Length', '12', 'X-Health-Check-Id', 'abc'])).toEqual({
+      declared: 12,
+      chunked: false,
+      healthId: 'abc',
+    });
     expect(ok('/x', ['host', 'h', 'transfer-encoding', 'chunked'])).toEqual({ declared: -1, chunked: true, healthId: undefined });
   });
 

@@ -31,7 +31,11 @@ export function checkRequestHead(url: string, rawHeaders: readonly string[], htt
   // Only origin-form: an absolute URL would name a Host of the caller's choosing.
   if (url.charCodeAt(0) !== 47 /* / */) return { status: 400, error: 'bad_request', message: ORIGIN_FORM };
   if (hasDotSegment(url)) {
-    return { status: 400, error: 'bad_request', message: 'the request path has a dot-segment (. or .., in any spelling); it is not relayed' };
+    return {
+      status: 400,
+      error: 'bad_request',
+      message: 'the request path has a dot-segment (. or .., in any spelling); it is not relayed',
+    };
   }
   let hosts = 0;
   let declared = -1;
@@ -50,7 +54,11 @@ export function checkRequestHead(url: string, rawHeaders: readonly string[], htt
         if (headerNameIs(name, 'transfer-encoding')) {
           const coding = otherCoding(rawHeaders[i + 1]);
           if (coding !== null) {
-            return { status: 501, error: 'not_implemented', message: `the transfer coding ${coding} is not relayed (only chunked; use Content-Encoding)` };
+            return {
+              status: 501,
+              error: 'not_implemented',
+              message: `the transfer coding ${coding} is not relayed (only chunked; use Content-Encoding)`,
+            };
           }
           chunked = true;
         } else if (headerNameIs(name, 'x-health-check-id')) healthId = rawHeaders[i + 1];
@@ -79,7 +87,7 @@ export function isRefusal(r: Refusal | RequestHead): r is Refusal {
 export function hasDotSegment(url: string): boolean {
   const end = pathEnd(url);
   let dots = 0; // dot units in the segment so far; -1 once it has anything else
-  for (let i = 0; i <= end; ) {
+  for (let i = 0; i <= end;) {
     const sep = i === end ? 1 : separatorAt(url, i);
     if (sep > 0) {
       if (dots === 1 || dots === 2) return true;

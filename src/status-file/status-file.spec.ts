@@ -11,7 +11,9 @@ describe('renderStatus', () => {
   it("starts with smee-sidecar's two lines for a success", () => {
     const text = renderStatus({ status: 'success', message: 'Health check completed successfully', checkedAt, roundTripMs: 41.6 });
 
-    expect(text).toBe('status=success\nmessage=Health check completed successfully\nchecked_at=2027-01-15T08:00:00.000Z\nround_trip_ms=42\n');
+    expect(text).toBe(
+      'status=success\nmessage=Health check completed successfully\nchecked_at=2027-01-15T08:00:00.000Z\nround_trip_ms=42\n',
+    );
   });
 
   it('leaves the round trip out when there is none', () => {

@@ -15,7 +15,10 @@ export interface AgentAnswer {
  * to see how long the agent waits for a peer that does not hang up: a half-closed peer
  * only learns that the agent closed when it writes, so it writes a byte every 20 ms.
  */
-export function askAgent(port: number, opts: { send?: string | Buffer; keepOpen?: boolean } = {}): Promise<AgentAnswer & { closedMs: number }> {
+export function askAgent(
+  port: number,
+  opts: { send?: string | Buffer; keepOpen?: boolean } = {},
+): Promise<AgentAnswer & { closedMs: number }> {
   return new Promise((resolve, reject) => {
     const started = performance.now();
     const socket = connect({ port, host: '127.0.0.1', allowHalfOpen: true });

@@ -21,7 +21,10 @@ type Listener = (params: Record<string, unknown>) => void;
  * at a viewport size, collect console errors and exceptions, evaluate, screenshot.
  */
 export class HeadlessChromium {
-  private readonly pending = new Map<number, { resolve: (v: Record<string, unknown>) => void; reject: (e: Error) => void; method: string }>();
+  private readonly pending = new Map<
+    number,
+    { resolve: (v: Record<string, unknown>) => void; reject: (e: Error) => void; method: string }
+  >();
   private readonly listeners: Array<{ session: string; method: string; listener: Listener }> = [];
   private nextId = 1;
 
@@ -31,7 +34,14 @@ export class HeadlessChromium {
     private readonly profile: string,
   ) {
     socket.addEventListener('message', (e) => {
-      const msg = JSON.parse(String(e.data)) as { id?: number; method?: string; params?: Record<string, unknown>; sessionId?: string; result?: Record<string, unknown>; error?: { message: string } };
+      const msg = JSON.parse(String(e.data)) as {
+        id?: number;
+        method?: string;
+        params?: Record<string, unknown>;
+        sessionId?: string;
+        result?: Record<string, unknown>;
+        error?: { message: string };
+      };
       if (msg.id !== undefined) {
         const p = this.pending.get(msg.id);
         this.pending.delete(msg.id);
@@ -45,11 +55,27 @@ export class HeadlessChromium {
 
   static async launch(): Promise<HeadlessChromium> {
     const profile = mkdtempSync(join(tmpdir(), 'chromium-profile-'));
-    const proc = spawn(CHROMIUM_BIN, [
-      '--headless', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--no-first-run', '--no-default-browser-check',
-      '--disable-extensions', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--mute-audio',
-      '--remote-debugging-port=0', '--remote-debugging-address=127.0.0.1', `--user-data-dir=${profile}`, 'about:blank',
-    ], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const proc = spawn(
+      CHROMIUM_BIN,
+      [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-dev-shm-usage',
+        '--no-first-run',
+        '--no-default-browser-check',
+        '--disable-extensions',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+        '--mute-audio',
+        '--remote-debugging-port=0',
+        '--remote-debugging-address=127.0.0.1',
+        `--user-data-dir=${profile}`,
+        'about:blank',
+      ],
+      { stdio: ['ignore', 'ignore', 'pipe'] },
+    );
     let err = '';
     const url = await new Promise<string>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`chromium did not open its DevTools port within 20 s: ${err.slice(-2000)}`)), 20_000);
@@ -89,7 +115,9 @@ export class HeadlessChromium {
     const { sessionId } = (await this.send('Target.attachToTarget', { targetId, flatten: true })) as { sessionId: string };
     const page = new ChromiumPage(this, sessionId);
     this.on(sessionId, 'Runtime.consoleAPICalled', (p) => {
-      const args = (p.args as Array<{ value?: unknown; description?: string }>).map((a) => (a.value !== undefined ? JSON.stringify(a.value) : (a.description ?? ''))).join(' ');
+      const args = (p.args as Array<{ value?: unknown; description?: string }>)
+        .map((a) => (a.value !== undefined ? JSON.stringify(a.value) : (a.description ?? '')))
+        .join(' ');
       page.console.push({ source: 'console', level: String(p.type), text: args });
     });
     this.on(sessionId, 'Runtime.exceptionThrown', (p) => {
@@ -105,7 +133,11 @@ export class HeadlessChromium {
       page.responses.push({ requestId: String(p.requestId), url: r.url });
     });
     await Promise.all(['Runtime.enable', 'Log.enable', 'Page.enable', 'Network.enable'].map((m) => this.send(m, {}, sessionId)));
-    await this.send('Emulation.setDeviceMetricsOverride', { width: viewport.width, height: viewport.height, deviceScaleFactor: 1, mobile: viewport.mobile ?? false }, sessionId);
+    await this.send(
+      'Emulation.setDeviceMetricsOverride',
+      { width: viewport.width, height: viewport.height, deviceScaleFactor: 1, mobile: viewport.mobile ?? false },
+      sessionId,
+    );
     const loaded = new Promise<void>((r) => this.on(sessionId, 'Page.loadEventFired', () => r()));
     await this.send('Page.navigate', { url }, sessionId);
     await loaded;
@@ -158,7 +190,9 @@ export class ChromiumPage {
 
   /** A PNG of the whole page, beyond the viewport's height. */
   async screenshot(): Promise<Buffer> {
-    const r = (await this.browser.send('Page.captureScreenshot', { format: 'png', captureBeyondViewport: true }, this.session)) as { data: string };
+    const r = (await this.browser.send('Page.captureScreenshot', { format: 'png', captureBeyondViewport: true }, this.session)) as {
+      data: string;
+    };
     return Buffer.from(r.data, 'base64');
   }
 }

@@ -20,7 +20,9 @@ export class FakeProsody {
       const path = (req.url ?? '/').split('?')[0];
       const host = (req.headers.host ?? '').replace(/:\d+$/, '');
       if (path === '/http-bind') {
-        res.writeHead(200, { 'content-type': 'text/html' }).end('<html><body><p>It works! Now point your BOSH client to this URL to connect to Prosody.</p></body></html>');
+        res
+          .writeHead(200, { 'content-type': 'text/html' })
+          .end('<html><body><p>It works! Now point your BOSH client to this URL to connect to Prosody.</p></body></html>');
       } else if (path === '/room-census') {
         this.censusHosts.push(host);
         if (host !== this.conferenceHost) {

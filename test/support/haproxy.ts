@@ -23,17 +23,20 @@ export class HaproxyProcess {
   /** Starts HAProxy with `body` (backends, servers) after a global section that opens the stats socket. */
   async start(body: string): Promise<void> {
     const cfg = join(this.dir, 'haproxy.cfg');
-    writeFileSync(cfg, [
-      'global',
-      `  stats socket ${this.socketPath} level admin`,
-      'defaults',
-      '  mode http',
-      '  timeout connect 1s',
-      '  timeout client 5s',
-      '  timeout server 5s',
-      body,
-      '',
-    ].join('\n'));
+    writeFileSync(
+      cfg,
+      [
+        'global',
+        `  stats socket ${this.socketPath} level admin`,
+        'defaults',
+        '  mode http',
+        '  timeout connect 1s',
+        '  timeout client 5s',
+        '  timeout server 5s',
+        body,
+        '',
+      ].join('\n'),
+    );
     this.proc = spawn(HAPROXY, ['-f', cfg, '-db'], { stdio: ['ignore', 'pipe', 'pipe'] });
     this.proc.stdout!.on('data', (d: Buffer) => (this.output += d.toString()));
     this.proc.stderr!.on('data', (d: Buffer) => (this.output += d.toString()));
@@ -42,7 +45,18 @@ export class HaproxyProcess {
       this.proc!.once('exit', (code) => reject(new Error(`haproxy exited with ${code}:\n${this.output}`)));
     });
     failed.catch(() => undefined);
-    await Promise.race([failed, waitFor('the HAProxy stats socket', () => this.command('show info').then(() => true, () => false), { timeoutMs: 5000 })]);
+    await Promise.race([
+      failed,
+      waitFor(
+        'the HAProxy stats socket',
+        () =>
+          this.command('show info').then(
+            () => true,
+            () => false,
+          ),
+        { timeoutMs: 5000 },
+      ),
+    ]);
   }
 
   /** One command on the stats socket; HAProxy answers and closes. */

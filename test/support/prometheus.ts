@@ -42,24 +42,32 @@ export class PrometheusServer {
       this.port = await freePort();
       writeFileSync(join(this.dir, 'prometheus.yml'), 'global:\n  scrape_interval: 1m\nscrape_configs: []\n');
     }
-    const proc = spawn(PROMETHEUS_BIN, [
-      `--config.file=${join(this.dir, 'prometheus.yml')}`,
-      `--storage.tsdb.path=${join(this.dir, 'data')}`,
-      `--web.listen-address=127.0.0.1:${this.port}`,
-      '--web.enable-remote-write-receiver',
-      '--log.level=warn',
-    ], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const proc = spawn(
+      PROMETHEUS_BIN,
+      [
+        `--config.file=${join(this.dir, 'prometheus.yml')}`,
+        `--storage.tsdb.path=${join(this.dir, 'data')}`,
+        `--web.listen-address=127.0.0.1:${this.port}`,
+        '--web.enable-remote-write-receiver',
+        '--log.level=warn',
+      ],
+      { stdio: ['ignore', 'ignore', 'pipe'] },
+    );
     proc.stderr.on('data', (d: Buffer) => (this.log += d.toString()));
     this.proc = proc;
     this.exited = new Promise((resolve) => proc.once('exit', () => resolve()));
-    await waitFor('Prometheus to be ready', async () => {
-      if (proc.exitCode !== null) throw new Error(`prometheus exited with ${proc.exitCode}: ${this.log.slice(-2000)}`);
-      try {
-        return (await fetch(`${this.url}/-/ready`)).ok;
-      } catch {
-        return false;
-      }
-    }, { timeoutMs: 15_000, everyMs: 50 });
+    await waitFor(
+      'Prometheus to be ready',
+      async () => {
+        if (proc.exitCode !== null) throw new Error(`prometheus exited with ${proc.exitCode}: ${this.log.slice(-2000)}`);
+        try {
+          return (await fetch(`${this.url}/-/ready`)).ok;
+        } catch {
+          return false;
+        }
+      },
+      { timeoutMs: 15_000, everyMs: 50 },
+    );
   }
 
   /** SIGTERM, as Kubernetes stops it: Prometheus flushes its WAL and exits. */

@@ -20,7 +20,13 @@ export class RecordingServer {
       const chunks: Buffer[] = [];
       req.on('data', (c: Buffer) => chunks.push(c));
       req.on('end', () => {
-        const rec: Recorded = { method: req.method!, url: req.url!, headers: req.headers, rawHeaders: req.rawHeaders, body: Buffer.concat(chunks) };
+        const rec: Recorded = {
+          method: req.method!,
+          url: req.url!,
+          headers: req.headers,
+          rawHeaders: req.rawHeaders,
+          body: Buffer.concat(chunks),
+        };
         this.requests.push(rec);
         this.respond(rec, res);
       });

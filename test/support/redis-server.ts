@@ -36,12 +36,29 @@ export class RedisServer {
     const bin = process.env.REDIS_SERVER_BIN ?? SERVER.find((p) => p.startsWith('/') && existsSync(p)) ?? 'redis-server';
     const t = this.options.tls;
     const listen = t
-      ? ['--port', '0', '--tls-port', String(this.port), '--tls-cert-file', t.cert, '--tls-key-file', t.key, '--tls-ca-cert-file', t.ca, '--tls-auth-clients', 'no']
+      ? [
+          '--port',
+          '0',
+          '--tls-port',
+          String(this.port),
+          '--tls-cert-file',
+          t.cert,
+          '--tls-key-file',
+          t.key,
+          '--tls-ca-cert-file',
+          t.ca,
+          '--tls-auth-clients',
+          'no',
+        ]
       : ['--port', String(this.port)];
     const auth = this.options.password === undefined ? [] : ['--requirepass', this.options.password];
-    const child = spawn(bin, [...listen, ...auth, '--bind', '127.0.0.1', '--dir', this.dir, '--save', '', '--appendonly', 'no', '--protected-mode', 'no'], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const child = spawn(
+      bin,
+      [...listen, ...auth, '--bind', '127.0.0.1', '--dir', this.dir, '--save', '', '--appendonly', 'no', '--protected-mode', 'no'],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     child.stdout.setEncoding('utf8').on('data', (s: string) => (this.output = (this.output + s).slice(-4000)));
     child.stderr.setEncoding('utf8').on('data', (s: string) => (this.output = (this.output + s).slice(-4000)));
     this.exited = new Promise((r) => child.once('exit', () => r()));
@@ -53,7 +70,9 @@ export class RedisServer {
   ping(): Promise<boolean> {
     return new Promise((resolve) => {
       const t = this.options.tls;
-      const s = t ? connectTls({ port: this.port, host: '127.0.0.1', servername: 'localhost', ca: readFileSync(t.ca) }) : connect(this.port, '127.0.0.1');
+      const s = t
+        ? connectTls({ port: this.port, host: '127.0.0.1', servername: 'localhost', ca: readFileSync(t.ca) })
+        : connect(this.port, '127.0.0.1');
       let got = '';
       s.setTimeout(1_000, () => s.destroy());
       s.on(t ? 'secureConnect' : 'connect', () => s.write('PING\r\n'));

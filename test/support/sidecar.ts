@@ -37,7 +37,9 @@ export function eventually<T>(probe: () => T | undefined | Promise<T | undefined
 }
 
 /** Starts a sidecar in this process; prom-client's global registry is emptied first. */
-export async function start(env: Record<string, string>): Promise<Sidecar & { config: SidecarConfig; relayUrl: string; managementUrl: string }> {
+export async function start(
+  env: Record<string, string>,
+): Promise<Sidecar & { config: SidecarConfig; relayUrl: string; managementUrl: string }> {
   register.clear();
   const config = testConfig(env);
   const sidecar = await startSidecar(config);

@@ -23,7 +23,10 @@ export interface DecodedWriteRequest {
 
 class Reader {
   pos = 0;
-  constructor(private readonly buf: Uint8Array, private readonly end = buf.length) {}
+  constructor(
+    private readonly buf: Uint8Array,
+    private readonly end = buf.length,
+  ) {}
 
   get done(): boolean {
     return this.pos >= this.end;
@@ -88,12 +91,10 @@ function label(buf: Uint8Array): [string, string] {
     if (field === 1) {
       expectWire(wire, 2, 'Label.name');
       name = r.string();
-    }
-    else if (field === 2) {
+    } else if (field === 2) {
       expectWire(wire, 2, 'Label.value');
       value = r.string();
-    }
-    else r.skip(wire);
+    } else r.skip(wire);
   }
   return [name, value];
 }
@@ -112,12 +113,10 @@ function sample(buf: Uint8Array): { value: number; timestampMs: number; stale?: 
       expectWire(wire, 1, 'Sample.value');
       stale = new DataView(buf.buffer, buf.byteOffset + r.pos, 8).getBigUint64(0, true) === STALE_NAN;
       value = r.double();
-    }
-    else if (field === 2) {
+    } else if (field === 2) {
       expectWire(wire, 0, 'Sample.timestamp');
       timestampMs = Number(BigInt.asIntN(64, r.varint()));
-    }
-    else r.skip(wire);
+    } else r.skip(wire);
   }
   return stale ? { value, timestampMs, stale } : { value, timestampMs };
 }
@@ -130,12 +129,10 @@ function series(buf: Uint8Array): DecodedSeries {
     if (field === 1) {
       expectWire(wire, 2, 'TimeSeries.labels');
       out.labels.push(label(r.bytes()));
-    }
-    else if (field === 2) {
+    } else if (field === 2) {
       expectWire(wire, 2, 'TimeSeries.samples');
       out.samples.push(sample(r.bytes()));
-    }
-    else r.skip(wire);
+    } else r.skip(wire);
   }
   return out;
 }
@@ -148,20 +145,16 @@ function metadata(buf: Uint8Array): DecodedMetadata {
     if (field === 1) {
       expectWire(wire, 0, 'MetricMetadata.type');
       out.type = Number(r.varint());
-    }
-    else if (field === 2) {
+    } else if (field === 2) {
       expectWire(wire, 2, 'MetricMetadata.metric_family_name');
       out.family = r.string();
-    }
-    else if (field === 4) {
+    } else if (field === 4) {
       expectWire(wire, 2, 'MetricMetadata.help');
       out.help = r.string();
-    }
-    else if (field === 5) {
+    } else if (field === 5) {
       expectWire(wire, 2, 'MetricMetadata.unit');
       out.unit = r.string();
-    }
-    else r.skip(wire);
+    } else r.skip(wire);
   }
   return out;
 }
@@ -174,12 +167,10 @@ export function decodeWriteRequest(buf: Uint8Array): DecodedWriteRequest {
     if (field === 1) {
       expectWire(wire, 2, 'WriteRequest.timeseries');
       out.timeseries.push(series(r.bytes()));
-    }
-    else if (field === 3) {
+    } else if (field === 3) {
       expectWire(wire, 2, 'WriteRequest.metadata');
       out.metadata.push(metadata(r.bytes()));
-    }
-    else r.skip(wire);
+    } else r.skip(wire);
   }
   if (r.pos !== buf.length) throw new Error('trailing bytes');
   return out;

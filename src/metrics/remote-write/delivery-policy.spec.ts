@@ -2,15 +2,25 @@ import { backoffMs, isRetried, resultOfStatus, retryAfterMs } from './delivery-p
 
 describe('resultOfStatus', () => {
   it.each([
-    [200, 'success'], [204, 'success'],
-    [400, 'rejected'], [401, 'rejected'], [404, 'rejected'], [413, 'rejected'],
+    [200, 'success'],
+    [204, 'success'],
+    [400, 'rejected'],
+    [401, 'rejected'],
+    [404, 'rejected'],
+    [413, 'rejected'],
     [429, 'throttled'],
-    [500, 'server_error'], [502, 'server_error'], [503, 'server_error'],
+    [500, 'server_error'],
+    [502, 'server_error'],
+    [503, 'server_error'],
     [301, 'rejected'],
   ])('%d is %s', (status, result) => expect(resultOfStatus(status)).toBe(result));
 
   it('retries throttling, server errors and network errors only', () => {
-    expect(['success', 'rejected', 'throttled', 'server_error', 'network_error'].filter((r) => isRetried(r as never))).toEqual(['throttled', 'server_error', 'network_error']);
+    expect(['success', 'rejected', 'throttled', 'server_error', 'network_error'].filter((r) => isRetried(r as never))).toEqual([
+      'throttled',
+      'server_error',
+      'network_error',
+    ]);
   });
 });
 
@@ -37,7 +47,10 @@ describe('retryAfterMs', () => {
     expect(retryAfterMs('Wednesday, 01-Jan-25 00:00:07 GMT', now)).toBe(7000);
     expect(retryAfterMs('Tue, 31 Dec 2024 23:00:00 GMT', now)).toBe(0);
   });
-  it.each([undefined, '', '-1', '1.5', 'soon', '2025-01-01', 'Wed, 01 Jan 2025 00:00:05', 'Wed, 99 Foo 2025 00:00:05 GMT'])('ignores %j', (v) => {
-    expect(retryAfterMs(v, now)).toBeNull();
-  });
+  it.each([undefined, '', '-1', '1.5', 'soon', '2025-01-01', 'Wed, 01 Jan 2025 00:00:05', 'Wed, 99 Foo 2025 00:00:05 GMT'])(
+    'ignores %j',
+    (v) => {
+      expect(retryAfterMs(v, now)).toBeNull();
+    },
+  );
 });

@@ -13,18 +13,20 @@ const failure = (text: string): string => {
 
 describe('parseExposition', () => {
   it('reads HELP and TYPE, ignores other comments and blank lines', () => {
-    const { samples, families } = parseExposition([
-      '# A plain comment',
-      '#',
-      '# HELP up_total Whether it is up.\\nSecond line with \\\\ backslash.',
-      '# TYPE up_total counter',
-      '',
-      '   ',
-      'up_total 1',
-      '# TYPE orphan gauge',
-      '# HELP',
-      '# EOF',
-    ].join('\n'));
+    const { samples, families } = parseExposition(
+      [
+        '# A plain comment',
+        '#',
+        '# HELP up_total Whether it is up.\\nSecond line with \\\\ backslash.',
+        '# TYPE up_total counter',
+        '',
+        '   ',
+        'up_total 1',
+        '# TYPE orphan gauge',
+        '# HELP',
+        '# EOF',
+      ].join('\n'),
+    );
     expect(samples).toEqual([{ name: 'up_total', labels: [], value: 1 }]);
     expect(families.get('up_total')).toEqual({ type: 'counter', help: 'Whether it is up.\nSecond line with \\ backslash.' });
     expect(families.get('orphan')).toEqual({ type: 'gauge' });
@@ -48,7 +50,15 @@ describe('parseExposition', () => {
   it('takes blanks and tabs between tokens, a trailing comma, an empty label set and CRLF line ends', () => {
     const { samples } = parseExposition('  m1 { a = "1" , b="2", }\t3\t 1700000000000  \r\nm2{} 4\r\nm3 {a="1"} 5\r\n');
     expect(samples).toEqual([
-      { name: 'm1', labels: [['a', '1'], ['b', '2']], value: 3, timestampMs: 1_700_000_000_000 },
+      {
+        name: 'm1',
+        labels: [
+          ['a', '1'],
+          ['b', '2'],
+        ],
+        value: 3,
+        timestampMs: 1_700_000_000_000,
+      },
       { name: 'm2', labels: [], value: 4 },
       { name: 'm3', labels: [['a', '1']], value: 5 },
     ]);
@@ -61,20 +71,30 @@ describe('parseExposition', () => {
   });
 
   it('reads a whole histogram and summary family as separate samples', () => {
-    const { samples, families } = parseExposition([
-      '# TYPE rpc_seconds histogram',
-      'rpc_seconds_bucket{le="0.1"} 1',
-      'rpc_seconds_bucket{le="+Inf"} 3',
-      'rpc_seconds_sum 2.5',
-      'rpc_seconds_count 3',
-      '# TYPE size summary',
-      'size{quantile="0.99"} NaN',
-      'size_sum 0',
-      'size_count 0',
-    ].join('\n'));
+    const { samples, families } = parseExposition(
+      [
+        '# TYPE rpc_seconds histogram',
+        'rpc_seconds_bucket{le="0.1"} 1',
+        'rpc_seconds_bucket{le="+Inf"} 3',
+        'rpc_seconds_sum 2.5',
+        'rpc_seconds_count 3',
+        '# TYPE size summary',
+        'size{quantile="0.99"} NaN',
+        'size_sum 0',
+        'size_count 0',
+      ].join('\n'),
+    );
     expect(families.get('rpc_seconds')!.type).toBe('histogram');
     expect(families.get('size')!.type).toBe('summary');
-    expect(samples.map((s) => s.name)).toEqual(['rpc_seconds_bucket', 'rpc_seconds_bucket', 'rpc_seconds_sum', 'rpc_seconds_count', 'size', 'size_sum', 'size_count']);
+    expect(samples.map((s) => s.name)).toEqual([
+      'rpc_seconds_bucket',
+      'rpc_seconds_bucket',
+      'rpc_seconds_sum',
+      'rpc_seconds_count',
+      'size',
+      'size_sum',
+      'size_count',
+    ]);
     expect(samples[1].labels).toEqual([['le', '+Inf']]);
   });
 
@@ -121,9 +141,21 @@ describe('parseExposition', () => {
 
 describe('parseSampleValue', () => {
   it.each([
-    ['1', 1], ['-1', -1], ['+1', 1], ['1.', 1], ['.5', 0.5], ['1e-3', 0.001], ['1E+3', 1000],
-    ['NaN', NaN], ['nan', NaN], ['+Inf', Infinity], ['-inf', -Infinity], ['Infinity', Infinity],
+    ['1', 1],
+    ['-1', -1],
+    ['+1', 1],
+    ['1.', 1],
+    ['.5', 0.5],
+    ['1e-3', 0.001],
+    ['1E+3', 1000],
+    ['NaN', NaN],
+    ['nan', NaN],
+    ['+Inf', Infinity],
+    ['-inf', -Infinity],
+    ['Infinity', Infinity],
   ])('%s is %d', (text, value) => expect(parseSampleValue(text)).toEqual(value));
 
-  it.each(['', '.', 'e3', '1e', '0x10', '1_000', 'Infinit', '--1', '1,5'])('refuses %j', (text) => expect(parseSampleValue(text)).toBeNull());
+  it.each(['', '.', 'e3', '1e', '0x10', '1_000', 'Infinit', '--1', '1,5'])('refuses %j', (text) =>
+    expect(parseSampleValue(text)).toBeNull(),
+  );
 });

@@ -30,7 +30,10 @@ export interface Exposition {
 }
 
 export class ExpositionError extends Error {
-  constructor(readonly line: number, reason: string) {
+  constructor(
+    readonly line: number,
+    reason: string,
+  ) {
     super(`line ${line}: ${reason}`);
   }
 }
@@ -56,7 +59,10 @@ export function parseSampleValue(token: string): number | null {
 
 class LineScanner {
   pos = 0;
-  constructor(readonly text: string, readonly lineNo: number) {}
+  constructor(
+    readonly text: string,
+    readonly lineNo: number,
+  ) {}
 
   get atEnd(): boolean {
     return this.pos >= this.text.length;
@@ -95,7 +101,7 @@ class LineScanner {
     let out = '';
     let from = this.pos;
     for (;;) {
-      if (this.atEnd) this.fail('label value is not closed with \'"\'');
+      if (this.atEnd) this.fail("label value is not closed with '\"'");
       const c = this.text[this.pos];
       if (c === '"') {
         out += this.text.slice(from, this.pos);

@@ -117,7 +117,12 @@ export class RemoteWriteClient {
       return secret;
     } catch (e) {
       const last = this.lastSecrets.get(file);
-      this.logger.warn({ msg: 'cannot re-read a remote-write credential file; using the last one read', file, reason: (e as Error).message, haveLast: last !== undefined });
+      this.logger.warn({
+        msg: 'cannot re-read a remote-write credential file; using the last one read',
+        file,
+        reason: (e as Error).message,
+        haveLast: last !== undefined,
+      });
       return last ?? '';
     }
   }

@@ -12,14 +12,23 @@ export const REMOTE_WRITE_METRICS = [
     help: 'Remote-write requests by result: success (2xx), rejected (other 4xx, dropped), throttled (429, retried), server_error (5xx, retried), network_error (no answer or timeout, retried).',
     labelNames: ['result'],
   }),
-  makeCounterProvider({ name: 'sidecar_remote_write_samples_sent_total', help: 'Samples in remote-write requests that the receiver accepted.' }),
+  makeCounterProvider({
+    name: 'sidecar_remote_write_samples_sent_total',
+    help: 'Samples in remote-write requests that the receiver accepted.',
+  }),
   makeCounterProvider({
     name: 'sidecar_remote_write_samples_dropped_total',
     help: 'Samples given up by reason: queue_full (oldest push dropped while the receiver was away), rejected (the receiver refused the push with a 4xx other than 429), shutdown (still queued when the final push ran out of time).',
     labelNames: ['reason'],
   }),
-  makeGaugeProvider({ name: 'sidecar_remote_write_queue_length', help: 'Requests waiting for delivery (one per source and push: the sidecar, each scrape target; a target that did not answer sends only staleness markers, once), the one being sent included.' }),
-  makeGaugeProvider({ name: 'sidecar_remote_write_last_success_timestamp_seconds', help: 'Unix time of the last push the receiver accepted; 0 before the first.' }),
+  makeGaugeProvider({
+    name: 'sidecar_remote_write_queue_length',
+    help: 'Requests waiting for delivery (one per source and push: the sidecar, each scrape target; a target that did not answer sends only staleness markers, once), the one being sent included.',
+  }),
+  makeGaugeProvider({
+    name: 'sidecar_remote_write_last_success_timestamp_seconds',
+    help: 'Unix time of the last push the receiver accepted; 0 before the first.',
+  }),
   makeGaugeProvider({
     name: 'sidecar_scrape_target_up',
     help: 'Whether the last scrape of a SCRAPE_TARGETS URL succeeded (1) or not (0), by its instance label.',

@@ -81,15 +81,29 @@ export class RemoteWriteService implements OnApplicationBootstrap, OnApplication
     this.queue = new PushQueue(this.config.queueSize * (1 + this.config.scrape.targets.length));
     // Defaults first: the configured extra labels win over them.
     const labelsOf = (defaults: Array<[string, string]>): TargetLabels => [...new Map([...defaults, ...this.config.labels])];
-    this.ownLabels = labelsOf([['job', OWN_JOB], ['instance', this.config.instance]]);
-    this.targetLabels = new Map(this.config.scrape.targets.map((t) => [t, labelsOf([['job', SCRAPE_JOB], ['instance', t.instance]])]));
+    this.ownLabels = labelsOf([
+      ['job', OWN_JOB],
+      ['instance', this.config.instance],
+    ]);
+    this.targetLabels = new Map(
+      this.config.scrape.targets.map((t) => [
+        t,
+        labelsOf([
+          ['job', SCRAPE_JOB],
+          ['instance', t.instance],
+        ]),
+      ]),
+    );
     this.targetStates = new Map(this.config.scrape.targets.map((t) => [t.instance, { up: null, reason: null }]));
     this.metrics.targets(this.config.scrape.targets.map((t) => t.instance));
   }
 
   onApplicationBootstrap(): void {
     void this.pushNow();
-    this.scheduler.addInterval('remote-write', setInterval(() => void this.pushNow(), this.config.intervalMs));
+    this.scheduler.addInterval(
+      'remote-write',
+      setInterval(() => void this.pushNow(), this.config.intervalMs),
+    );
   }
 
   /** Takes a snapshot into the queue and starts its delivery; joins a snapshot still being taken. */
@@ -133,7 +147,12 @@ export class RemoteWriteService implements OnApplicationBootstrap, OnApplication
     const samples = left.reduce((n, p) => n + p.samples, 0);
     if (left.length > 0) {
       this.metrics.dropped('shutdown', samples);
-      this.logger.warn({ msg: 'remote write: pushes left undelivered at shutdown', pushes: left.length, samples, lastError: this.lastError });
+      this.logger.warn({
+        msg: 'remote write: pushes left undelivered at shutdown',
+        pushes: left.length,
+        samples,
+        lastError: this.lastError,
+      });
     } else {
       this.logger.log({ msg: 'remote write: final push delivered', ms: Date.now() - started });
     }
@@ -151,10 +170,12 @@ export class RemoteWriteService implements OnApplicationBootstrap, OnApplication
     const own = new WriteRequestBuilder();
     const fromTargets: Array<[string, WriteRequestBuilder]> = [];
     const remaining = this.stopping ? Math.max(1, this.deadline - Date.now()) : Infinity;
-    const scrapes = await Promise.all(this.config.scrape.targets.map(async (target) => {
-      const outcome = await this.scraper.scrape(target, Math.min(this.config.scrape.timeoutMs, remaining));
-      return { target, outcome, at: this.stamp(target.instance, outcome.ok ? outcome.scrapedAtMs : Date.now()) };
-    }));
+    const scrapes = await Promise.all(
+      this.config.scrape.targets.map(async (target) => {
+        const outcome = await this.scraper.scrape(target, Math.min(this.config.scrape.timeoutMs, remaining));
+        return { target, outcome, at: this.stamp(target.instance, outcome.ok ? outcome.scrapedAtMs : Date.now()) };
+      }),
+    );
     for (const { target, outcome, at } of scrapes) {
       const labels = this.targetLabels.get(target)!;
       this.recordScrape(target.instance, outcome.ok ? null : outcome.reason);
@@ -174,7 +195,13 @@ export class RemoteWriteService implements OnApplicationBootstrap, OnApplication
     for (const [source, builder] of [['sidecar', own] as const, ...fromTargets]) {
       if (builder.sampleCount === 0) continue;
       if (builder.duplicates > 0) this.logger.debug({ msg: 'remote write: duplicate series left out', source, count: builder.duplicates });
-      this.enqueue({ source, body: compress(encodeWriteRequest(builder.build())), samples: builder.sampleCount, takenAt, cancel: new AbortController() });
+      this.enqueue({
+        source,
+        body: compress(encodeWriteRequest(builder.build())),
+        samples: builder.sampleCount,
+        takenAt,
+        cancel: new AbortController(),
+      });
     }
   }
 
@@ -221,7 +248,14 @@ export class RemoteWriteService implements OnApplicationBootstrap, OnApplication
 
   private drop(reason: DropReason, push: Push): void {
     this.metrics.dropped(reason, push.samples);
-    this.logger.warn({ msg: 'remote write: push dropped', reason, source: push.source, samples: push.samples, takenAt: push.takenAt.toISOString(), lastError: this.lastError });
+    this.logger.warn({
+      msg: 'remote write: push dropped',
+      reason,
+      source: push.source,
+      samples: push.samples,
+      takenAt: push.takenAt.toISOString(),
+      lastError: this.lastError,
+    });
   }
 
   /** Runs the delivery loop, or joins the one running. */
@@ -262,7 +296,13 @@ export class RemoteWriteService implements OnApplicationBootstrap, OnApplication
         this.lastError = outcome.reason;
         const wait = outcome.retryAfterMs ?? backoffMs(this.failures, this.config.minBackoffMs, this.config.maxBackoffMs);
         this.notBefore = at + wait;
-        const fields = { msg: 'remote write failed; will retry', result: outcome.result, reason: outcome.reason, retryInMs: wait, attempt: this.failures };
+        const fields = {
+          msg: 'remote write failed; will retry',
+          result: outcome.result,
+          reason: outcome.reason,
+          retryInMs: wait,
+          attempt: this.failures,
+        };
         // One warning per outage; the retries after it are detail.
         if (this.failures === 1) this.logger.warn(fields);
         else this.logger.debug(fields);

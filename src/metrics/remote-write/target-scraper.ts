@@ -6,9 +6,7 @@ import { Agent as HttpsAgent } from 'node:https';
 import type { ScrapeTarget } from '../../config/sidecar-config';
 import { Exposition, ExpositionError, parseExposition } from './exposition';
 
-export type ScrapeOutcome =
-  | { ok: true; exposition: Exposition; scrapedAtMs: number }
-  | { ok: false; reason: string };
+export type ScrapeOutcome = { ok: true; exposition: Exposition; scrapedAtMs: number } | { ok: false; reason: string };
 
 /** Largest exposition read from a target; a bigger one fails the scrape rather than the sidecar. */
 export const MAX_EXPOSITION_BYTES = 16 * 1024 * 1024;

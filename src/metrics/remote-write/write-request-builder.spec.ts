@@ -7,7 +7,11 @@ import { encodeWriteRequest } from './write-request';
 import { seriesLabels, WriteRequestBuilder } from './write-request-builder';
 
 const T = 1_760_000_000_000;
-const target = [['job', 'pod-sidecar'], ['instance', 'pod-1'], ['namespace', 'ns']] as const;
+const target = [
+  ['job', 'pod-sidecar'],
+  ['instance', 'pod-1'],
+  ['namespace', 'ns'],
+] as const;
 
 /** What a receiver would see: the request through protobuf and snappy and back. */
 function received(builder: WriteRequestBuilder) {
@@ -20,7 +24,17 @@ function valuesByKey(builder: WriteRequestBuilder): Record<string, number> {
 
 describe('seriesLabels', () => {
   it('sorts by name, puts __name__ in, drops empty values', () => {
-    expect(seriesLabels('m', [['zeta', '1'], ['alpha', '2'], ['empty', '']], [['job', 'j']])).toEqual([
+    expect(
+      seriesLabels(
+        'm',
+        [
+          ['zeta', '1'],
+          ['alpha', '2'],
+          ['empty', ''],
+        ],
+        [['job', 'j']],
+      ),
+    ).toEqual([
       { name: '__name__', value: 'm' },
       { name: 'alpha', value: '2' },
       { name: 'job', value: 'j' },
@@ -29,7 +43,14 @@ describe('seriesLabels', () => {
   });
 
   it('keeps a sample label that clashes with a target label as exported_<name>', () => {
-    const labels = seriesLabels('m', [['job', 'app'], ['exported_job', 'older']], [['job', 'sidecar']]);
+    const labels = seriesLabels(
+      'm',
+      [
+        ['job', 'app'],
+        ['exported_job', 'older'],
+      ],
+      [['job', 'sidecar']],
+    );
     expect(labels).toEqual([
       { name: '__name__', value: 'm' },
       { name: 'exported_exported_job', value: 'older' },
@@ -39,14 +60,30 @@ describe('seriesLabels', () => {
   });
 
   it('sorts by byte order (upper case before lower case, _ between), as Prometheus compares', () => {
-    const names = seriesLabels('m', [['b', '1'], ['B', '1'], ['_a', '1'], ['a_', '1'], ['a', '1']], []).map((l) => l.name);
+    const names = seriesLabels(
+      'm',
+      [
+        ['b', '1'],
+        ['B', '1'],
+        ['_a', '1'],
+        ['a_', '1'],
+        ['a', '1'],
+      ],
+      [],
+    ).map((l) => l.name);
     expect(names).toEqual(['B', '__name__', '_a', 'a', 'a_', 'b']);
   });
 });
 
 describe('WriteRequestBuilder.addRegistry (prom-client registry)', () => {
   const registry = new Registry();
-  const hist = new Histogram({ name: 'req_seconds', help: 'Request time.', labelNames: ['code'], buckets: [0.1, 0.5, 1], registers: [registry] });
+  const hist = new Histogram({
+    name: 'req_seconds',
+    help: 'Request time.',
+    labelNames: ['code'],
+    buckets: [0.1, 0.5, 1],
+    registers: [registry],
+  });
   const summary = new Summary({ name: 'size_bytes', help: 'Sizes.', percentiles: [0.5, 0.9], registers: [registry] });
   const counter = new Counter({ name: 'events_total', help: 'Events.', labelNames: ['kind', 'note'], registers: [registry] });
   const gauge = new Gauge({ name: 'temp', help: 'Temperature.', registers: [registry] });
@@ -62,7 +99,10 @@ describe('WriteRequestBuilder.addRegistry (prom-client registry)', () => {
   /** The key seriesKey() gives a series of `name` with `labels` and the target labels. */
   const key = (name: string, labels: Record<string, string> = {}) => {
     const all = { ...Object.fromEntries(target), ...labels };
-    return `${name}{${Object.keys(all).sort().map((n) => `${n}=${JSON.stringify(all[n])}`).join(',')}}`;
+    return `${name}{${Object.keys(all)
+      .sort()
+      .map((n) => `${n}=${JSON.stringify(all[n])}`)
+      .join(',')}}`;
   };
 
   it('expands histograms into _bucket{le}, _sum and _count, with le as /metrics writes it', async () => {
@@ -120,27 +160,38 @@ describe('WriteRequestBuilder.addRegistry (prom-client registry)', () => {
       expect(s.labels.every(([, v]) => v !== '')).toBe(true);
     }
     expect(valuesByKey(b)[key('temp')]).toBe(-2.5);
-    expect(req.metadata).toEqual(expect.arrayContaining([
-      { type: 4, family: 'req_seconds', help: 'Request time.', unit: '' },
-      { type: 3, family: 'size_bytes', help: 'Sizes.', unit: '' },
-      { type: 1, family: 'events_total', help: 'Events.', unit: '' },
-      { type: 2, family: 'temp', help: 'Temperature.', unit: '' },
-    ]));
+    expect(req.metadata).toEqual(
+      expect.arrayContaining([
+        { type: 4, family: 'req_seconds', help: 'Request time.', unit: '' },
+        { type: 3, family: 'size_bytes', help: 'Sizes.', unit: '' },
+        { type: 1, family: 'events_total', help: 'Events.', unit: '' },
+        { type: 2, family: 'temp', help: 'Temperature.', unit: '' },
+      ]),
+    );
     expect(b.sampleCount).toBe(req.timeseries.length);
   });
 });
 
 describe('WriteRequestBuilder.addExposition (scraped targets)', () => {
   it('takes the scrape time unless a line has its own timestamp; keeps the first of duplicate series', () => {
-    const exposition = parseExposition([
-      '# HELP http_requests_total Requests.',
-      '# TYPE http_requests_total counter',
-      'http_requests_total{method="GET",job="app"} 7',
-      'http_requests_total{method="POST"} 3 1700000000000',
-      'http_requests_total{method="GET",job="app"} 8',
-    ].join('\n'));
+    const exposition = parseExposition(
+      [
+        '# HELP http_requests_total Requests.',
+        '# TYPE http_requests_total counter',
+        'http_requests_total{method="GET",job="app"} 7',
+        'http_requests_total{method="POST"} 3 1700000000000',
+        'http_requests_total{method="GET",job="app"} 8',
+      ].join('\n'),
+    );
     const b = new WriteRequestBuilder();
-    b.addExposition(exposition, [['job', 'scrape'], ['instance', 'pod-1:8080']], T);
+    b.addExposition(
+      exposition,
+      [
+        ['job', 'scrape'],
+        ['instance', 'pod-1:8080'],
+      ],
+      T,
+    );
     const req = received(b);
     expect(req.timeseries.map((s) => [seriesKey(s.labels), s.samples])).toEqual([
       ['http_requests_total{exported_job="app",instance="pod-1:8080",job="scrape",method="GET"}', [{ value: 7, timestampMs: T }]],
@@ -152,7 +203,10 @@ describe('WriteRequestBuilder.addExposition (scraped targets)', () => {
 });
 
 describe('staleness markers', () => {
-  const instance = [['job', 'scrape'], ['instance', 'pod-1:8080']] as const;
+  const instance = [
+    ['job', 'scrape'],
+    ['instance', 'pod-1:8080'],
+  ] as const;
   const scrape = (...lines: string[]) => {
     const b = new WriteRequestBuilder();
     b.addExposition(parseExposition(lines.join('\n')), instance, T);
@@ -184,7 +238,10 @@ describe('staleness markers', () => {
     const last = scrape('jobs_running{queue="a"} 7', 'imported_total 5 1700000000000');
     last.markAllEnded(T + 1);
     expect(received(last).timeseries.map((s) => s.samples)).toEqual([
-      [{ value: 7, timestampMs: T }, { value: NaN, timestampMs: T + 1, stale: true }],
+      [
+        { value: 7, timestampMs: T },
+        { value: NaN, timestampMs: T + 1, stale: true },
+      ],
       [{ value: 5, timestampMs: 1_700_000_000_000 }],
     ]);
     expect(last.sampleCount).toBe(3);

@@ -34,7 +34,13 @@ export function seriesLabels(name: string, sampleLabels: Iterable<readonly [stri
 }
 
 const REGISTRY_TYPES: Record<string, MetricType> = { counter: 'counter', gauge: 'gauge', histogram: 'histogram', summary: 'summary' };
-const EXPOSITION_TYPES: Record<FamilyType, MetricType> = { counter: 'counter', gauge: 'gauge', histogram: 'histogram', summary: 'summary', untyped: 'unknown' };
+const EXPOSITION_TYPES: Record<FamilyType, MetricType> = {
+  counter: 'counter',
+  gauge: 'gauge',
+  histogram: 'histogram',
+  summary: 'summary',
+  untyped: 'unknown',
+};
 
 type RegistryValue = (MetricValue<string> | MetricValueWithName<string>) & { sharedLabels?: Record<string, string | number> };
 
@@ -61,7 +67,14 @@ export class WriteRequestBuilder {
   }
 
   /** `ownTimestamp`: the sample came with its own time; as in Prometheus, such a series is never marked stale. */
-  add(name: string, sampleLabels: Iterable<readonly [string, string]>, target: TargetLabels, value: number, timestampMs: number, ownTimestamp = false): void {
+  add(
+    name: string,
+    sampleLabels: Iterable<readonly [string, string]>,
+    target: TargetLabels,
+    value: number,
+    timestampMs: number,
+    ownTimestamp = false,
+  ): void {
     const labels = seriesLabels(name, sampleLabels, target);
     let key = '';
     for (const l of labels) key += `${l.name}\u0000${l.value}\u0000`;
@@ -126,7 +139,8 @@ export class WriteRequestBuilder {
   /** A parsed scrape; samples without their own timestamp take the scrape's. */
   addExposition(exposition: Exposition, target: TargetLabels, scrapedAtMs: number): void {
     for (const [family, f] of exposition.families) this.describe(family, EXPOSITION_TYPES[f.type], f.help);
-    for (const s of exposition.samples) this.add(s.name, s.labels, target, s.value, s.timestampMs ?? scrapedAtMs, s.timestampMs !== undefined);
+    for (const s of exposition.samples)
+      this.add(s.name, s.labels, target, s.value, s.timestampMs ?? scrapedAtMs, s.timestampMs !== undefined);
   }
 
   build(): WriteRequest {

@@ -43,7 +43,16 @@ export interface TimeSeries {
 }
 
 /** prompb MetricMetadata.MetricType. */
-export const METRIC_TYPES = { unknown: 0, counter: 1, gauge: 2, summary: 3, histogram: 4, gaugehistogram: 5, info: 6, stateset: 7 } as const;
+export const METRIC_TYPES = {
+  unknown: 0,
+  counter: 1,
+  gauge: 2,
+  summary: 3,
+  histogram: 4,
+  gaugehistogram: 5,
+  info: 6,
+  stateset: 7,
+} as const;
 export type MetricType = keyof typeof METRIC_TYPES;
 
 export interface MetricMetadata {

@@ -2,7 +2,16 @@ import { Injectable } from '@nestjs/common';
 import { InjectMetric, makeCounterProvider, makeGaugeProvider } from '@willsoto/nestjs-prometheus';
 import type { Counter, Gauge } from 'prom-client';
 
-export const COORDINATION_OUTCOMES = ['delivering', 'held', 'not_held', 'already_delivered', 'confirmed', 'taken_over', 'released', 'uncoordinated'] as const;
+export const COORDINATION_OUTCOMES = [
+  'delivering',
+  'held',
+  'not_held',
+  'already_delivered',
+  'confirmed',
+  'taken_over',
+  'released',
+  'uncoordinated',
+] as const;
 export type CoordinationOutcome = (typeof COORDINATION_OUTCOMES)[number];
 export const DUPLICATE_REASONS = ['lease_lapsed', 'redis_unavailable'] as const;
 export type DuplicateReason = (typeof DUPLICATE_REASONS)[number];
@@ -22,9 +31,15 @@ export const COORDINATION_METRICS = [
     name: 'sidecar_coordination_outages_total',
     help: 'Times Redis became unreachable or slower than REDIS_TIMEOUT, so that this replica went on without coordination.',
   }),
-  makeGaugeProvider({ name: 'sidecar_coordination_redis_up', help: '1 while this replica coordinates through Redis, 0 while it delivers on its own (Redis down, slow or not yet reached).' }),
+  makeGaugeProvider({
+    name: 'sidecar_coordination_redis_up',
+    help: '1 while this replica coordinates through Redis, 0 while it delivers on its own (Redis down, slow or not yet reached).',
+  }),
   makeGaugeProvider({ name: 'sidecar_coordination_held_events', help: 'Events held in memory for another replica that claimed them.' }),
-  makeGaugeProvider({ name: 'sidecar_coordination_held_bytes', help: 'Body bytes of the held events, counted against REDIS_HOLD_MAX_BYTES.' }),
+  makeGaugeProvider({
+    name: 'sidecar_coordination_held_bytes',
+    help: 'Body bytes of the held events, counted against REDIS_HOLD_MAX_BYTES.',
+  }),
 ];
 
 @Injectable()
@@ -40,8 +55,14 @@ export class CoordinationMetrics {
     @InjectMetric('sidecar_coordination_held_events') private readonly heldEvents: Gauge,
     @InjectMetric('sidecar_coordination_held_bytes') private readonly heldBytes: Gauge,
   ) {
-    this.outcomes = Object.fromEntries(COORDINATION_OUTCOMES.map((o) => [o, events.labels(o)])) as Record<CoordinationOutcome, Counter.Internal>;
-    this.duplicates = Object.fromEntries(DUPLICATE_REASONS.map((r) => [r, duplicates.labels(r)])) as Record<DuplicateReason, Counter.Internal>;
+    this.outcomes = Object.fromEntries(COORDINATION_OUTCOMES.map((o) => [o, events.labels(o)])) as Record<
+      CoordinationOutcome,
+      Counter.Internal
+    >;
+    this.duplicates = Object.fromEntries(DUPLICATE_REASONS.map((r) => [r, duplicates.labels(r)])) as Record<
+      DuplicateReason,
+      Counter.Internal
+    >;
     for (const c of [...Object.values(this.outcomes), ...Object.values(this.duplicates)]) c.inc(0);
     outages.inc(0);
     up.set(0);

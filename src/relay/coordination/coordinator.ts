@@ -52,7 +52,9 @@ interface Held {
 /** What a spool attempt may do, per the claim. */
 export type Gate = 'deliver' | 'wait' | 'finished';
 
-const HELD_ANSWER = Buffer.from('{"coordination":"held","message":"another replica is delivering this event; this one holds it until that delivery is confirmed"}');
+const HELD_ANSWER = Buffer.from(
+  '{"coordination":"held","message":"another replica is delivering this event; this one holds it until that delivery is confirmed"}',
+);
 const DONE_ANSWER = Buffer.from('{"coordination":"already_delivered","message":"this event was already delivered by another replica"}');
 const MGET_CHUNK = 256;
 /** While Redis is out, how often it is asked again. */
@@ -135,9 +137,12 @@ export class Coordinator implements OnModuleInit {
 
   /** Waits a little for the first connection, so that a normal start coordinates from its first event. */
   async onModuleInit(): Promise<void> {
-    const connected = this.redis.connect().then(() => this.probe(), (e: Error) => {
-      this.lastError = e.message;
-    });
+    const connected = this.redis.connect().then(
+      () => this.probe(),
+      (e: Error) => {
+        this.lastError = e.message;
+      },
+    );
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([connected, new Promise<void>((r) => (timer = setTimeout(r, FIRST_CONNECT_WAIT_MS)))]);
     clearTimeout(timer);
@@ -153,7 +158,8 @@ export class Coordinator implements OnModuleInit {
     if (this.closed) return;
     this.closed = true;
     for (const t of [this.renewTimer, this.sweepTimer, this.probeTimer]) if (t) clearInterval(t);
-    if (this.held.size > 0) this.logger.warn({ msg: 'shutting down with events held for other replicas; they hold them too', held: this.held.size });
+    if (this.held.size > 0)
+      this.logger.warn({ msg: 'shutting down with events held for other replicas; they hold them too', held: this.held.size });
     if (this.up) await Promise.allSettled([...this.owned].map((k) => this.redis.release(k, this.owner, this.config.doneTtlMs)));
     this.owned.clear();
     this.held.clear();
@@ -307,7 +313,11 @@ export class Coordinator implements OnModuleInit {
     } finally {
       // One line per sweep, however many events a dead replica left.
       if (tookOver.lapsed + tookOver.released > 0) {
-        this.logger.warn({ msg: 'delivering events held for other replicas: their claims lapsed (the claimer died or stalled) or were given up', lapsed: tookOver.lapsed, released: tookOver.released });
+        this.logger.warn({
+          msg: 'delivering events held for other replicas: their claims lapsed (the claimer died or stalled) or were given up',
+          lapsed: tookOver.lapsed,
+          released: tookOver.released,
+        });
       }
       this.sweeping = false;
     }
@@ -341,7 +351,10 @@ export class Coordinator implements OnModuleInit {
   private deliverAllHeld(): void {
     const all = [...this.held.values()];
     if (all.length === 0) return;
-    this.logger.warn({ msg: 'Redis has been out for a lease: this replica delivers the events it held (duplicates possible)', events: all.length });
+    this.logger.warn({
+      msg: 'Redis has been out for a lease: this replica delivers the events it held (duplicates possible)',
+      events: all.length,
+    });
     for (const h of all) {
       this.drop(h);
       this.metrics.count('uncoordinated');
@@ -373,7 +386,12 @@ export class Coordinator implements OnModuleInit {
   async gate(eventId: string, meta: Pick<EventMeta, 'method' | 'url' | 'headers'>, body: Buffer): Promise<Gate> {
     let entry = this.spoolKeys.get(eventId);
     if (entry === undefined) {
-      entry = { key: this.config.keyPrefix + eventKey(meta.method, meta.url, meta.headers, body.length === 0 ? null : body, this.config.eventIdHeaders), waited: false };
+      entry = {
+        key:
+          this.config.keyPrefix +
+          eventKey(meta.method, meta.url, meta.headers, body.length === 0 ? null : body, this.config.eventIdHeaders),
+        waited: false,
+      };
       this.spoolKeys.set(eventId, entry);
     }
     if (this.owned.has(entry.key)) return 'deliver'; // a retry of this replica's own claim
@@ -428,7 +446,9 @@ export class Coordinator implements OnModuleInit {
       if (mine && this.up) this.redis.release(entry.key, this.owner, this.config.doneTtlMs).catch(() => undefined);
       return;
     }
-    this.redis.set(entry.key, how === 'delivered' ? 'done' : 'dead', 'PX', this.config.doneTtlMs).catch((e: Error) => this.markDown(e.message));
+    this.redis
+      .set(entry.key, how === 'delivered' ? 'done' : 'dead', 'PX', this.config.doneTtlMs)
+      .catch((e: Error) => this.markDown(e.message));
   }
 
   // ---- Redis up and down ----
@@ -450,7 +470,12 @@ export class Coordinator implements OnModuleInit {
     this.upSince = Date.now();
     if (this.hadOutage) this.recoveredAt = this.upSince;
     this.metrics.redisUp(true);
-    this.logger.log({ msg: 'coordinating through Redis', replica: this.config.replica, outageMs: this.uncoordinatedInOutage > 0 ? Date.now() - this.downSince : undefined, deliveredUncoordinated: this.uncoordinatedInOutage });
+    this.logger.log({
+      msg: 'coordinating through Redis',
+      replica: this.config.replica,
+      outageMs: this.uncoordinatedInOutage > 0 ? Date.now() - this.downSince : undefined,
+      deliveredUncoordinated: this.uncoordinatedInOutage,
+    });
     this.uncoordinatedInOutage = 0;
   }
 
@@ -463,7 +488,11 @@ export class Coordinator implements OnModuleInit {
       this.up = false;
       this.downSince = Date.now();
       this.metrics.redisUp(false);
-      this.logger.warn({ msg: 'Redis is unreachable or slower than REDIS_TIMEOUT: each replica delivers what it receives (duplicates possible) until it is back', reason: this.lastError, timeoutMs: this.config.commandTimeoutMs });
+      this.logger.warn({
+        msg: 'Redis is unreachable or slower than REDIS_TIMEOUT: each replica delivers what it receives (duplicates possible) until it is back',
+        reason: this.lastError,
+        timeoutMs: this.config.commandTimeoutMs,
+      });
     }
     if (this.probeTimer === null) {
       this.probeTimer = setInterval(() => void this.probe(), PROBE_EVERY_MS);

@@ -4,7 +4,13 @@ const IDS = ['x-github-delivery', 'x-gitlab-event-uuid', 'x-gitea-delivery'];
 
 describe('eventKey', () => {
   it('names an event by its delivery id, whatever else differs between the replicas that received it', () => {
-    const a = eventKey('POST', '/hook', ['X-GitHub-Delivery', 'abc', 'Host', 'pod-a:8080', 'X-Forwarded-For', '10.0.0.1'], Buffer.from('{"a":1}'), IDS);
+    const a = eventKey(
+      'POST',
+      '/hook',
+      ['X-GitHub-Delivery', 'abc', 'Host', 'pod-a:8080', 'X-Forwarded-For', '10.0.0.1'],
+      Buffer.from('{"a":1}'),
+      IDS,
+    );
     const b = eventKey('POST', '/hook', ['host', 'pod-b:8080', 'x-github-delivery', 'abc'], Buffer.from('{"a":1}'), IDS);
     expect(a).toBe(b);
     expect(a).toMatch(/^id:[A-Za-z0-9_-]{43}$/);

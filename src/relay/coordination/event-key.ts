@@ -14,7 +14,13 @@ import { createHash } from 'node:crypto';
  * replicas compute the same identity for the same event, since the smee client of each
  * forwards the same method, path, headers and body.
  */
-export function eventKey(method: string, url: string, rawHeaders: readonly string[], body: Buffer | null, idHeaders: readonly string[]): string {
+export function eventKey(
+  method: string,
+  url: string,
+  rawHeaders: readonly string[],
+  body: Buffer | null,
+  idHeaders: readonly string[],
+): string {
   for (const wanted of idHeaders) {
     for (let i = 0; i < rawHeaders.length; i += 2) {
       if (rawHeaders[i].length === wanted.length && rawHeaders[i].toLowerCase() === wanted) {

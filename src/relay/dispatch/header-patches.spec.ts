@@ -13,17 +13,36 @@ function patched(headers: string[], ...patches: HeaderPatch[]): string[] {
 
 describe('applyHeaderPatches', () => {
   it('adds a header that is not there, at the end', () => {
-    expect(patched(['host', 'a', 'Accept', '*/*'], set('dispatched', 'true'))).toEqual(['host', 'a', 'Accept', '*/*', 'dispatched', 'true']);
+    expect(patched(['host', 'a', 'Accept', '*/*'], set('dispatched', 'true'))).toEqual([
+      'host',
+      'a',
+      'Accept',
+      '*/*',
+      'dispatched',
+      'true',
+    ]);
   });
 
   it('replaces every occurrence, whatever its case, with one value where the first stood', () => {
-    expect(patched(['X-Team', 'x', 'Accept', '*/*', 'x-team', 'y', 'X-TEAM', 'z', 'Via', 'v'], set('X-Team', 'a')))
-      .toEqual(['X-Team', 'a', 'Accept', '*/*', 'Via', 'v']);
+    expect(patched(['X-Team', 'x', 'Accept', '*/*', 'x-team', 'y', 'X-TEAM', 'z', 'Via', 'v'], set('X-Team', 'a'))).toEqual([
+      'X-Team',
+      'a',
+      'Accept',
+      '*/*',
+      'Via',
+      'v',
+    ]);
   });
 
   it('removes every occurrence, whatever its case, and keeps the order of the rest', () => {
-    expect(patched(['A', '1', 'x-debug', 'on', 'B', '2', 'X-Debug', 'again', 'C', '3'], remove('X-DEBUG')))
-      .toEqual(['A', '1', 'B', '2', 'C', '3']);
+    expect(patched(['A', '1', 'x-debug', 'on', 'B', '2', 'X-Debug', 'again', 'C', '3'], remove('X-DEBUG'))).toEqual([
+      'A',
+      '1',
+      'B',
+      '2',
+      'C',
+      '3',
+    ]);
   });
 
   it('leaves the list alone when a removed header is absent', () => {
@@ -36,7 +55,10 @@ describe('applyHeaderPatches', () => {
   });
 
   it('sets Host in place of the destination Host that forwarding wrote', () => {
-    const headers = forwardRequestHeaders(['Host', 'relay:8080', 'Accept', '*/*'], { destinationHost: 'app:3000', clientAddress: '10.0.0.1' });
+    const headers = forwardRequestHeaders(['Host', 'relay:8080', 'Accept', '*/*'], {
+      destinationHost: 'app:3000',
+      clientAddress: '10.0.0.1',
+    });
     applyHeaderPatches(headers, compilePatches([set('Host', 'example.com')]));
     expect(headers.slice(0, 2)).toEqual(['Host', 'example.com']);
     expect(headers.filter((h, i) => i % 2 === 0 && h.toLowerCase() === 'host')).toHaveLength(1);
@@ -44,7 +66,10 @@ describe('applyHeaderPatches', () => {
   });
 
   it('can put back a header that hop-by-hop filtering dropped, with the configured value', () => {
-    const headers = forwardRequestHeaders(['Connection', 'X-Dispatched', 'X-Dispatched', 'from-client'], { destinationHost: 'app', clientAddress: undefined });
+    const headers = forwardRequestHeaders(['Connection', 'X-Dispatched', 'X-Dispatched', 'from-client'], {
+      destinationHost: 'app',
+      clientAddress: undefined,
+    });
     expect(headers).not.toContain('X-Dispatched');
     applyHeaderPatches(headers, compilePatches([set('X-Dispatched', 'dev')]));
     expect(headers.slice(-2)).toEqual(['X-Dispatched', 'dev']);

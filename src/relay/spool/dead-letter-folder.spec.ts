@@ -6,7 +6,18 @@ import { EventMeta, recordBytes } from './spool-record';
 
 const id = (n: number) => `00000000-0000-4000-8000-${String(n).padStart(12, '0')}`;
 function meta(n: number): EventMeta {
-  return { id: id(n), seq: n, method: 'POST', url: '/', headers: [], client: null, receivedAt: n, queuedAt: n, route: 'default', deliveryId: `d${n}` };
+  return {
+    id: id(n),
+    seq: n,
+    method: 'POST',
+    url: '/',
+    headers: [],
+    client: null,
+    receivedAt: n,
+    queuedAt: n,
+    route: 'default',
+    deliveryId: `d${n}`,
+  };
 }
 const dead = { at: 100, attempts: 4, lastStatus: 422, lastError: null };
 
@@ -23,7 +34,10 @@ describe('DeadLetterFolder', () => {
     await folder.put({ ...meta(2), dead }, Buffer.from('two'));
     await folder.put({ ...meta(1), dead }, Buffer.from('one'));
     expect(readdirSync(dir).sort()).toEqual([`${id(1)}.dead`, `${id(2)}.dead`]);
-    expect(folder.list().map((l) => [l.id, l.dead.lastStatus])).toEqual([[id(1), 422], [id(2), 422]]);
+    expect(folder.list().map((l) => [l.id, l.dead.lastStatus])).toEqual([
+      [id(1), 422],
+      [id(2), 422],
+    ]);
     expect((await folder.read(id(2))).body.toString()).toBe('two');
     const bytes = folder.diskBytes;
     await folder.remove(id(2));

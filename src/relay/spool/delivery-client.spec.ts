@@ -4,8 +4,19 @@ import { singleRoute } from '../dispatch/dispatch-table';
 import { DeliveryClient } from './delivery-client';
 import type { EventMeta } from './spool-record';
 
-const meta = (over: Partial<EventMeta> = {}): EventMeta =>
-  ({ id: 'e1', seq: 1, method: 'POST', url: '/hook?x=1', headers: ['Host', 'relay:8080', 'X-GitHub-Delivery', 'd-1', 'Content-Type', 'application/json'], client: '10.0.0.9', receivedAt: 0, queuedAt: 0, route: 'default', deliveryId: 'd-1', ...over });
+const meta = (over: Partial<EventMeta> = {}): EventMeta => ({
+  id: 'e1',
+  seq: 1,
+  method: 'POST',
+  url: '/hook?x=1',
+  headers: ['Host', 'relay:8080', 'X-GitHub-Delivery', 'd-1', 'Content-Type', 'application/json'],
+  client: '10.0.0.9',
+  receivedAt: 0,
+  queuedAt: 0,
+  route: 'default',
+  deliveryId: 'd-1',
+  ...over,
+});
 
 describe('DeliveryClient (a spooled event sent to its destination)', () => {
   let server: Server;
@@ -41,7 +52,13 @@ describe('DeliveryClient (a spooled event sent to its destination)', () => {
     const result = await client.send(route(), meta(), Buffer.from('{"a":1}'), new AbortController().signal);
     expect(result).toEqual({ answered: true, status: 503, retryAfter: '7' });
     expect(seen[0]).toMatchObject({ method: 'POST', url: '/base/hook?x=1', body: '{"a":1}' });
-    expect(seen[0].headers).toMatchObject({ host: `127.0.0.1:${port}`, 'x-github-delivery': 'd-1', 'x-forwarded-for': '10.0.0.9', 'x-forwarded-host': 'relay:8080', 'content-length': '7' });
+    expect(seen[0].headers).toMatchObject({
+      host: `127.0.0.1:${port}`,
+      'x-github-delivery': 'd-1',
+      'x-forwarded-for': '10.0.0.9',
+      'x-forwarded-host': 'relay:8080',
+      'content-length': '7',
+    });
   });
 
   it('settles on the status without waiting for a long answer body, and drops the connection past 64 KiB', async () => {
@@ -49,7 +66,11 @@ describe('DeliveryClient (a spooled event sent to its destination)', () => {
       res.writeHead(200);
       res.write(Buffer.alloc(200 * 1024));
     };
-    expect(await client.send(route(), meta(), Buffer.from('x'), new AbortController().signal)).toEqual({ answered: true, status: 200, retryAfter: undefined });
+    expect(await client.send(route(), meta(), Buffer.from('x'), new AbortController().signal)).toEqual({
+      answered: true,
+      status: 200,
+      retryAfter: undefined,
+    });
   });
 
   it('reports a destination that refuses connections, with the system error code', async () => {

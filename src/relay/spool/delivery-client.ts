@@ -28,7 +28,13 @@ export class DeliveryClient {
   /** One attempt; settles once the destination's status is known (its body is read and dropped after). */
   send(route: Route, meta: EventMeta, body: Buffer, signal: AbortSignal): Promise<AttemptResult> {
     const dest = route.destination;
-    if (dest === null) return Promise.resolve({ answered: false, error: `no destination is configured for rule ${route.name}`, timedOut: false, aborted: false });
+    if (dest === null)
+      return Promise.resolve({
+        answered: false,
+        error: `no destination is configured for rule ${route.name}`,
+        timedOut: false,
+        aborted: false,
+      });
     if (signal.aborted) return Promise.resolve({ answered: false, error: 'aborted', timedOut: false, aborted: true });
     const headers = forwardRequestHeaders(meta.headers, {
       destinationHost: route.keepHost ? (headerValue(meta.headers, 'host') ?? null) : null,
@@ -37,7 +43,9 @@ export class DeliveryClient {
     if (route.patches !== null) applyHeaderPatches(headers, route.patches);
     return new Promise((resolve) => {
       const attempt = new Attempt(signal, resolve);
-      this.pools.for(dest).dispatch({ path: destinationPath(dest, meta.url), method: meta.method, headers, body: body.length === 0 ? null : body }, attempt);
+      this.pools
+        .for(dest)
+        .dispatch({ path: destinationPath(dest, meta.url), method: meta.method, headers, body: body.length === 0 ? null : body }, attempt);
     });
   }
 

@@ -33,7 +33,10 @@ describe('DeliveryIdIndex', () => {
     ids.remember('c', 'ec', 900);
     ids.prune(1400);
     expect(ids.size).toBe(2);
-    expect([...ids.remembered(1450)]).toEqual([{ deliveryId: 'b', eventId: 'eb', acceptedAt: 500 }, { deliveryId: 'c', eventId: 'ec', acceptedAt: 900 }]);
+    expect([...ids.remembered(1450)]).toEqual([
+      { deliveryId: 'b', eventId: 'eb', acceptedAt: 500 },
+      { deliveryId: 'c', eventId: 'ec', acceptedAt: 900 },
+    ]);
     expect([...ids.remembered(1600)].map((r) => r.deliveryId)).toEqual(['c']);
   });
 

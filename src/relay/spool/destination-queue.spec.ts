@@ -4,8 +4,21 @@ import { DestinationQueue, SpooledEvent } from './destination-queue';
 const route = (name: string) => ({ name }) as Route;
 function event(seq: number, rule = 'default'): SpooledEvent {
   return {
-    segment: null as never, offset: 0, length: 1, seq, id: `e${seq}`, route: route(rule), deliveryId: null,
-    receivedAt: seq, queuedAt: seq, attempts: 0, lastStatus: null, lastError: null, nextAttemptAt: 0, inFlight: false, done: false,
+    segment: null as never,
+    offset: 0,
+    length: 1,
+    seq,
+    id: `e${seq}`,
+    route: route(rule),
+    deliveryId: null,
+    receivedAt: seq,
+    queuedAt: seq,
+    attempts: 0,
+    lastStatus: null,
+    lastError: null,
+    nextAttemptAt: 0,
+    inFlight: false,
+    done: false,
   };
 }
 const seqs = (it: Iterable<SpooledEvent>) => [...it].map((e) => e.seq);

@@ -11,7 +11,16 @@ function record(id: string, seq: number, queuedAt: number): RecoveredRecord {
 }
 
 function letter(id: string, deadAt: number): DeadLetter {
-  return { id, seq: 0, route: 'default', receivedAt: 0, queuedAt: 0, deliveryId: null, dead: { at: deadAt, attempts: 3, lastStatus: 500, lastError: null }, bytes: 1 };
+  return {
+    id,
+    seq: 0,
+    route: 'default',
+    receivedAt: 0,
+    queuedAt: 0,
+    deliveryId: null,
+    dead: { at: deadAt, attempts: 3, lastStatus: 500, lastError: null },
+    bytes: 1,
+  };
 }
 
 describe('reconcile (what a crash between two steps of a move left)', () => {

@@ -26,7 +26,10 @@ export interface Reconciled<M extends Identity> {
  * - an event found twice in the log (a requeue whose earlier record was never
  *   finished) is kept once, its newest copy.
  */
-export function reconcile<M extends Identity>(records: readonly RecoveredRecord<M>[], letterOf: (id: string) => DeadLetter | undefined): Reconciled<M> {
+export function reconcile<M extends Identity>(
+  records: readonly RecoveredRecord<M>[],
+  letterOf: (id: string) => DeadLetter | undefined,
+): Reconciled<M> {
   const newest = new Map<string, RecoveredRecord<M>>();
   const finish: RecordLocation[] = [];
   for (const r of records) {

@@ -3,7 +3,9 @@ import { backoffMs, httpDate, nextAttemptAt, retryAfterMs, verdictFor } from './
 describe('verdictFor', () => {
   it.each([200, 201, 202, 204, 299])('%d is delivered', (s) => expect(verdictFor(s)).toBe('delivered'));
   it.each([408, 429, 500, 502, 503, 504, 599])('%d is retried', (s) => expect(verdictFor(s)).toBe('retry'));
-  it.each([301, 302, 307, 400, 401, 403, 404, 409, 410, 413, 422])('%d goes to the dead letters at once', (s) => expect(verdictFor(s)).toBe('dead'));
+  it.each([301, 302, 307, 400, 401, 403, 404, 409, 410, 413, 422])('%d goes to the dead letters at once', (s) =>
+    expect(verdictFor(s)).toBe('dead'),
+  );
 });
 
 describe('retryAfterMs', () => {

@@ -150,22 +150,25 @@ describe('SegmentLog', () => {
     }
   });
 
-  it.each(['write', 'sync'] as const)('refuses a batch whose %s fails, cuts it off so that it never comes back, and goes on in a new segment', async (failing) => {
-    const log = logAt();
-    await log.recover();
-    await log.append(encodeRecord(meta(1), bodyOf(1)), 1);
-    log.beforeStep = (step) => {
-      if (step === failing) throw new Error('EIO: simulated');
-    };
-    await expect(log.append(encodeRecord(meta(2), bodyOf(2)), 2)).rejects.toThrow('EIO');
-    log.beforeStep = null;
-    await log.append(encodeRecord(meta(3), bodyOf(3)), 3);
-    expect(files()).toEqual(['000000000001.log', '000000000002.log']);
+  it.each(['write', 'sync'] as const)(
+    'refuses a batch whose %s fails, cuts it off so that it never comes back, and goes on in a new segment',
+    async (failing) => {
+      const log = logAt();
+      await log.recover();
+      await log.append(encodeRecord(meta(1), bodyOf(1)), 1);
+      log.beforeStep = (step) => {
+        if (step === failing) throw new Error('EIO: simulated');
+      };
+      await expect(log.append(encodeRecord(meta(2), bodyOf(2)), 2)).rejects.toThrow('EIO');
+      log.beforeStep = null;
+      await log.append(encodeRecord(meta(3), bodyOf(3)), 3);
+      expect(files()).toEqual(['000000000001.log', '000000000002.log']);
 
-    const { records, report } = await logAt().recover();
-    expect(records.map((r) => r.meta.seq)).toEqual([1, 3]);
-    expect(report.damagedBytes).toBe(0);
-  });
+      const { records, report } = await logAt().recover();
+      expect(records.map((r) => r.meta.seq)).toEqual([1, 3]);
+      expect(report.damagedBytes).toBe(0);
+    },
+  );
 
   it('ignores ack entries that are torn, damaged or name another record', async () => {
     const log = logAt();
@@ -173,12 +176,15 @@ describe('SegmentLog', () => {
     const [a, b] = await Promise.all([1, 2].map((seq) => log.append(encodeRecord(meta(seq), bodyOf(seq)), seq)));
     const damaged = encodeAck(b.offset, 2);
     damaged[3] ^= 0x04;
-    writeFileSync(join(dir, '000000000001.ack'), Buffer.concat([
-      encodeAck(a.offset, 7), // stale: another seq
-      encodeAck(a.offset + 1, 1), // not where a record starts
-      damaged,
-      encodeAck(b.offset, 2).subarray(0, 10), // torn
-    ]));
+    writeFileSync(
+      join(dir, '000000000001.ack'),
+      Buffer.concat([
+        encodeAck(a.offset, 7), // stale: another seq
+        encodeAck(a.offset + 1, 1), // not where a record starts
+        damaged,
+        encodeAck(b.offset, 2).subarray(0, 10), // torn
+      ]),
+    );
     const { records } = await logAt().recover();
     expect(records.map((r) => r.meta.seq)).toEqual([1, 2]);
   });

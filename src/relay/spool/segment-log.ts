@@ -1,7 +1,17 @@
 import { Logger } from '@nestjs/common';
 import { FileHandle, mkdir, open, readdir, readFile, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ACK_ENTRY_BYTES, ByteSource, decodeAcks, decodeRecord, DecodedRecord, encodeAck, EncodedRecord, EventMeta, scanSegment } from './spool-record';
+import {
+  ACK_ENTRY_BYTES,
+  ByteSource,
+  decodeAcks,
+  decodeRecord,
+  DecodedRecord,
+  encodeAck,
+  EncodedRecord,
+  EventMeta,
+  scanSegment,
+} from './spool-record';
 
 /**
  * The spool's events on disk: append-only segment files `<n>.log` of records
@@ -152,7 +162,9 @@ export class SegmentLog {
    * each record's meta to what the caller holds on to, so that a large spool is not held
    * in memory as whole metas while it is read.
    */
-  async recover<M = EventMeta>(keep: (meta: EventMeta) => M = (m) => m as M): Promise<{ records: RecoveredRecord<M>[]; report: RecoveryReport }> {
+  async recover<M = EventMeta>(
+    keep: (meta: EventMeta) => M = (m) => m as M,
+  ): Promise<{ records: RecoveredRecord<M>[]; report: RecoveryReport }> {
     await mkdir(this.dir, { recursive: true, mode: 0o700 });
     this.dirHandle = await open(this.dir, 'r');
     const logs = new Set<number>();
@@ -383,7 +395,10 @@ export class SegmentLog {
     } catch (e) {
       // Nobody was answered for this batch: cut it off, so that it cannot come back at
       // recovery, and leave a file that had trouble for a fresh one.
-      await seg.handle.truncate(start).then(() => seg.handle.datasync()).catch(() => undefined);
+      await seg.handle
+        .truncate(start)
+        .then(() => seg.handle.datasync())
+        .catch(() => undefined);
       this.seal(seg);
       for (const p of batch) p.reject(e as Error);
       return;
@@ -440,7 +455,7 @@ export class SegmentLog {
   }
 
   private async runTidy(): Promise<void> {
-    for (let worked = true; worked; ) {
+    for (let worked = true; worked;) {
       worked = false;
       for (const seg of [...this.segments.values()]) {
         if (seg.pendingAcks.length > 0) {
@@ -449,7 +464,13 @@ export class SegmentLog {
         }
         if (seg.sealed && seg.live === 0 && seg.pendingAcks.length === 0 && !seg.deleted) {
           worked = true;
-          await this.delete(seg).catch((e: Error) => this.logger.warn({ msg: 'deleting a finished segment failed; the next start deletes it', file: seg.logPath, reason: e.message }));
+          await this.delete(seg).catch((e: Error) =>
+            this.logger.warn({
+              msg: 'deleting a finished segment failed; the next start deletes it',
+              file: seg.logPath,
+              reason: e.message,
+            }),
+          );
         }
       }
     }
@@ -470,7 +491,12 @@ export class SegmentLog {
       seg.ackDirty = true;
     } catch (e) {
       // The records stay unfinished on disk: after a restart they are delivered again (at least once).
-      this.logger.warn({ msg: 'writing acks failed: these events will be delivered again after a restart', file: seg.ackPath, events: entries.length / ACK_ENTRY_BYTES, reason: (e as Error).message });
+      this.logger.warn({
+        msg: 'writing acks failed: these events will be delivered again after a restart',
+        file: seg.ackPath,
+        events: entries.length / ACK_ENTRY_BYTES,
+        reason: (e as Error).message,
+      });
     }
   }
 

@@ -13,7 +13,8 @@ describe('SpoolLock', () => {
   });
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
-  const owner = (pid: number, host = hostname()) => writeFileSync(path, JSON.stringify({ pid, host, startedAt: '2026-01-01T00:00:00.000Z' }));
+  const owner = (pid: number, host = hostname()) =>
+    writeFileSync(path, JSON.stringify({ pid, host, startedAt: '2026-01-01T00:00:00.000Z' }));
 
   it('names its owner, and release removes it', async () => {
     const lock = new SpoolLock(path);

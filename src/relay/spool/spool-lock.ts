@@ -31,7 +31,10 @@ export class SpoolLock {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
       const holder = await this.holder();
       if (holder !== null && !(await this.leftBehind(holder))) {
-        throw new Error(`the spool at ${this.path.replace(/\/[^/]*$/, '')} is in use by pid ${holder.pid} on ${holder.host} since ${holder.startedAt}; a spool belongs to one sidecar (lock file ${this.path})`, { cause: e });
+        throw new Error(
+          `the spool at ${this.path.replace(/\/[^/]*$/, '')} is in use by pid ${holder.pid} on ${holder.host} since ${holder.startedAt}; a spool belongs to one sidecar (lock file ${this.path})`,
+          { cause: e },
+        );
       }
       await writeFileAtomic(this.path, JSON.stringify(this.me), 0o600);
     }
@@ -62,7 +65,10 @@ export class SpoolLock {
 
   private async leftBehind(o: Owner): Promise<boolean> {
     if (o.host === this.me.host) return o.pid === this.me.pid || !running(o.pid);
-    const touched = await stat(this.path).then((s) => s.mtimeMs, () => 0);
+    const touched = await stat(this.path).then(
+      (s) => s.mtimeMs,
+      () => 0,
+    );
     return Date.now() - touched > STALE_MS;
   }
 }

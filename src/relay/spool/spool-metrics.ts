@@ -47,7 +47,10 @@ export class SpoolMetrics {
     @InjectMetric('sidecar_spool_compaction_moved_bytes_total') private readonly compactedBytes: Counter,
   ) {
     this.receipts = Object.fromEntries(RECEIPT_RESULTS.map((r) => [r, receipts.labels(r)])) as Record<ReceiptResult, Counter.Internal>;
-    this.deliveries = Object.fromEntries(DELIVERY_RESULTS.map((r) => [r, deliveries.labels(r)])) as Record<DeliveryResult, Counter.Internal>;
+    this.deliveries = Object.fromEntries(DELIVERY_RESULTS.map((r) => [r, deliveries.labels(r)])) as Record<
+      DeliveryResult,
+      Counter.Internal
+    >;
     for (const c of [...Object.values(this.receipts), ...Object.values(this.deliveries)]) c.inc(0);
   }
 

@@ -1,5 +1,14 @@
 import { randomBytes } from 'node:crypto';
-import { ACK_ENTRY_BYTES, bufferSource, decodeAcks, decodeRecord, encodeAck, EventMeta, recordBytes, scanSegment as scanSource } from './spool-record';
+import {
+  ACK_ENTRY_BYTES,
+  bufferSource,
+  decodeAcks,
+  decodeRecord,
+  encodeAck,
+  EventMeta,
+  recordBytes,
+  scanSegment as scanSource,
+} from './spool-record';
 
 const scanSegment = (buf: Buffer) => scanSource(bufferSource(buf));
 
@@ -111,7 +120,10 @@ describe('scanSegment', () => {
 describe('ack entries', () => {
   it('read back as offset → seq, large seqs included', () => {
     const buf = Buffer.concat([encodeAck(0, 1), encodeAck(4096, 2 ** 40 + 5)]);
-    expect([...decodeAcks(buf)]).toEqual([[0, 1], [4096, 2 ** 40 + 5]]);
+    expect([...decodeAcks(buf)]).toEqual([
+      [0, 1],
+      [4096, 2 ** 40 + 5],
+    ]);
   });
 
   it('ignore a torn last entry and a damaged one', () => {

@@ -178,10 +178,19 @@ function parseMeta(text: string): EventMeta | null {
   }
   if (typeof m !== 'object' || m === null) return null;
   const e = m as Record<string, unknown>;
-  const ok = typeof e.id === 'string' && typeof e.seq === 'number' && typeof e.method === 'string' && typeof e.url === 'string' &&
-    Array.isArray(e.headers) && e.headers.length % 2 === 0 && e.headers.every((h) => typeof h === 'string') &&
-    (e.client === null || typeof e.client === 'string') && typeof e.receivedAt === 'number' && typeof e.queuedAt === 'number' &&
-    typeof e.route === 'string' && (e.deliveryId === null || typeof e.deliveryId === 'string');
+  const ok =
+    typeof e.id === 'string' &&
+    typeof e.seq === 'number' &&
+    typeof e.method === 'string' &&
+    typeof e.url === 'string' &&
+    Array.isArray(e.headers) &&
+    e.headers.length % 2 === 0 &&
+    e.headers.every((h) => typeof h === 'string') &&
+    (e.client === null || typeof e.client === 'string') &&
+    typeof e.receivedAt === 'number' &&
+    typeof e.queuedAt === 'number' &&
+    typeof e.route === 'string' &&
+    (e.deliveryId === null || typeof e.deliveryId === 'string');
   return ok ? (e as unknown as EventMeta) : null;
 }
 

@@ -42,7 +42,11 @@ export class SpoolController {
 }
 
 function checked(id: string): string {
-  if (!EVENT_ID.test(id)) throw new HttpException({ error: 'bad_request', message: 'an event id is a lower-case UUID, as the 202 answer gave it' }, HttpStatus.BAD_REQUEST);
+  if (!EVENT_ID.test(id))
+    throw new HttpException(
+      { error: 'bad_request', message: 'an event id is a lower-case UUID, as the 202 answer gave it' },
+      HttpStatus.BAD_REQUEST,
+    );
   return id;
 }
 

@@ -136,7 +136,12 @@ export class Spool implements OnModuleInit, OnApplicationBootstrap {
     await this.lock.acquire();
     const { damaged } = await this.letters.open();
     const { records, report } = await this.log.recover((m): QueuedMeta => ({
-      id: m.id, seq: m.seq, receivedAt: m.receivedAt, queuedAt: m.queuedAt, deliveryId: m.deliveryId, route: this.routeFor(m),
+      id: m.id,
+      seq: m.seq,
+      receivedAt: m.receivedAt,
+      queuedAt: m.queuedAt,
+      deliveryId: m.deliveryId,
+      route: this.routeFor(m),
     }));
     const settled = reconcile(records, (id) => this.letters.get(id));
     for (const loc of settled.finish) this.log.finish(loc);
@@ -152,7 +157,12 @@ export class Spool implements OnModuleInit, OnApplicationBootstrap {
     this.nextSeq = Math.max(this.nextSeq, report.maxSeq + 1);
     for (const letter of this.letters.list()) this.nextSeq = Math.max(this.nextSeq, letter.seq + 1);
     if (report.damagedBytes > 0 || damaged.length > 0) {
-      this.logger.warn({ msg: 'spool recovery dropped damaged data', damagedBytes: report.damagedBytes, segments: report.damagedSegments, deadLettersSetAside: damaged });
+      this.logger.warn({
+        msg: 'spool recovery dropped damaged data',
+        damagedBytes: report.damagedBytes,
+        segments: report.damagedSegments,
+        deadLettersSetAside: damaged,
+      });
     }
     this.logger.log({
       msg: 'spool recovered',
@@ -197,7 +207,12 @@ export class Spool implements OnModuleInit, OnApplicationBootstrap {
           const done = await this.log.compact(segment, waiting.get(segment)!, (r) => !(r as SpooledEvent).done);
           if (done.moved > 0) this.metrics.compacted(done.movedBytes);
           this.logger.debug({ msg: 'spool segment compacted', ...done, freedBytes: segment.deleted ? segment.size : 0, bytes: this.bytes });
-          if (done.left > 0) this.logger.warn({ msg: 'spool compaction left records in place (unreadable or not written); it tries that segment again later', segment: done.segment, left: done.left });
+          if (done.left > 0)
+            this.logger.warn({
+              msg: 'spool compaction left records in place (unreadable or not written); it tries that segment again later',
+              segment: done.segment,
+              left: done.left,
+            });
         } catch (err) {
           this.logger.warn({ msg: 'spool compaction failed; it tries again later', reason: (err as Error).message });
           return;
@@ -255,7 +270,13 @@ export class Spool implements OnModuleInit, OnApplicationBootstrap {
       void this.compactSegments();
       if (!this.full) {
         this.full = true;
-        this.logger.warn({ msg: 'spool full: new events are answered 507', bytes: this.bytes, limit: this.config.maxBytes, events: this.events, deadLetters: this.letters.count });
+        this.logger.warn({
+          msg: 'spool full: new events are answered 507',
+          bytes: this.bytes,
+          limit: this.config.maxBytes,
+          events: this.events,
+          deadLetters: this.letters.count,
+        });
       }
       return { kind: 'full', bytes: this.bytes, limit: this.config.maxBytes };
     }
@@ -373,7 +394,12 @@ export class Spool implements OnModuleInit, OnApplicationBootstrap {
       if (record === null) {
         // Left unfinished on disk: a restart reads the segment again, and a record that
         // fails its checksum there is dropped for good.
-        this.logger.error({ msg: 'spooled event is unreadable: left on disk and out of the queue until a restart', id: e.id, rule: e.route.name, reason: result.answered ? '' : result.error });
+        this.logger.error({
+          msg: 'spooled event is unreadable: left on disk and out of the queue until a restart',
+          id: e.id,
+          rule: e.route.name,
+          reason: result.answered ? '' : result.error,
+        });
         this.metrics.delivery('unreadable');
         this.finish(q, e);
       } else if (!(!result.answered && result.aborted)) {
@@ -414,13 +440,25 @@ export class Spool implements OnModuleInit, OnApplicationBootstrap {
       return;
     }
     if (verdict === 'retry') {
-      const at = nextAttemptAt(e, retryAfter, now, { initialMs: this.config.retryInitialMs, maxMs: this.config.retryMaxMs, maxAgeMs: this.config.maxAgeMs });
+      const at = nextAttemptAt(e, retryAfter, now, {
+        initialMs: this.config.retryInitialMs,
+        maxMs: this.config.retryMaxMs,
+        maxAgeMs: this.config.maxAgeMs,
+      });
       if (at !== null) {
         e.nextAttemptAt = at;
         this.metrics.delivery('retried');
         if (!q.failing) {
           q.failing = true;
-          this.logger.warn({ msg: 'delivery failing, retrying', destination: q.origin, rule: e.route.name, status: e.lastStatus, error: e.lastError, retryInMs: at - now, waiting: q.length });
+          this.logger.warn({
+            msg: 'delivery failing, retrying',
+            destination: q.origin,
+            rule: e.route.name,
+            status: e.lastStatus,
+            error: e.lastError,
+            retryInMs: at - now,
+            waiting: q.length,
+          });
         }
         return;
       }
@@ -443,7 +481,10 @@ export class Spool implements OnModuleInit, OnApplicationBootstrap {
     this.finish(q, e);
     this.metrics.delivery('dead_lettered');
     this.logger.warn({
-      msg: why === 'refused' ? 'destination refused an event: moved to the dead letters' : 'event not delivered within SPOOL_MAX_AGE: moved to the dead letters',
+      msg:
+        why === 'refused'
+          ? 'destination refused an event: moved to the dead letters'
+          : 'event not delivered within SPOOL_MAX_AGE: moved to the dead letters',
       id: e.id,
       rule: e.route.name,
       destination: q.origin,
@@ -497,24 +538,26 @@ export class Spool implements OnModuleInit, OnApplicationBootstrap {
       path: this.config.path,
       ...this.figures(),
       deliveryIdsRemembered: this.ids?.size ?? null,
-      destinations: [...this.queues.values()].filter((q) => q.length > 0).map((q) => {
-        const head = q.first()!;
-        return {
-          destination: q.origin,
-          rules: q.rules,
-          events: q.length,
-          inFlight: q.inFlight,
-          failing: q.failing,
-          head: {
-            id: head.id,
-            receivedAt: new Date(head.receivedAt).toISOString(),
-            attempts: head.attempts,
-            lastStatus: head.lastStatus,
-            lastError: head.lastError,
-            nextAttemptAt: head.attempts > 0 ? new Date(head.nextAttemptAt).toISOString() : null,
-          },
-        };
-      }),
+      destinations: [...this.queues.values()]
+        .filter((q) => q.length > 0)
+        .map((q) => {
+          const head = q.first()!;
+          return {
+            destination: q.origin,
+            rules: q.rules,
+            events: q.length,
+            inFlight: q.inFlight,
+            failing: q.failing,
+            head: {
+              id: head.id,
+              receivedAt: new Date(head.receivedAt).toISOString(),
+              attempts: head.attempts,
+              lastStatus: head.lastStatus,
+              lastError: head.lastError,
+              nextAttemptAt: head.attempts > 0 ? new Date(head.nextAttemptAt).toISOString() : null,
+            },
+          };
+        }),
     };
   }
 
@@ -552,7 +595,10 @@ export class Spool implements OnModuleInit, OnApplicationBootstrap {
   }
 
   async requeueAll(): Promise<{ requeued: number; failed: number }> {
-    const ids = this.letters.list().map((l) => l.id).filter((id) => !this.moving.has(id));
+    const ids = this.letters
+      .list()
+      .map((l) => l.id)
+      .filter((id) => !this.moving.has(id));
     let requeued = 0;
     let failed = 0;
     // Some at a time: their appends share syncs, and memory holds only a few bodies.
@@ -595,7 +641,11 @@ export class Spool implements OnModuleInit, OnApplicationBootstrap {
         this.enqueue(a.meta, this.routeFor(a.meta), location);
         requeued++;
         await this.letters.remove(a.meta.id).catch((err: Error) => {
-          this.logger.error({ msg: 'removing a requeued dead letter failed; it goes at the next start', id: a.meta.id, reason: err.message });
+          this.logger.error({
+            msg: 'removing a requeued dead letter failed; it goes at the next start',
+            id: a.meta.id,
+            reason: err.message,
+          });
         });
         this.logger.log({ msg: 'dead letter requeued', id: a.meta.id, rule: a.meta.route });
       }
@@ -705,7 +755,13 @@ export class Spool implements OnModuleInit, OnApplicationBootstrap {
     if (!Array.isArray(rows)) return;
     const now = Date.now();
     for (const row of rows) {
-      if (Array.isArray(row) && typeof row[0] === 'string' && typeof row[1] === 'string' && typeof row[2] === 'number' && now - row[2] < this.config.dedupWindowMs) {
+      if (
+        Array.isArray(row) &&
+        typeof row[0] === 'string' &&
+        typeof row[1] === 'string' &&
+        typeof row[2] === 'number' &&
+        now - row[2] < this.config.dedupWindowMs
+      ) {
         this.ids.remember(row[0], row[1], row[2]);
       }
     }

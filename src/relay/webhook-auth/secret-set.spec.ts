@@ -36,7 +36,12 @@ describe('SecretSource (a secrets file)', () => {
     writeFileSync(file, 'first-secret\n');
     const problems: string[] = [];
     let changes = 0;
-    const source = new SecretSource({ file }, 'first-secret\n', (p) => problems.push(p), () => changes++);
+    const source = new SecretSource(
+      { file },
+      'first-secret\n',
+      (p) => problems.push(p),
+      () => changes++,
+    );
     await source.refresh();
     expect(text(source.current.signingKey)).toBe('first-secret');
 

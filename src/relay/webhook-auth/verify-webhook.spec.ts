@@ -12,7 +12,8 @@ const TOLERANCE = 300_000;
 const body = Buffer.from('{"action":"opened","title":"caf\u00e9","n":12345678901234567890}', 'utf8');
 const hex = (key: string | Buffer, data: Buffer) => createHmac('sha256', key).update(data).digest('hex');
 const set = (...secrets: string[]) => new SecretSet(secrets);
-const verify = (headers: string[], b: Buffer | null = body, secrets = set(SECRET), now = NOW) => verifyWebhook(headers, b, secrets, now, TOLERANCE);
+const verify = (headers: string[], b: Buffer | null = body, secrets = set(SECRET), now = NOW) =>
+  verifyWebhook(headers, b, secrets, now, TOLERANCE);
 
 function standardHeaders(id: string, ts: number, b: Buffer, key = STANDARD_KEY): string[] {
   const sig = createHmac('sha256', key).update(`${id}.${ts}.`).update(b).digest('base64');
@@ -44,7 +45,11 @@ describe('verifyWebhook', () => {
     it('refuses a body re-serialised by JSON.stringify(JSON.parse(body)) (the large number loses digits)', () => {
       const reserialised = Buffer.from(JSON.stringify(JSON.parse(body.toString('utf8'))));
       expect(reserialised.equals(body)).toBe(false);
-      expect(verify([...hint, header, sign(body, SECRET)], reserialised)).toMatchObject({ ok: false, reason: 'bad_signature', maybeReserialised: true });
+      expect(verify([...hint, header, sign(body, SECRET)], reserialised)).toMatchObject({
+        ok: false,
+        reason: 'bad_signature',
+        maybeReserialised: true,
+      });
     });
 
     it('refuses a signature made with another secret; a non-JSON body gets no re-serialisation hint', () => {
@@ -78,17 +83,27 @@ describe('verifyWebhook', () => {
     });
   });
 
-  it('refuses sha1 (GitHub\'s legacy X-Hub-Signature) as an unsupported scheme', () => {
+  it("refuses sha1 (GitHub's legacy X-Hub-Signature) as an unsupported scheme", () => {
     const sha1 = createHmac('sha1', SECRET).update(body).digest('hex');
-    expect(verify(['X-GitHub-Event', 'push', 'X-Hub-Signature', `sha1=${sha1}`])).toMatchObject({ ok: false, reason: 'unsupported_scheme', sender: 'github' });
+    expect(verify(['X-GitHub-Event', 'push', 'X-Hub-Signature', `sha1=${sha1}`])).toMatchObject({
+      ok: false,
+      reason: 'unsupported_scheme',
+      sender: 'github',
+    });
     // With both, the sha256 one is the proof.
-    expect(verify(['X-Hub-Signature', `sha1=${sha1}`, 'X-Hub-Signature-256', `sha256=${hex(SECRET, body)}`])).toEqual({ ok: true, sender: 'github' });
+    expect(verify(['X-Hub-Signature', `sha1=${sha1}`, 'X-Hub-Signature-256', `sha256=${hex(SECRET, body)}`])).toEqual({
+      ok: true,
+      sender: 'github',
+    });
   });
 
-  it('checks the first proof in its order when several are present (Gitea sends its own and GitHub\'s)', () => {
+  it("checks the first proof in its order when several are present (Gitea sends its own and GitHub's)", () => {
     const headers = ['X-Gitea-Signature', hex(OTHER, body), 'X-Hub-Signature-256', `sha256=${hex(SECRET, body)}`];
     expect(verify(headers)).toMatchObject({ ok: false, reason: 'bad_signature', sender: 'gitea' });
-    expect(verify(['X-Forgejo-Signature', hex(SECRET, body), 'X-Gitea-Signature', hex(OTHER, body)])).toEqual({ ok: true, sender: 'forgejo' });
+    expect(verify(['X-Forgejo-Signature', hex(SECRET, body), 'X-Gitea-Signature', hex(OTHER, body)])).toEqual({
+      ok: true,
+      sender: 'forgejo',
+    });
   });
 
   describe('gitlab (X-Gitlab-Token)', () => {
@@ -122,11 +137,18 @@ describe('verifyWebhook', () => {
     });
 
     it('refuses a tampered body, another id, another key', () => {
-      expect(verify(standardHeaders('msg_1', ts, body), Buffer.from('{}'), secrets)).toMatchObject({ ok: false, reason: 'bad_signature', maybeReserialised: true });
+      expect(verify(standardHeaders('msg_1', ts, body), Buffer.from('{}'), secrets)).toMatchObject({
+        ok: false,
+        reason: 'bad_signature',
+        maybeReserialised: true,
+      });
       const h = standardHeaders('msg_1', ts, body);
       h[1] = 'msg_2';
       expect(verify(h, body, secrets)).toMatchObject({ ok: false, reason: 'bad_signature' });
-      expect(verify(standardHeaders('msg_1', ts, body, Buffer.from('other key')), body, secrets)).toMatchObject({ ok: false, reason: 'bad_signature' });
+      expect(verify(standardHeaders('msg_1', ts, body, Buffer.from('other key')), body, secrets)).toMatchObject({
+        ok: false,
+        reason: 'bad_signature',
+      });
     });
 
     it('refuses a timestamp outside the tolerance, in the past or the future, and accepts one just inside', () => {
@@ -140,15 +162,25 @@ describe('verifyWebhook', () => {
       const rotated = set(`whsec_${newKey.toString('base64')}`, WHSEC);
       expect(verify(standardHeaders('m', ts, body), body, rotated)).toEqual({ ok: true, sender: 'standard' });
       expect(verify(standardHeaders('m', ts, body, newKey), body, rotated)).toEqual({ ok: true, sender: 'standard' });
-      expect(verify(standardHeaders('m', ts, body), body, set(SECRET))).toMatchObject({ ok: false, reason: 'bad_signature', message: expect.stringContaining('no whsec_') });
+      expect(verify(standardHeaders('m', ts, body), body, set(SECRET))).toMatchObject({
+        ok: false,
+        reason: 'bad_signature',
+        message: expect.stringContaining('no whsec_'),
+      });
     });
 
     it('refuses incomplete or malformed headers', () => {
       const h = standardHeaders('m', ts, body);
       expect(verify(h.slice(2), body, secrets)).toMatchObject({ ok: false, reason: 'malformed_signature', sender: 'standard' });
-      expect(verify(['webhook-id', 'm', 'webhook-timestamp', 'soon', 'webhook-signature', h[5]], body, secrets)).toMatchObject({ reason: 'malformed_signature' });
-      expect(verify(['webhook-id', 'm', 'webhook-timestamp', String(ts), 'webhook-signature', 'v1,short'], body, secrets)).toMatchObject({ reason: 'malformed_signature' });
-      expect(verify(['webhook-id', 'm', 'webhook-timestamp', String(ts), 'webhook-signature', 'v1a,abc'], body, secrets)).toMatchObject({ reason: 'unsupported_scheme' });
+      expect(verify(['webhook-id', 'm', 'webhook-timestamp', 'soon', 'webhook-signature', h[5]], body, secrets)).toMatchObject({
+        reason: 'malformed_signature',
+      });
+      expect(verify(['webhook-id', 'm', 'webhook-timestamp', String(ts), 'webhook-signature', 'v1,short'], body, secrets)).toMatchObject({
+        reason: 'malformed_signature',
+      });
+      expect(verify(['webhook-id', 'm', 'webhook-timestamp', String(ts), 'webhook-signature', 'v1a,abc'], body, secrets)).toMatchObject({
+        reason: 'unsupported_scheme',
+      });
       expect(verify([...h, 'webhook-id', 'again'], body, secrets)).toMatchObject({ reason: 'malformed_signature' });
     });
   });

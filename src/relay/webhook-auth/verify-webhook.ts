@@ -22,7 +22,13 @@ import { type SecretSet, sha256 } from './secret-set';
 export type RejectReason = 'missing_signature' | 'malformed_signature' | 'unsupported_scheme' | 'bad_signature' | 'stale_timestamp';
 export type Sender = 'github' | 'bitbucket' | 'gitea' | 'forgejo' | 'gitlab' | 'standard' | 'unknown';
 
-export const REJECT_REASONS: readonly RejectReason[] = ['missing_signature', 'malformed_signature', 'unsupported_scheme', 'bad_signature', 'stale_timestamp'];
+export const REJECT_REASONS: readonly RejectReason[] = [
+  'missing_signature',
+  'malformed_signature',
+  'unsupported_scheme',
+  'bad_signature',
+  'stale_timestamp',
+];
 export const SENDERS: readonly Sender[] = ['github', 'bitbucket', 'gitea', 'forgejo', 'gitlab', 'standard', 'unknown'];
 
 export interface Verified {
@@ -102,7 +108,13 @@ const HEX_SHA256 = /^[0-9a-fA-F]{64}$/;
  * Verifies one event. `body`: the bytes that arrived (null for none); `nowMs`: the clock
  * (Date.now()); `toleranceMs`: how far a Standard Webhooks timestamp may be from it.
  */
-export function verifyWebhook(rawHeaders: readonly string[], body: Buffer | null, secrets: SecretSet, nowMs: number, toleranceMs: number): Verdict {
+export function verifyWebhook(
+  rawHeaders: readonly string[],
+  body: Buffer | null,
+  secrets: SecretSet,
+  nowMs: number,
+  toleranceMs: number,
+): Verdict {
   const f = scan(rawHeaders);
   const bytes = body ?? EMPTY;
   if (f.standardSignature !== undefined || f.standardId !== undefined || f.standardTimestamp !== undefined) {
@@ -123,7 +135,8 @@ function reject(reason: RejectReason, sender: Sender, message: string, body?: Bu
   const r: Rejected = { ok: false, reason, sender, message };
   if (body !== undefined && isJson(body)) {
     r.maybeReserialised = true;
-    r.message += '; the body is valid JSON: if the smee client re-serialises JSON bodies (the npm smee-client does), the bytes that were signed are not the bytes that arrived (use a client that keeps the body as it arrived, such as gosmee)';
+    r.message +=
+      '; the body is valid JSON: if the smee client re-serialises JSON bodies (the npm smee-client does), the bytes that were signed are not the bytes that arrived (use a client that keeps the body as it arrived, such as gosmee)';
   }
   return r;
 }
@@ -212,7 +225,11 @@ function verifyStandard(f: Found, body: Buffer, secrets: SecretSet, nowMs: numbe
   if (!TIMESTAMP.test(ts)) return reject('malformed_signature', sender, 'webhook-timestamp is not whole seconds since the epoch');
   const skewMs = nowMs - Number(ts) * 1000;
   if (Math.abs(skewMs) > toleranceMs) {
-    return reject('stale_timestamp', sender, `webhook-timestamp is ${Math.round(Math.abs(skewMs) / 1000)} s ${skewMs > 0 ? 'old' : 'in the future'}; the tolerance is ${toleranceMs / 1000} s (WEBHOOK_TOLERANCE_SECONDS)`);
+    return reject(
+      'stale_timestamp',
+      sender,
+      `webhook-timestamp is ${Math.round(Math.abs(skewMs) / 1000)} s ${skewMs > 0 ? 'old' : 'in the future'}; the tolerance is ${toleranceMs / 1000} s (WEBHOOK_TOLERANCE_SECONDS)`,
+    );
   }
   // Space-separated `version,signature` pairs; v1 is HMAC-SHA256. Others (v1a: asymmetric) are not checked.
   const given: Buffer[] = [];
@@ -235,5 +252,12 @@ function verifyStandard(f: Found, body: Buffer, secrets: SecretSet, nowMs: numbe
   const prefix = Buffer.from(`${id}.${ts}.`, 'utf8');
   let match = false;
   for (const g of given) if (hmacMatches(secrets.standardKeys, [prefix, body], g)) match = true;
-  return match ? { ok: true, sender } : reject('bad_signature', sender, 'no v1 webhook-signature matches webhook-id, webhook-timestamp and the body under any whsec_ secret', body);
+  return match
+    ? { ok: true, sender }
+    : reject(
+        'bad_signature',
+        sender,
+        'no v1 webhook-signature matches webhook-id, webhook-timestamp and the body under any whsec_ secret',
+        body,
+      );
 }

@@ -51,9 +51,14 @@ export class WebhookAuth implements OnModuleInit, OnApplicationShutdown {
     @InjectMetric('sidecar_webhook_verified_total') private readonly verifiedTotal: Counter<'sender'>,
   ) {
     this.config = configService.get('webhookAuth', { infer: true })!;
-    this.global = this.config.secret && this.source(this.config.secret, this.config.secret && 'file' in this.config.secret ? 'WEBHOOK_SECRET_FILE' : 'WEBHOOK_SECRET');
+    this.global =
+      this.config.secret &&
+      this.source(this.config.secret, this.config.secret && 'file' in this.config.secret ? 'WEBHOOK_SECRET_FILE' : 'WEBHOOK_SECRET');
     const rules = configService.get('dispatch', { infer: true })?.rules ?? [];
-    this.byRoute = [this.global, ...rules.map((r) => (r.secret ? this.source(r.secret, `the secret of dispatch rule ${r.name}`) : this.global))];
+    this.byRoute = [
+      this.global,
+      ...rules.map((r) => (r.secret ? this.source(r.secret, `the secret of dispatch rule ${r.name}`) : this.global)),
+    ];
     // Every series exists from start-up at 0 (the label values are bounded: 5 reasons, 7 senders).
     for (const sender of SENDERS) {
       this.verifiedBySender.set(sender, verifiedTotal.labels(sender));
