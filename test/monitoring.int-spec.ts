@@ -9,6 +9,7 @@ import { killLeftover, spawnSidecar, SidecarProcess } from './support/process';
 import { RedisServer } from './support/redis-server';
 import { RecordingServer } from './support/recording-server';
 import { freePort } from './support/sidecar';
+import { teardown } from './support/teardown';
 
 /**
  * k8s/monitoring/: the alert rules (plain file and PrometheusRule) and the Grafana
@@ -333,12 +334,16 @@ describe('metric names in the dashboard and the alerts, against a running sideca
     }
   }, 60_000);
 
-  afterAll(async () => {
-    sidecar?.proc.kill('SIGTERM');
-    await sidecar?.exited;
-    await killLeftover(sidecar);
-    await Promise.all([channel.close(), downstream.close(), redis.close()]);
-  });
+  afterAll(() =>
+    teardown(
+      async () => {
+        sidecar?.proc.kill('SIGTERM');
+        await sidecar?.exited;
+      },
+      () => killLeftover(sidecar),
+      () => Promise.all([channel.close(), downstream.close(), redis.close()]),
+    ),
+  );
 
   it('the dashboard queries only metrics the sidecar exposes', () => {
     const used = [...dashboardTargets().map((t) => t.expr), ...variableSelectors()].flatMap((e) => metricNames(withoutVariables(e)));

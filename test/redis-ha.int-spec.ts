@@ -6,6 +6,7 @@ import { RedisServer } from './support/redis-server';
 import { freePort } from './support/sidecar';
 import { SmeeClientProcess } from './support/smee-client-process';
 import { waitFor } from './support/wait-for';
+import { teardown } from './support/teardown';
 
 /**
  * High availability on Redis, with real peers only: a real redis-server, three built
@@ -66,11 +67,13 @@ describe('three replicas behind one smee channel, coordinated through a real red
     await downstream.listen();
   });
 
-  afterAll(async () => {
-    await channels.close();
-    await downstream.close();
-    await redis.close();
-  });
+  afterAll(() =>
+    teardown(
+      () => channels.close(),
+      () => downstream.close(),
+      () => redis.close(),
+    ),
+  );
 
   afterEach(async () => {
     for (const r of replicas) {

@@ -7,6 +7,7 @@ import { RedisServer } from './support/redis-server';
 import { freePort } from './support/sidecar';
 import { makeTestCa } from './support/test-ca';
 import { waitFor } from './support/wait-for';
+import { teardown } from './support/teardown';
 
 /**
  * rediss:// and REDIS_PASSWORD_FILE against a real redis-server that takes TLS only and
@@ -24,12 +25,16 @@ describe('coordination over TLS with a password (real redis-server)', () => {
     await redis.start();
     await downstream.listen();
   });
-  afterAll(async () => {
-    for (const p of running) if (p.proc.exitCode === null && p.proc.signalCode === null) p.proc.kill('SIGKILL');
-    await Promise.all(running.map((p) => p.exited));
-    await redis.close();
-    await downstream.close();
-  });
+  afterAll(() =>
+    teardown(
+      async () => {
+        for (const p of running) if (p.proc.exitCode === null && p.proc.signalCode === null) p.proc.kill('SIGKILL');
+        await Promise.all(running.map((p) => p.exited));
+      },
+      () => redis.close(),
+      () => downstream.close(),
+    ),
+  );
 
   async function replica(password: string): Promise<{ relay: number; management: number; proc: SidecarProcess }> {
     const file = join(secrets, `password-${running.length}`);

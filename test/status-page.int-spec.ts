@@ -9,6 +9,7 @@ import { LoopbackChannel } from './support/loopback-channel';
 import { RecordingServer } from './support/recording-server';
 import { RedisServer } from './support/redis-server';
 import { eventually, freePort, start } from './support/sidecar';
+import { teardown } from './support/teardown';
 
 /** Screenshots of the page land here (gitignored), for a person to look at after a run. */
 const ARTIFACTS = join(__dirname, '..', 'test-artifacts');
@@ -127,11 +128,13 @@ describe('the status page (GET / on the management port) in headless Chromium', 
     );
   }, 90_000);
 
-  afterAll(async () => {
-    await browser?.close();
-    await sidecar?.close();
-    await Promise.all([channel.close(), downstream.close(), receiver.close(), redis.close()]);
-  });
+  afterAll(() =>
+    teardown(
+      () => browser?.close(),
+      () => sidecar?.close(),
+      () => Promise.all([channel.close(), downstream.close(), receiver.close(), redis.close()]),
+    ),
+  );
 
   /** Opens the page and waits until it has rendered a /status answer; returns that answer as the page received it. */
   async function openPage(viewport: { width: number; height: number; mobile?: boolean }): Promise<{ page: ChromiumPage; shown: Status }> {

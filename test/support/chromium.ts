@@ -74,7 +74,9 @@ export class HeadlessChromium {
         `--user-data-dir=${profile}`,
         'about:blank',
       ],
-      { stdio: ['ignore', 'ignore', 'pipe'] },
+      // its own process group, so that close() also ends the helpers (crashpad, utility
+      // processes) that can outlive the browser process and keep writing to the profile
+      { stdio: ['ignore', 'ignore', 'pipe'], detached: true },
     );
     let err = '';
     const url = await new Promise<string>((resolve, reject) => {
@@ -159,7 +161,15 @@ export class HeadlessChromium {
       this.proc.kill('SIGKILL');
       await exited;
     }
-    rmSync(this.profile, { recursive: true, force: true });
+    if (this.proc.pid !== undefined) {
+      try {
+        process.kill(-this.proc.pid, 'SIGKILL');
+      } catch {
+        // the group is gone already
+      }
+    }
+    // a helper killed a moment ago may still have had a write in flight: retry on ENOTEMPTY
+    rmSync(this.profile, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
   }
 }
 
