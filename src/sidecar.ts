@@ -2,14 +2,10 @@ import { LoggerService } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, NestFastifyApplication } from '@nestjs/platform-fastify';
 import { AgentServer } from './agent/agent-server';
-import { AgentService } from './agent/agent.service';
 import { AppModule } from './app.module';
 import { installCompatHooks } from './compat/compat-hooks';
 import type { SidecarConfig } from './config/sidecar-config';
-import { ConnectionsService } from './connections/connections.service';
-import { HealthCheckService } from './health-check/health-check.service';
 import { RelayServer } from './relay/relay-server';
-import { StatusFile } from './status-file/status-file';
 
 export interface Sidecar {
   /** The Nest application; it serves the management port. */
@@ -24,11 +20,14 @@ export interface Sidecar {
 }
 
 /**
- * Builds and starts the sidecar: every module initialised, the probe scripts and the
- * connections state in place, relay and management listeners bound, the first health
- * check started, the agent's first round done and only then its port bound (HAProxy keeps
- * a server's state while its agent cannot be reached, rather than see it down for a
- * moment). Shared by main.ts and tests.
+ * Builds and starts the sidecar. One start-up convention, Nest's lifecycle: in
+ * `onModuleInit` each feature puts in place what must exist before anything is served (the
+ * spool recovered, Redis tried, the probe scripts and the connections state file written)
+ * and the relay binds its port last, its modules being initialised before it; in
+ * `onApplicationBootstrap` the work that talks to peers starts (the health check, the
+ * spool's delivery, remote write, the agent's first round and only then its port: HAProxy
+ * keeps a server's state while its agent cannot be reached, rather than see it down for a
+ * moment). The management port opens once all of that is done. Shared by main.ts and tests.
  */
 export async function startSidecar(config: SidecarConfig, logger: LoggerService | false = false): Promise<Sidecar> {
   const adapter = new FastifyAdapter();
@@ -40,18 +39,7 @@ export async function startSidecar(config: SidecarConfig, logger: LoggerService 
   });
   try {
     await app.init();
-    const healthCheck = config.healthCheck ? app.get(HealthCheckService) : null;
-    if (healthCheck) await app.get(StatusFile).installProbes();
-    // First read and state file before "ready": a preStop right after start-up finds them.
-    if (config.connections) await app.get(ConnectionsService).start();
-    const relay = config.relay ? app.get(RelayServer) : null;
-    await relay?.listen();
     if (config.server.managementPort !== null) await app.listen(config.server.managementPort, config.server.listenHost);
-    healthCheck?.start();
-    if (config.agent) {
-      await app.get(AgentService).start();
-      await app.get(AgentServer).listen();
-    }
   } catch (e) {
     await app.close().catch(() => undefined);
     throw e;

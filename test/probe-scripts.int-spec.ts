@@ -37,7 +37,7 @@ const clockDir = join(base, 'clock');
 const scriptPath = (name: Probe) => join(shared, name);
 
 function fakeConfig(path: string, healthFilePath: string): ConstructorParameters<typeof StatusFile>[0] {
-  return { get: () => ({ path, healthFilePath }) } as unknown as ConstructorParameters<typeof StatusFile>[0];
+  return { path, healthFilePath };
 }
 
 beforeAll(async () => {

@@ -1,9 +1,9 @@
 import { Injectable } from '@nestjs/common';
-import { ConfigService } from '@nestjs/config';
 import { InjectMetric, makeCounterProvider, makeGaugeProvider } from '@willsoto/nestjs-prometheus';
 import type { Counter, Gauge } from 'prom-client';
 import { HEALTH_CHECK_INPUT } from '../config/agent.schema';
-import type { SidecarConfig } from '../config/sidecar-config';
+import { InjectSettings } from '../config/settings';
+import type { AgentConfig, HealthCheckConfig } from '../config/sidecar-config';
 import type { Round, StatusFileState, Verdict } from './agent-state';
 
 const ADMIN_STATES = ['ready', 'drain', 'maint'] as const;
@@ -58,7 +58,8 @@ export class AgentMetrics {
   private readonly fileChildren;
 
   constructor(
-    configService: ConfigService<SidecarConfig, true>,
+    @InjectSettings('agent') agent: AgentConfig,
+    @InjectSettings('healthCheck') healthCheck: HealthCheckConfig | null,
     @InjectMetric('sidecar_agent_healthy') private readonly healthy: Gauge,
     @InjectMetric('sidecar_agent_damped') private readonly damped: Gauge,
     @InjectMetric('sidecar_agent_status') status: Gauge<'status'>,
@@ -70,9 +71,8 @@ export class AgentMetrics {
     @InjectMetric('sidecar_agent_load_errors_total') private readonly loadErrors: Counter,
     @InjectMetric('sidecar_agent_replies_total') private readonly replies: Counter,
   ) {
-    const agent = configService.get('agent', { infer: true })!;
     const names = agent.upstreams.map((u) => u.name);
-    if (configService.get('healthCheck', { infer: true })) names.push(HEALTH_CHECK_INPUT);
+    if (healthCheck) names.push(HEALTH_CHECK_INPUT);
     for (const name of names) {
       checkUp.labels(name).set(0);
       for (const result of CHECK_RESULTS) checks.labels(name, result).inc(0);

@@ -1,7 +1,7 @@
-import { Injectable, Logger, OnApplicationShutdown } from '@nestjs/common';
-import { ConfigService } from '@nestjs/config';
+import { Injectable, Logger, OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/common';
 import { AddressInfo, createServer, Server, Socket } from 'node:net';
-import type { AgentConfig, SidecarConfig } from '../config/sidecar-config';
+import { InjectSettings } from '../config/settings';
+import type { AgentConfig, ServerConfig } from '../config/sidecar-config';
 import { AgentMetrics } from './agent-metrics';
 import { AgentService } from './agent.service';
 
@@ -16,24 +16,33 @@ const MAX_CONNECTIONS = 256;
  * side is cut after AgentConfig.connectionTimeoutMs.
  */
 @Injectable()
-export class AgentServer implements OnApplicationShutdown {
+export class AgentServer implements OnApplicationBootstrap, OnApplicationShutdown {
   private readonly logger = new Logger('AgentServer');
-  private readonly config: AgentConfig;
   private readonly listenHost: string;
   private readonly server: Server;
   private readonly sockets = new Set<Socket>();
 
   constructor(
-    configService: ConfigService<SidecarConfig, true>,
+    @InjectSettings('agent') private readonly config: AgentConfig,
+    @InjectSettings('server') server: ServerConfig,
     private readonly agent: AgentService,
     private readonly metrics: AgentMetrics,
   ) {
-    this.config = configService.get('agent', { infer: true })!;
-    this.listenHost = configService.get('server', { infer: true }).listenHost;
+    this.listenHost = server.listenHost;
     // allowHalfOpen false: once the peer has closed its side too, the socket closes by itself.
     this.server = createServer({ allowHalfOpen: false }, (socket) => this.reply(socket));
     this.server.maxConnections = MAX_CONNECTIONS;
     this.server.on('error', (e) => this.logger.error({ msg: 'agent listener error', reason: e.message }));
+  }
+
+  /**
+   * Starts the agent once every module is up, and binds AGENT_PORT only after its first
+   * round: HAProxy keeps a server's state while its agent cannot be reached, rather than
+   * see it down for a moment.
+   */
+  async onApplicationBootstrap(): Promise<void> {
+    await this.agent.start();
+    await this.listen();
   }
 
   /** Binds AGENT_PORT; nothing to do when it is not set. */

@@ -1,8 +1,8 @@
-import { Injectable, Logger, OnApplicationShutdown, Optional } from '@nestjs/common';
-import { ConfigService } from '@nestjs/config';
+import { Inject, Injectable, Logger, OnApplicationShutdown } from '@nestjs/common';
 import { SchedulerRegistry } from '@nestjs/schedule';
 import { HEALTH_CHECK_INPUT } from '../config/agent.schema';
-import type { AgentConfig, SidecarConfig } from '../config/sidecar-config';
+import { InjectSettings } from '../config/settings';
+import type { AgentConfig } from '../config/sidecar-config';
 import { HealthCheckService } from '../health-check/health-check.service';
 import { AgentMetrics } from './agent-metrics';
 import { CheckObservation, decide, FlapState, INITIAL_STATE, observe, Policy, Round, Verdict } from './agent-state';
@@ -44,7 +44,6 @@ export interface AgentReport {
 @Injectable()
 export class AgentService implements OnApplicationShutdown {
   private readonly logger = new Logger('Agent');
-  private readonly config: AgentConfig;
   private readonly policy: Policy;
   private state: FlapState = INITIAL_STATE;
   private lastRoundWallTime: Date | null = null;
@@ -55,14 +54,14 @@ export class AgentService implements OnApplicationShutdown {
   private loggedAt: Date | null = null;
 
   constructor(
-    configService: ConfigService<SidecarConfig, true>,
+    @InjectSettings('agent') private readonly config: AgentConfig,
     private readonly client: UpstreamClient,
     private readonly statusFile: StatusFileReader,
     private readonly metrics: AgentMetrics,
     private readonly scheduler: SchedulerRegistry,
-    @Optional() private readonly healthCheck?: HealthCheckService,
+    /** With SMEE_CHANNEL_URL: the health check's verdict is one of the agent's inputs. */
+    @Inject(HealthCheckService) private readonly healthCheck: HealthCheckService | null,
   ) {
-    this.config = configService.get('agent', { infer: true })!;
     const load = this.config.loadSource;
     this.policy = {
       dampeningMs: this.config.dampeningMs,

@@ -1,8 +1,8 @@
-import { Inject, Injectable } from '@nestjs/common';
-import { ConfigService } from '@nestjs/config';
+import { Injectable } from '@nestjs/common';
 import { InjectMetric, makeCounterProvider, makeGaugeProvider } from '@willsoto/nestjs-prometheus';
 import type { Counter, Gauge } from 'prom-client';
-import type { SidecarConfig } from '../config/sidecar-config';
+import { InjectSettings } from '../config/settings';
+import type { ConnectionsConfig } from '../config/sidecar-config';
 import type { ConnectionsSnapshot } from './activity';
 
 export const CONNECTIONS_METRICS = [
@@ -44,7 +44,7 @@ export class ConnectionsMetrics {
   private readonly perPort = new Map<number, PortGauges>();
 
   constructor(
-    @Inject(ConfigService) configService: ConfigService<SidecarConfig, true>,
+    @InjectSettings('connections') config: ConnectionsConfig,
     @InjectMetric('sidecar_connections_active') active: Gauge<'port'>,
     @InjectMetric('sidecar_connections_waiting') waiting: Gauge<'port'>,
     @InjectMetric('sidecar_connections_listening') listening: Gauge<'port'>,
@@ -53,7 +53,7 @@ export class ConnectionsMetrics {
     @InjectMetric('sidecar_connections_unparsed_lines_total') private readonly unparsed: Counter,
     @InjectMetric('sidecar_connections_state_file_write_failures_total') private readonly writeFailures: Counter,
   ) {
-    for (const port of configService.get('connections', { infer: true })!.ports) {
+    for (const port of config.ports) {
       const label = String(port);
       this.perPort.set(port, { active: active.labels(label), waiting: waiting.labels(label), listening: listening.labels(label) });
     }

@@ -1,9 +1,9 @@
-import { Injectable, Logger, OnApplicationShutdown } from '@nestjs/common';
-import { ConfigService } from '@nestjs/config';
+import { Injectable, Logger, OnApplicationShutdown, OnModuleInit } from '@nestjs/common';
 import { SchedulerRegistry } from '@nestjs/schedule';
 import { mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import type { ConnectionsConfig, SidecarConfig } from '../config/sidecar-config';
+import { InjectSettings } from '../config/settings';
+import type { ConnectionsConfig } from '../config/sidecar-config';
 import { writeFileAtomic } from '../status-file/atomic-write';
 import { installScript, renderWaitForIdleScript, WAIT_FOR_IDLE_SCRIPT } from '../status-file/probe-scripts';
 import { advanceClocks, ConnectionsSnapshot, renderStateFile, tally } from './activity';
@@ -20,9 +20,8 @@ const INTERVAL = 'connections';
  * and its freshness is what tells the script the sidecar is alive.
  */
 @Injectable()
-export class ConnectionsService implements OnApplicationShutdown {
+export class ConnectionsService implements OnModuleInit, OnApplicationShutdown {
   private readonly logger = new Logger('Connections');
-  private readonly config: ConnectionsConfig;
   private readonly ports: ReadonlySet<number>;
   private snapshot: ConnectionsSnapshot | null = null;
   private reading: Promise<ConnectionsSnapshot> | null = null;
@@ -30,12 +29,11 @@ export class ConnectionsService implements OnApplicationShutdown {
   private writeFailing = false;
 
   constructor(
-    configService: ConfigService<SidecarConfig, true>,
+    @InjectSettings('connections') private readonly config: ConnectionsConfig,
     private readonly procNet: ProcNet,
     private readonly scheduler: SchedulerRegistry,
     private readonly metrics: ConnectionsMetrics,
   ) {
-    this.config = configService.get('connections', { infer: true })!;
     this.ports = new Set(this.config.ports);
   }
 
@@ -51,6 +49,11 @@ export class ConnectionsService implements OnApplicationShutdown {
    */
   get staleAfterSeconds(): number {
     return Math.ceil((2 * this.config.refreshMs) / 1000) + 3;
+  }
+
+  /** The first read and the state file are there before anything is served: a preStop right after start-up finds them. */
+  onModuleInit(): Promise<void> {
+    return this.start();
   }
 
   /** Writes wait-for-idle.sh, reads the tables and writes the state file once, then schedules the rest. */

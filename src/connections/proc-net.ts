@@ -1,9 +1,9 @@
 import { Injectable } from '@nestjs/common';
-import { ConfigService } from '@nestjs/config';
 import { readFile } from 'node:fs/promises';
 import { endianness } from 'node:os';
 import { join } from 'node:path';
-import type { SidecarConfig } from '../config/sidecar-config';
+import { InjectSettings } from '../config/settings';
+import type { ConnectionsConfig } from '../config/sidecar-config';
 
 export interface TcpTablesText {
   tcp: string;
@@ -20,8 +20,8 @@ export class ProcNet {
   readonly dir: string;
   readonly littleEndian = endianness() === 'LE';
 
-  constructor(configService: ConfigService<SidecarConfig, true>) {
-    this.dir = configService.get('connections', { infer: true })!.procNetPath;
+  constructor(@InjectSettings('connections') config: ConnectionsConfig) {
+    this.dir = config.procNetPath;
   }
 
   /** Both tables; throws when they cannot be read. */

@@ -1,22 +1,40 @@
 import { DynamicModule, Module } from '@nestjs/common';
-import { StatusFileModule } from '../status-file/status-file.module';
+import { TerminusModule } from '@nestjs/terminus';
+import { collaborators } from '../common/wiring';
+import { settingsProviders } from '../config/settings';
+import type { SidecarConfig } from '../config/sidecar-config';
+import { WebhookAuth } from '../relay/webhook-auth/webhook-auth';
+import { StatusFile } from '../status-file/status-file';
 import { HEALTH_CHECK_METRICS, HealthCheckService } from './health-check.service';
+import { HealthCheckStatus } from './health-check.status';
 import { HEALTH_EVENTS_METRIC, RoundTrips } from './round-trips';
 
 /**
- * Always present, for the relay to report the health-check events it intercepts; the
- * scheduled check itself only when SMEE_CHANNEL_URL is set.
+ * The end-to-end health check (on with SMEE_CHANNEL_URL): its own events through the smee
+ * server and client, the status file and probe scripts on the shared volume. RoundTrips,
+ * where the relay reports the health-check events it takes, exists either way (the relay
+ * tells them from webhooks and counts them even with the check off). With webhook secrets
+ * configured its events are signed.
  */
 @Module({})
 export class HealthCheckModule {
-  static register(enabled: boolean): DynamicModule {
-    const check = enabled ? [HealthCheckService, ...HEALTH_CHECK_METRICS] : [];
+  static forRoot(config: SidecarConfig, uses: { webhookAuth: DynamicModule | null }): DynamicModule {
+    const events = [RoundTrips, HEALTH_EVENTS_METRIC];
+    if (config.healthCheck === null) return { module: HealthCheckModule, providers: events, exports: [RoundTrips] };
+    const optional = collaborators([uses.webhookAuth, WebhookAuth]);
     return {
       module: HealthCheckModule,
-      global: true,
-      imports: enabled ? [StatusFileModule] : [],
-      providers: [RoundTrips, HEALTH_EVENTS_METRIC, ...check],
-      exports: enabled ? [RoundTrips, HealthCheckService] : [RoundTrips],
+      imports: [TerminusModule, ...optional.imports],
+      providers: [
+        ...settingsProviders(config, 'healthCheck', 'sharedVolume'),
+        ...events,
+        HealthCheckService,
+        HealthCheckStatus,
+        StatusFile,
+        ...HEALTH_CHECK_METRICS,
+        ...optional.providers,
+      ],
+      exports: [RoundTrips, HealthCheckService, HealthCheckStatus],
     };
   }
 }

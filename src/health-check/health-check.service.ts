@@ -1,5 +1,4 @@
-import { Injectable, Logger, OnApplicationShutdown, Optional } from '@nestjs/common';
-import { ConfigService } from '@nestjs/config';
+import { Inject, Injectable, Logger, OnApplicationBootstrap, OnApplicationShutdown, OnModuleInit } from '@nestjs/common';
 import { SchedulerRegistry } from '@nestjs/schedule';
 import { InjectMetric, makeCounterProvider, makeGaugeProvider, makeHistogramProvider } from '@willsoto/nestjs-prometheus';
 import type { AxiosInstance } from 'axios';
@@ -8,7 +7,8 @@ import { randomUUID } from 'node:crypto';
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
 import type { Counter, Gauge, Histogram } from 'prom-client';
-import type { HealthCheckConfig, SidecarConfig } from '../config/sidecar-config';
+import { InjectSettings } from '../config/settings';
+import type { HealthCheckConfig } from '../config/sidecar-config';
 import { CheckResult, StatusFile } from '../status-file/status-file';
 import { HEALTH_SIGNATURE_HEADER, WebhookAuth } from '../relay/webhook-auth/webhook-auth';
 import { RoundTrips } from './round-trips';
@@ -50,9 +50,8 @@ export interface CheckRecord {
  * never two at once; every result is written to the status file.
  */
 @Injectable()
-export class HealthCheckService implements OnApplicationShutdown {
+export class HealthCheckService implements OnModuleInit, OnApplicationBootstrap, OnApplicationShutdown {
   private readonly logger = new Logger('HealthCheck');
-  private readonly config: HealthCheckConfig;
   private readonly http: AxiosInstance;
   private running: Promise<CheckResult> | null = null;
   private lastResult: CheckResult | null = null;
@@ -62,16 +61,16 @@ export class HealthCheckService implements OnApplicationShutdown {
   private stop: () => void = () => undefined;
 
   constructor(
-    configService: ConfigService<SidecarConfig, true>,
+    @InjectSettings('healthCheck') private readonly config: HealthCheckConfig,
     private readonly roundTrips: RoundTrips,
     private readonly statusFile: StatusFile,
     private readonly scheduler: SchedulerRegistry,
     @InjectMetric('health_check') private readonly gauge: Gauge,
     @InjectMetric('sidecar_health_checks_total') private readonly checks: Counter<'result'>,
     @InjectMetric('sidecar_health_check_round_trip_seconds') private readonly roundTrip: Histogram,
-    @Optional() private readonly auth?: WebhookAuth,
+    /** With webhook secrets configured: the check's own events are signed, as a real sender's would be. */
+    @Inject(WebhookAuth) private readonly auth: WebhookAuth | null,
   ) {
-    this.config = configService.get('healthCheck', { infer: true })!;
     // A fresh connection per check, as smee-sidecar does: a pooled socket to a proxy in
     // front of the smee server can go stale between checks 30 s apart.
     this.http = createHttpClient({
@@ -111,6 +110,16 @@ export class HealthCheckService implements OnApplicationShutdown {
    */
   get loopAlive(): boolean {
     return this.lastStart > 0 && performance.now() - this.lastStart <= 2 * this.config.intervalMs + this.config.timeoutMs;
+  }
+
+  /** The probe scripts are in place before anything is served: a probe right after start-up finds them. */
+  onModuleInit(): Promise<void> {
+    return this.statusFile.installProbes();
+  }
+
+  /** Checks from when every module is up (the relay listens for the events coming back). */
+  onApplicationBootstrap(): void {
+    this.start();
   }
 
   /** Runs the first check now and schedules the rest. */

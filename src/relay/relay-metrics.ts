@@ -1,4 +1,4 @@
-import { Injectable } from '@nestjs/common';
+import { Injectable, Module } from '@nestjs/common';
 import { InjectMetric, makeCounterProvider } from '@willsoto/nestjs-prometheus';
 import type { Counter } from 'prom-client';
 import { ClassHistogram } from '../metrics/class-histogram';
@@ -82,3 +82,7 @@ export class RelayMetrics {
     this.outcomes[outcome].inc();
   }
 }
+
+/** The relay's counters and timings, shared with the spool, which delivers on the relay's behalf. */
+@Module({ providers: [RelayMetrics, ...RELAY_METRICS], exports: [RelayMetrics] })
+export class RelayMetricsModule {}

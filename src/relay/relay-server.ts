@@ -1,9 +1,9 @@
-import { Injectable, Logger, OnApplicationShutdown, Optional } from '@nestjs/common';
-import { ConfigService } from '@nestjs/config';
+import { Inject, Injectable, Logger, OnApplicationShutdown, OnModuleInit } from '@nestjs/common';
 import { createServer, IncomingMessage, Server, ServerResponse, STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import type { RelayConfig, ServerConfig, SidecarConfig } from '../config/sidecar-config';
+import { InjectSettings } from '../config/settings';
+import type { LogConfig, RelayConfig, ServerConfig } from '../config/sidecar-config';
 import { RoundTrips } from '../health-check/round-trips';
 import { redactHeaders } from '../logging/json-logger';
 import { BodyBudget } from './body-budget';
@@ -51,9 +51,8 @@ export class Line {
  * stream back as they arrive, at the pace the caller reads them.
  */
 @Injectable()
-export class RelayServer implements OnApplicationShutdown {
+export class RelayServer implements OnModuleInit, OnApplicationShutdown {
   readonly logger = new Logger('Relay');
-  readonly config: RelayConfig;
   readonly pools: DestinationPools;
   readonly budget: BodyBudget;
   /** How long a body waits for room in the budget before its caller is answered 503. */
@@ -66,30 +65,27 @@ export class RelayServer implements OnApplicationShutdown {
   private readonly requestTimeoutMs: number;
   /** Without dispatch rules every request takes this one route. */
   private readonly single: Route;
-  private readonly router: DispatchRouter | null;
-  /** In spool mode, where events go instead of downstream. */
-  private readonly spool: Spool | null;
-  /** With webhook secrets configured: every event proves its origin before it goes anywhere. */
-  private readonly auth: WebhookAuth | null;
   private inFlight = 0;
   private idleWaiters: Array<() => void> = [];
 
   constructor(
-    configService: ConfigService<SidecarConfig, true>,
+    @InjectSettings('relay') readonly config: RelayConfig,
+    @InjectSettings('server') server: ServerConfig,
+    @InjectSettings('log') log: LogConfig,
     private readonly roundTrips: RoundTrips,
     readonly metrics: RelayMetrics,
-    @Optional() router?: DispatchRouter,
-    @Optional() spool?: Spool,
-    @Optional() private readonly coordinator?: Coordinator,
-    @Optional() auth?: WebhookAuth,
+    /** With dispatch rules: the route is chosen by a header. */
+    @Inject(DispatchRouter) private readonly router: DispatchRouter | null,
+    /** In spool mode, where events go instead of downstream. */
+    @Inject(Spool) private readonly spool: Spool | null,
+    /** With REDIS_URL: replicas agree on who delivers each event. */
+    @Inject(Coordinator) private readonly coordinator: Coordinator | null,
+    /** With webhook secrets configured: every event proves its origin before it goes anywhere. */
+    @Inject(WebhookAuth) private readonly auth: WebhookAuth | null,
   ) {
-    this.config = configService.get('relay', { infer: true })!;
-    this.server = configService.get('server', { infer: true });
-    this.traceRequests = configService.get('log', { infer: true }).level === 'debug';
+    this.server = server;
+    this.traceRequests = log.level === 'debug';
     this.single = singleRoute(this.config.downstreamUrl);
-    this.router = router ?? null;
-    this.spool = spool ?? null;
-    this.auth = auth ?? null;
     this.pools = new DestinationPools({ connections: this.config.maxConnections, timeoutMs: this.config.timeoutMs });
     this.budget = new BodyBudget(this.config.maxBufferedBytes);
     this.requestTimeoutMs = Math.min(this.config.timeoutMs, 60_000);
@@ -121,6 +117,11 @@ export class RelayServer implements OnApplicationShutdown {
       this.answerConnection(socket, 501, 'not_implemented', 'protocol upgrades (and CONNECT) are not relayed');
     this.http.on('upgrade', refuseTunnel);
     this.http.on('connect', refuseTunnel);
+  }
+
+  /** Binds RELAY_PORT once the modules it relies on are initialised (the spool recovered, Redis tried). */
+  onModuleInit(): Promise<void> {
+    return this.listen();
   }
 
   listen(): Promise<void> {
@@ -249,7 +250,7 @@ export class RelayServer implements OnApplicationShutdown {
     if (this.spool === null) {
       if (this.traceRequests) this.trace(call.req, route, 'relaying');
       // With REDIS_URL, replicas that received the same event agree on which one delivers it.
-      if (this.coordinator !== undefined) return this.coordinator.relay(call, route, body);
+      if (this.coordinator !== null) return this.coordinator.relay(call, route, body);
       return call.forward(route, body);
     }
     if (this.traceRequests) this.trace(call.req, route, 'spooling');

@@ -52,7 +52,7 @@ describe('StatusFile', () => {
   });
 
   function statusFile(path: string, healthFilePath = join(path, 'health-status.txt')): StatusFile {
-    return new StatusFile({ get: () => ({ path, healthFilePath }) } as unknown as ConstructorParameters<typeof StatusFile>[0]);
+    return new StatusFile({ path, healthFilePath });
   }
 
   const mode = (p: string) => statSync(p).mode & 0o777;

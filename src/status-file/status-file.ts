@@ -1,8 +1,8 @@
 import { Injectable, Logger } from '@nestjs/common';
-import { ConfigService } from '@nestjs/config';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { SharedVolumeConfig, SidecarConfig } from '../config/sidecar-config';
+import { InjectSettings } from '../config/settings';
+import type { SharedVolumeConfig } from '../config/sidecar-config';
 import { writeFileAtomic } from './atomic-write';
 import { PROBE_SCRIPTS, renderProbeScript } from './probe-scripts';
 
@@ -33,11 +33,7 @@ function oneLine(s: string): string {
 @Injectable()
 export class StatusFile {
   private readonly logger = new Logger('StatusFile');
-  private readonly config: SharedVolumeConfig;
-
-  constructor(configService: ConfigService<SidecarConfig, true>) {
-    this.config = configService.get('sharedVolume', { infer: true });
-  }
+  constructor(@InjectSettings('sharedVolume') private readonly config: SharedVolumeConfig) {}
 
   get path(): string {
     return this.config.healthFilePath;

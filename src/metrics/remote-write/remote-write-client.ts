@@ -1,5 +1,4 @@
 import { Injectable, Logger } from '@nestjs/common';
-import { ConfigService } from '@nestjs/config';
 import type { AxiosInstance } from 'axios';
 import { createHttpClient } from '../../http/http-client';
 import { readFileSync } from 'node:fs';
@@ -7,7 +6,8 @@ import { readFile } from 'node:fs/promises';
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
 import { join } from 'node:path';
-import type { RemoteWriteConfig, SidecarConfig } from '../../config/sidecar-config';
+import { InjectSettings } from '../../config/settings';
+import type { RemoteWriteConfig } from '../../config/sidecar-config';
 import { PushResult, resultOfStatus, retryAfterMs } from './delivery-policy';
 
 /** pod-sidecar/<version>, from the package.json shipped beside dist/ (and src/). */
@@ -39,13 +39,11 @@ const MAX_ANSWER_BYTES = 64 * 1024;
 @Injectable()
 export class RemoteWriteClient {
   private readonly logger = new Logger('RemoteWrite');
-  private readonly config: RemoteWriteConfig;
   private readonly http: AxiosInstance;
   /** The last secret read from each file, used when a re-read fails mid-rotation. */
   private readonly lastSecrets = new Map<string, string>();
 
-  constructor(configService: ConfigService<SidecarConfig, true>) {
-    this.config = configService.get('remoteWrite', { infer: true })!;
+  constructor(@InjectSettings('remoteWrite') private readonly config: RemoteWriteConfig) {
     const { tls } = this.config;
     this.http = createHttpClient({
       httpAgent: new HttpAgent({ keepAlive: true, maxSockets: 1 }),

@@ -1,9 +1,9 @@
 import { Injectable, Logger, OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/common';
-import { ConfigService } from '@nestjs/config';
 import { SchedulerRegistry } from '@nestjs/schedule';
 import { Registry } from 'prom-client';
 import { compress } from 'snappyjs';
-import type { RemoteWriteConfig, ScrapeTarget, SidecarConfig } from '../../config/sidecar-config';
+import { InjectSettings } from '../../config/settings';
+import type { RemoteWriteConfig, ScrapeTarget } from '../../config/sidecar-config';
 import { backoffMs, isRetried } from './delivery-policy';
 import { PushQueue } from './push-queue';
 import { RemoteWriteClient } from './remote-write-client';
@@ -33,7 +33,7 @@ interface TargetState {
   reason: string | null;
 }
 
-export interface RemoteWriteStatus {
+export interface RemoteWriteState {
   queueLength: number;
   lastSuccessAt: string | null;
   consecutiveFailures: number;
@@ -50,7 +50,6 @@ export interface RemoteWriteStatus {
 @Injectable()
 export class RemoteWriteService implements OnApplicationBootstrap, OnApplicationShutdown {
   private readonly logger = new Logger('RemoteWrite');
-  private readonly config: RemoteWriteConfig;
   private readonly queue: PushQueue<Push>;
   private readonly ownLabels: TargetLabels;
   private readonly targetLabels: Map<ScrapeTarget, TargetLabels>;
@@ -69,14 +68,13 @@ export class RemoteWriteService implements OnApplicationBootstrap, OnApplication
   private deadline = Infinity;
 
   constructor(
-    configService: ConfigService<SidecarConfig, true>,
+    @InjectSettings('remoteWrite') private readonly config: RemoteWriteConfig,
     private readonly registry: Registry,
     private readonly client: RemoteWriteClient,
     private readonly scraper: TargetScraper,
     private readonly metrics: RemoteWriteMetrics,
     private readonly scheduler: SchedulerRegistry,
   ) {
-    this.config = configService.get('remoteWrite', { infer: true })!;
     // REMOTE_WRITE_QUEUE_SIZE counts pushes; a push is one request per source.
     this.queue = new PushQueue(this.config.queueSize * (1 + this.config.scrape.targets.length));
     // Defaults first: the configured extra labels win over them.
@@ -115,7 +113,7 @@ export class RemoteWriteService implements OnApplicationBootstrap, OnApplication
     return this.snapshotting;
   }
 
-  status(): RemoteWriteStatus {
+  status(): RemoteWriteState {
     return {
       queueLength: this.queue.length,
       lastSuccessAt: this.lastSuccessAt?.toISOString() ?? null,

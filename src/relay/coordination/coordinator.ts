@@ -1,8 +1,8 @@
 import { Injectable, Logger, OnModuleInit } from '@nestjs/common';
-import { ConfigService } from '@nestjs/config';
 import { readFileSync } from 'node:fs';
 import Redis from 'ioredis';
-import type { SidecarConfig } from '../../config/sidecar-config';
+import { InjectSettings } from '../../config/settings';
+import type { RelayConfig } from '../../config/sidecar-config';
 import type { CoordinationConfig } from '../../config/redis.schema';
 import type { Route } from '../dispatch/dispatch-table';
 import { endToEndHeaders } from '../forwarding';
@@ -100,11 +100,11 @@ export class Coordinator implements OnModuleInit {
   private readonly maxConnections: number;
 
   constructor(
-    configService: ConfigService<SidecarConfig, true>,
+    @InjectSettings('coordination') config: CoordinationConfig,
+    @InjectSettings('relay') relay: RelayConfig,
     private readonly metrics: CoordinationMetrics,
   ) {
-    this.config = configService.get('coordination', { infer: true })!;
-    const relay = configService.get('relay', { infer: true })!;
+    this.config = config;
     this.relayTimeoutMs = relay.timeoutMs;
     this.maxConnections = relay.maxConnections;
     this.owner = `o:${this.config.replica}`;

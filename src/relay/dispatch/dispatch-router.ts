@@ -1,8 +1,8 @@
 import { Injectable } from '@nestjs/common';
-import { ConfigService } from '@nestjs/config';
 import { InjectMetric, makeCounterProvider } from '@willsoto/nestjs-prometheus';
 import type { Counter } from 'prom-client';
-import type { SidecarConfig } from '../../config/sidecar-config';
+import { InjectSettings } from '../../config/settings';
+import type { DispatchConfig } from '../../config/sidecar-config';
 import { DispatchTable, Route } from './dispatch-table';
 
 export const DISPATCH_METRICS = [
@@ -19,8 +19,11 @@ export class DispatchRouter {
   readonly table: DispatchTable;
   private readonly counters: Counter.Internal[];
 
-  constructor(config: ConfigService<SidecarConfig, true>, @InjectMetric('sidecar_dispatch_requests_total') requests: Counter<'rule'>) {
-    this.table = new DispatchTable(config.get('dispatch', { infer: true }));
+  constructor(
+    @InjectSettings('dispatch') config: DispatchConfig,
+    @InjectMetric('sidecar_dispatch_requests_total') requests: Counter<'rule'>,
+  ) {
+    this.table = new DispatchTable(config);
     this.counters = this.table.routes.map((r) => requests.labels(r.name));
     for (const c of this.counters) c.inc(0);
   }

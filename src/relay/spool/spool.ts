@@ -1,9 +1,9 @@
-import { Injectable, Logger, OnApplicationBootstrap, OnModuleInit, Optional } from '@nestjs/common';
-import { ConfigService } from '@nestjs/config';
+import { Inject, Injectable, Logger, OnApplicationBootstrap, OnModuleInit } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { SidecarConfig, SpoolConfig } from '../../config/sidecar-config';
+import { InjectSettings } from '../../config/settings';
+import type { RelayConfig, SpoolConfig } from '../../config/sidecar-config';
 import { writeFileAtomic } from '../../status-file/atomic-write';
 import { DispatchRouter } from '../dispatch/dispatch-router';
 import { DispatchTable, Route, singleRoute } from '../dispatch/dispatch-table';
@@ -93,14 +93,16 @@ export class Spool implements OnModuleInit, OnApplicationBootstrap {
   private compacting: Promise<void> | null = null;
 
   constructor(
-    configService: ConfigService<SidecarConfig, true>,
+    @InjectSettings('spool') config: SpoolConfig,
+    @InjectSettings('relay') relay: RelayConfig,
     private readonly metrics: SpoolMetrics,
-    @Optional() private readonly relayMetrics?: RelayMetrics,
-    @Optional() router?: DispatchRouter,
-    @Optional() private readonly coordinator?: Coordinator,
+    private readonly relayMetrics: RelayMetrics,
+    /** With dispatch rules: each event is delivered to its rule's destination. */
+    @Inject(DispatchRouter) router: DispatchRouter | null,
+    /** With REDIS_URL: replicas agree on who delivers each event. */
+    @Inject(Coordinator) private readonly coordinator: Coordinator | null,
   ) {
-    this.config = configService.get('spool', { infer: true })!;
-    const relay = configService.get('relay', { infer: true })!;
+    this.config = config;
     this.log = new SegmentLog(join(this.config.path, 'segments'), segmentRollBytes(this.config.maxBytes));
     this.letters = new DeadLetterFolder(join(this.config.path, 'dead-letters'));
     this.lock = new SpoolLock(join(this.config.path, 'lock'));
@@ -384,7 +386,7 @@ export class Spool implements OnModuleInit, OnApplicationBootstrap {
     try {
       record = await this.log.read(e);
       // With REDIS_URL: one replica delivers it; the others keep it queued until that one is done.
-      const gate = this.coordinator === undefined ? 'deliver' : await this.coordinator.gate(e.id, record.meta, record.body);
+      const gate = this.coordinator === null ? 'deliver' : await this.coordinator.gate(e.id, record.meta, record.body);
       if (gate !== 'deliver') return this.gated(q, e, gate, abort);
       result = await this.client.send(e.route, record.meta, record.body, abort.signal);
     } catch (err) {
@@ -419,7 +421,7 @@ export class Spool implements OnModuleInit, OnApplicationBootstrap {
     const now = Date.now();
     let retryAfter: number | null = null;
     if (result.answered) {
-      this.relayMetrics?.deliveryAnswered();
+      this.relayMetrics.deliveryAnswered();
       e.lastStatus = result.status;
       e.lastError = null;
       retryAfter = retryAfterMs(result.retryAfter, now);

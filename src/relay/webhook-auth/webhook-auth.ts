@@ -1,10 +1,10 @@
 import { Injectable, Logger, OnApplicationShutdown, OnModuleInit } from '@nestjs/common';
-import { ConfigService } from '@nestjs/config';
 import { InjectMetric, makeCounterProvider } from '@willsoto/nestjs-prometheus';
 import { createHmac } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { Counter } from 'prom-client';
-import type { SidecarConfig } from '../../config/sidecar-config';
+import { InjectSettings } from '../../config/settings';
+import type { DispatchConfig } from '../../config/sidecar-config';
 import type { SecretSourceConfig, WebhookAuthConfig } from '../../config/webhook-auth.schema';
 import type { Route } from '../dispatch/dispatch-table';
 import { SecretSource } from './secret-set';
@@ -46,15 +46,17 @@ export class WebhookAuth implements OnModuleInit, OnApplicationShutdown {
   private readonly verifiedBySender = new Map<string, Counter.Internal>();
 
   constructor(
-    configService: ConfigService<SidecarConfig, true>,
+    @InjectSettings('webhookAuth') config: WebhookAuthConfig,
+    /** The dispatch rules, some with secrets of their own; null without dispatch rules. */
+    @InjectSettings('dispatch') dispatch: DispatchConfig | null,
     @InjectMetric('sidecar_webhook_rejected_total') private readonly rejectedTotal: Counter<'reason' | 'sender'>,
     @InjectMetric('sidecar_webhook_verified_total') private readonly verifiedTotal: Counter<'sender'>,
   ) {
-    this.config = configService.get('webhookAuth', { infer: true })!;
+    this.config = config;
     this.global =
       this.config.secret &&
       this.source(this.config.secret, this.config.secret && 'file' in this.config.secret ? 'WEBHOOK_SECRET_FILE' : 'WEBHOOK_SECRET');
-    const rules = configService.get('dispatch', { infer: true })?.rules ?? [];
+    const rules = dispatch?.rules ?? [];
     this.byRoute = [
       this.global,
       ...rules.map((r) => (r.secret ? this.source(r.secret, `the secret of dispatch rule ${r.name}`) : this.global)),
