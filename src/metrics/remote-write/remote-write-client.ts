@@ -7,8 +7,9 @@ import { readFile } from 'node:fs/promises';
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
 import { join } from 'node:path';
+import { retryAfterMs } from '../../common/retry-policy';
 import type { RemoteWriteConfig, SidecarConfig } from '../../config/sidecar-config';
-import { PushResult, resultOfStatus, retryAfterMs } from './delivery-policy';
+import { PushResult, resultOfStatus } from './delivery-policy';
 
 /** pod-sidecar/<version>, from the package.json shipped beside dist/ (and src/). */
 export const USER_AGENT = (() => {
