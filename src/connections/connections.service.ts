@@ -4,7 +4,7 @@ import { SchedulerRegistry } from '@nestjs/schedule';
 import { mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { ConnectionsConfig, SidecarConfig } from '../config/sidecar-config';
-import { writeFileAtomic } from '../status-file/atomic-write';
+import { writeFileAtomic } from '../common/atomic-write';
 import { installScript, renderWaitForIdleScript, WAIT_FOR_IDLE_SCRIPT } from '../status-file/probe-scripts';
 import { advanceClocks, ConnectionsSnapshot, renderStateFile, tally } from './activity';
 import { ConnectionsMetrics } from './connections-metrics';

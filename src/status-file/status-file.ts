@@ -3,7 +3,7 @@ import { ConfigService } from '@nestjs/config';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { SharedVolumeConfig, SidecarConfig } from '../config/sidecar-config';
-import { writeFileAtomic } from './atomic-write';
+import { writeFileAtomic } from '../common/atomic-write';
 import { PROBE_SCRIPTS, renderProbeScript } from './probe-scripts';
 
 /** The outcome of one end-to-end health check, as the status file records it. */

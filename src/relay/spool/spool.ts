@@ -5,7 +5,7 @@ import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { retryAfterMs } from '../../common/retry-policy';
 import type { SidecarConfig, SpoolConfig } from '../../config/sidecar-config';
-import { writeFileAtomic } from '../../status-file/atomic-write';
+import { writeFileAtomic } from '../../common/atomic-write';
 import { DispatchRouter } from '../dispatch/dispatch-router';
 import { DispatchTable, Route, singleRoute } from '../dispatch/dispatch-table';
 import { endToEndHeaders, headerNameIs } from '../forwarding';
