@@ -1,7 +1,7 @@
 import 'reflect-metadata';
 import { EXIT_CONFIG, formatProblems, loadConfig } from './config/load-config';
 import { SPAWNER_USAGE, wantsHelp } from './config/presets';
-import { withLazyDateTimeFormat } from './lazy-date-time-format';
+import { withLazyDateTimeFormat } from './common/lazy-date-time-format';
 import { JsonLogger } from './logging/json-logger';
 
 async function main(): Promise<void> {

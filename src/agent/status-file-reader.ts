@@ -2,7 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { access, mkdir, open } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { AdminStatus } from '../config/sidecar-config';
-import { writeFileAtomic } from '../status-file/atomic-write';
+import { writeFileAtomic } from '../common/atomic-write';
 import { parseStatusFile, STATUS_FILE_READ_LIMIT, StatusFileReading } from './agent-state';
 
 /**

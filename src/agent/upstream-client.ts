@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import type { AxiosInstance } from 'axios';
-import { createHttpClient } from '../http/http-client';
+import { createHttpClient } from '../common/http-client';
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
 import type { Readable } from 'node:stream';

@@ -2,9 +2,9 @@ import { Injectable, Logger, OnApplicationShutdown, OnModuleInit } from '@nestjs
 import { SchedulerRegistry } from '@nestjs/schedule';
 import { mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import { writeFileAtomic } from '../common/atomic-write';
 import { InjectSettings } from '../config/settings';
 import type { ConnectionsConfig } from '../config/sidecar-config';
-import { writeFileAtomic } from '../status-file/atomic-write';
 import { installScript, renderWaitForIdleScript, WAIT_FOR_IDLE_SCRIPT } from '../status-file/probe-scripts';
 import { advanceClocks, ConnectionsSnapshot, renderStateFile, tally } from './activity';
 import { ConnectionsMetrics } from './connections-metrics';

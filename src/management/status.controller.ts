@@ -51,7 +51,7 @@ export class StatusController {
       features[key] = key === 'debug' ? this.debug : (this.byKey.get(key as StatusPartKey)?.feature ?? off);
     }
     const body: Record<string, unknown> = { time: new Date().toISOString(), startedAt: STARTED_AT, features };
-    const parts = await Promise.all(STATUS_PARTS.map((key) => this.byKey.get(key)?.status() ?? null));
+    const parts = await Promise.all(STATUS_PARTS.map(async (key) => (await this.byKey.get(key)?.status()) ?? null));
     STATUS_PARTS.forEach((key, i) => (body[key] = parts[i]));
     return body;
   }

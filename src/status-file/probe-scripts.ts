@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { writeFileAtomic } from './atomic-write';
+import { writeFileAtomic } from '../common/atomic-write';
 
 /** The probe scripts written into the shared volume, by file name. */
 export const PROBE_SCRIPTS = ['check-file-age.sh', 'check-smee-health.sh', 'check-sidecar-health.sh'] as const;

@@ -1,9 +1,9 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import { writeFileAtomic } from '../common/atomic-write';
 import { InjectSettings } from '../config/settings';
 import type { SharedVolumeConfig } from '../config/sidecar-config';
-import { writeFileAtomic } from './atomic-write';
 import { PROBE_SCRIPTS, renderProbeScript } from './probe-scripts';
 
 /** The outcome of one end-to-end health check, as the status file records it. */

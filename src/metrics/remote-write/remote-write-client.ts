@@ -1,14 +1,15 @@
 import { Injectable, Logger } from '@nestjs/common';
 import type { AxiosInstance } from 'axios';
-import { createHttpClient } from '../../http/http-client';
+import { createHttpClient } from '../../common/http-client';
 import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
 import { join } from 'node:path';
+import { retryAfterMs } from '../../common/retry-policy';
 import { InjectSettings } from '../../config/settings';
 import type { RemoteWriteConfig } from '../../config/sidecar-config';
-import { PushResult, resultOfStatus, retryAfterMs } from './delivery-policy';
+import { PushResult, resultOfStatus } from './delivery-policy';
 
 /** pod-sidecar/<version>, from the package.json shipped beside dist/ (and src/). */
 export const USER_AGENT = (() => {

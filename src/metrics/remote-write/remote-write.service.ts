@@ -2,9 +2,10 @@ import { Injectable, Logger, OnApplicationBootstrap, OnApplicationShutdown } fro
 import { SchedulerRegistry } from '@nestjs/schedule';
 import { Registry } from 'prom-client';
 import { compress } from 'snappyjs';
+import { backoffMs } from '../../common/retry-policy';
 import { InjectSettings } from '../../config/settings';
 import type { RemoteWriteConfig, ScrapeTarget } from '../../config/sidecar-config';
-import { backoffMs, isRetried } from './delivery-policy';
+import { isRetried } from './delivery-policy';
 import { PushQueue } from './push-queue';
 import { RemoteWriteClient } from './remote-write-client';
 import { DropReason, RemoteWriteMetrics } from './remote-write-metrics';
@@ -292,7 +293,8 @@ export class RemoteWriteService implements OnApplicationBootstrap, OnApplication
       } else if (isRetried(outcome.result)) {
         this.failures++;
         this.lastError = outcome.reason;
-        const wait = outcome.retryAfterMs ?? backoffMs(this.failures, this.config.minBackoffMs, this.config.maxBackoffMs);
+        const wait =
+          outcome.retryAfterMs ?? backoffMs(this.failures, { initialMs: this.config.minBackoffMs, maxMs: this.config.maxBackoffMs });
         this.notBefore = at + wait;
         const fields = {
           msg: 'remote write failed; will retry',

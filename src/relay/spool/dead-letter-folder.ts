@@ -1,6 +1,6 @@
 import { FileHandle, mkdir, open, readdir, readFile, rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { writeFileAtomic } from '../../status-file/atomic-write';
+import { writeFileAtomic } from '../../common/atomic-write';
 import { DeadMeta, decodeRecord, DecodedRecord, EventMeta, recordBytes } from './spool-record';
 
 /** What is listed about a dead letter: never its body or headers. */

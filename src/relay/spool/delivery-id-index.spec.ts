@@ -47,4 +47,22 @@ describe('DeliveryIdIndex', () => {
     expect(ids.lookup('a', 10)).toBeNull();
     expect(ids.lookup('d', 10)).toBe('ed');
   });
+
+  it('keeps dropping the oldest as ids come and go: after lookups that expire, prunes and re-remembered ids', () => {
+    const ids = new DeliveryIdIndex(1000, 3);
+    for (const [i, d] of ['a', 'b', 'c', 'd'].entries()) ids.remember(d, `e${d}`, i); // a dropped
+    ids.remember('b', 'eb2', 10); // b is now the newest
+    ids.remember('e', 'ee', 11); // c dropped
+    expect([...ids.remembered(20)].map((r) => r.deliveryId)).toEqual(['d', 'b', 'e']);
+    expect(ids.lookup('d', 1003)).toBeNull(); // aged out, deleted by the lookup
+    ids.remember('f', 'ef', 1004);
+    ids.remember('g', 'eg', 1005); // b dropped
+    expect([...ids.remembered(1006)].map((r) => r.deliveryId)).toEqual(['e', 'f', 'g']);
+    ids.prune(1012); // e aged out
+    for (const [i, d] of ['h', 'i', 'j'].entries()) ids.remember(d, `e${d}`, 1020 + i); // f, g dropped
+    expect([...ids.remembered(1030)].map((r) => r.deliveryId)).toEqual(['h', 'i', 'j']);
+    for (let i = 0; i < 1000; i++) ids.remember(`x${i}`, `ex${i}`, 1100 + i);
+    expect([...ids.remembered(2100)].map((r) => r.deliveryId)).toEqual(['x997', 'x998', 'x999']);
+    expect(ids.size).toBe(3);
+  });
 });

@@ -10,6 +10,14 @@
 export class DeliveryIdIndex {
   /** In acceptance order (Map keeps insertion order), so that the oldest are at the front. */
   private readonly entries = new Map<string, { eventId: string; acceptedAt: number }>();
+  /**
+   * Walks the entries oldest first from one eviction to the next. A fresh keys() iterator per
+   * eviction would step again over every entry deleted at the front since the Map last
+   * compacted itself: ~30 µs per eviction at 100 000 ids (scripts/bench-libraries.mjs).
+   * Entries before its position are all gone (new ones and re-remembered ones go to the end),
+   * so its next entry is always the oldest.
+   */
+  private oldest: Iterator<string> | null = null;
 
   constructor(
     private readonly windowMs: number,
@@ -39,7 +47,13 @@ export class DeliveryIdIndex {
   remember(deliveryId: string, eventId: string, acceptedAt: number): void {
     this.entries.delete(deliveryId);
     this.entries.set(deliveryId, { eventId, acceptedAt });
-    if (this.entries.size > this.capacity) this.entries.delete(this.entries.keys().next().value!);
+    if (this.entries.size > this.capacity) this.evictOldest();
+  }
+
+  private evictOldest(): void {
+    let next = (this.oldest ??= this.entries.keys()).next();
+    if (next.done) next = (this.oldest = this.entries.keys()).next();
+    if (!next.done) this.entries.delete(next.value);
   }
 
   /** Drops what has aged out of the window, from the oldest on. */

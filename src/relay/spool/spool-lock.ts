@@ -1,6 +1,6 @@
 import { readFile, stat, unlink, utimes, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
-import { writeFileAtomic } from '../../status-file/atomic-write';
+import { writeFileAtomic } from '../../common/atomic-write';
 
 interface Owner {
   pid: number;

@@ -1,3 +1,5 @@
+// Used by: health-check, agent (upstream checks), metrics/remote-write (pushes, scrapes).
+
 import type { AxiosInstance, CreateAxiosDefaults } from 'axios';
 
 /**

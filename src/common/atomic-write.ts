@@ -1,3 +1,5 @@
+// Used by: status-file (status file, probe scripts), connections (state file, wait-for-idle.sh), agent (its first shard-status file), relay/spool (lock, dead letters, delivery ids).
+
 import { randomBytes } from 'node:crypto';
 import { open, rename, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';

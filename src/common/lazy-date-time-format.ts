@@ -1,3 +1,5 @@
+// Used by: main.ts only, around loading the application (no feature imports it); here with the other helpers rather than beside main.ts.
+
 /**
  * NestJS's ConsoleLogger builds an `Intl.DateTimeFormat` as soon as `@nestjs/common` is
  * loaded, whether or not anything ever logs through it (the sidecar logs JSON through its
