@@ -5,7 +5,8 @@ import * as ts from 'typescript';
 import { parse as parseYaml, parseAllDocuments } from 'yaml';
 import { loadConfig } from '../src/config/load-config';
 import type { SidecarConfig, SpoolConfig } from '../src/config/sidecar-config';
-import { PROBE_SCRIPTS, WAIT_FOR_IDLE_SCRIPT } from '../src/status-file/probe-scripts';
+import { WAIT_FOR_IDLE_SCRIPT } from '../src/connections/wait-for-idle-script';
+import { PROBE_SCRIPTS } from '../src/health-check/probe-scripts';
 
 /**
  * Every kustomization under k8s/ is built with `kubectl kustomize` (missing kubectl fails

@@ -13,8 +13,9 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { delimiter, dirname, join, relative } from 'node:path';
-import { PROBE_SCRIPTS, renderProbeScript, shellQuote } from '../src/status-file/probe-scripts';
-import { StatusFile } from '../src/status-file/status-file';
+import { shellQuote } from '../src/common/shell-scripts';
+import { PROBE_SCRIPTS, renderProbeScript } from '../src/health-check/probe-scripts';
+import { HealthStatusFile } from '../src/health-check/health-status-file';
 import { SHELLS, shellBin } from './support/shells';
 
 type Probe = (typeof PROBE_SCRIPTS)[number];
@@ -36,7 +37,7 @@ const clockDir = join(base, 'clock');
 
 const scriptPath = (name: Probe) => join(shared, name);
 
-function fakeConfig(path: string, healthFilePath: string): ConstructorParameters<typeof StatusFile>[0] {
+function fakeConfig(path: string, healthFilePath: string): ConstructorParameters<typeof HealthStatusFile>[0] {
   return { path, healthFilePath };
 }
 
@@ -46,7 +47,7 @@ beforeAll(async () => {
   mkdirSync(elsewhere);
   mkdirSync(clockDir);
   writeFileSync(join(clockDir, 'date'), '#!/bin/sh\n[ "$1" = +%s ] || exit 64\necho "$FAKE_NOW"\n', { mode: 0o755 });
-  await new StatusFile(fakeConfig(shared, defaultFile)).installProbes();
+  await new HealthStatusFile(fakeConfig(shared, defaultFile)).installProbes();
 });
 
 afterAll(() => {
@@ -553,7 +554,7 @@ describe('probe scripts as the sidecar installs them', () => {
     beforeAll(async () => {
       if (!shell.binary) throw new Error(`${shell.name} is not installed: run scripts/install-test-peers.sh`);
       mkdirSync(dirname(odd), { recursive: true });
-      await new StatusFile(fakeConfig(vol, odd)).installProbes();
+      await new HealthStatusFile(fakeConfig(vol, odd)).installProbes();
     });
 
     it('is read verbatim', () => {

@@ -11,7 +11,8 @@ import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { delimiter, dirname, join } from 'node:path';
-import { installScript, renderWaitForIdleScript, shellQuote, WAIT_FOR_IDLE_SCRIPT } from '../src/status-file/probe-scripts';
+import { installScript, shellQuote } from '../src/common/shell-scripts';
+import { renderWaitForIdleScript, WAIT_FOR_IDLE_SCRIPT } from '../src/connections/wait-for-idle-script';
 import { SHELLS, shellBin } from './support/shells';
 
 const NOW = 1_800_000_000;

@@ -9,7 +9,7 @@ import { AGENT_METRICS, AgentMetrics } from './agent-metrics';
 import { AgentServer } from './agent-server';
 import { AgentService } from './agent.service';
 import { AgentStatus } from './agent.status';
-import { StatusFileReader } from './status-file-reader';
+import { DrainStatusFile } from './drain-status-file';
 import { UpstreamClient } from './upstream-client';
 
 /**
@@ -33,7 +33,7 @@ export class AgentModule {
         AgentStatus,
         AgentMetrics,
         UpstreamClient,
-        StatusFileReader,
+        DrainStatusFile,
         ...AGENT_METRICS,
         ...optional.providers,
       ],

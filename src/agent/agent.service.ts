@@ -8,7 +8,7 @@ import { AgentMetrics } from './agent-metrics';
 import { CheckObservation, decide, FlapState, INITIAL_STATE, observe, Policy, Round, Verdict } from './agent-state';
 import type { CensusReading } from './census';
 import { SignalReport, signalReport } from './signal-report';
-import { StatusFileReader } from './status-file-reader';
+import { DrainStatusFile } from './drain-status-file';
 import { UpstreamClient } from './upstream-client';
 
 /** What /agent/report shows. */
@@ -56,7 +56,7 @@ export class AgentService implements OnApplicationShutdown {
   constructor(
     @InjectSettings('agent') private readonly config: AgentConfig,
     private readonly client: UpstreamClient,
-    private readonly statusFile: StatusFileReader,
+    private readonly statusFile: DrainStatusFile,
     private readonly metrics: AgentMetrics,
     private readonly scheduler: SchedulerRegistry,
     /** With SMEE_CHANNEL_URL: the health check's verdict is one of the agent's inputs. */

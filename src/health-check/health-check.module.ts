@@ -4,7 +4,7 @@ import { collaborators } from '../common/wiring';
 import { settingsProviders } from '../config/settings';
 import type { SidecarConfig } from '../config/sidecar-config';
 import { WebhookAuth } from '../relay/webhook-auth/webhook-auth';
-import { StatusFile } from '../status-file/status-file';
+import { HealthStatusFile } from './health-status-file';
 import { HEALTH_CHECK_METRICS, HealthCheckService } from './health-check.service';
 import { HealthCheckStatus } from './health-check.status';
 import { HEALTH_EVENTS_METRIC, RoundTrips } from './round-trips';
@@ -30,7 +30,7 @@ export class HealthCheckModule {
         ...events,
         HealthCheckService,
         HealthCheckStatus,
-        StatusFile,
+        HealthStatusFile,
         ...HEALTH_CHECK_METRICS,
         ...optional.providers,
       ],

@@ -9,7 +9,7 @@ import { Agent as HttpsAgent } from 'node:https';
 import type { Counter, Gauge, Histogram } from 'prom-client';
 import { InjectSettings } from '../config/settings';
 import type { HealthCheckConfig } from '../config/sidecar-config';
-import { CheckResult, StatusFile } from '../status-file/status-file';
+import { CheckResult, HealthStatusFile } from './health-status-file';
 import { HEALTH_SIGNATURE_HEADER, WebhookAuth } from '../relay/webhook-auth/webhook-auth';
 import { RoundTrips } from './round-trips';
 
@@ -63,7 +63,7 @@ export class HealthCheckService implements OnModuleInit, OnApplicationBootstrap,
   constructor(
     @InjectSettings('healthCheck') private readonly config: HealthCheckConfig,
     private readonly roundTrips: RoundTrips,
-    private readonly statusFile: StatusFile,
+    private readonly statusFile: HealthStatusFile,
     private readonly scheduler: SchedulerRegistry,
     @InjectMetric('health_check') private readonly gauge: Gauge,
     @InjectMetric('sidecar_health_checks_total') private readonly checks: Counter<'result'>,

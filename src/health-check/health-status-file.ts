@@ -1,7 +1,6 @@
 import { Injectable, Logger } from '@nestjs/common';
-import { mkdir } from 'node:fs/promises';
-import { join } from 'node:path';
 import { writeFileAtomic } from '../common/atomic-write';
+import { installScript } from '../common/shell-scripts';
 import { InjectSettings } from '../config/settings';
 import type { SharedVolumeConfig } from '../config/sidecar-config';
 import { PROBE_SCRIPTS, renderProbeScript } from './probe-scripts';
@@ -31,8 +30,8 @@ function oneLine(s: string): string {
  * themselves. Every write replaces the file atomically.
  */
 @Injectable()
-export class StatusFile {
-  private readonly logger = new Logger('StatusFile');
+export class HealthStatusFile {
+  private readonly logger = new Logger('HealthStatusFile');
   constructor(@InjectSettings('sharedVolume') private readonly config: SharedVolumeConfig) {}
 
   get path(): string {
@@ -54,9 +53,6 @@ export class StatusFile {
    * container is replaced by rename, which needs only the directory to be writable.
    */
   async installProbes(): Promise<void> {
-    await mkdir(this.config.path, { recursive: true });
-    for (const name of PROBE_SCRIPTS) {
-      await writeFileAtomic(join(this.config.path, name), renderProbeScript(name, this.config.healthFilePath), 0o555);
-    }
+    for (const name of PROBE_SCRIPTS) await installScript(this.config.path, name, renderProbeScript(name, this.config.healthFilePath));
   }
 }

@@ -10,7 +10,7 @@ import { parseStatusFile, STATUS_FILE_READ_LIMIT, StatusFileReading } from './ag
  * every round, at most its first few KiB: whatever is in it, the answer is a state.
  */
 @Injectable()
-export class StatusFileReader {
+export class DrainStatusFile {
   async read(path: string): Promise<StatusFileReading> {
     let text: string;
     try {

@@ -3,7 +3,7 @@ import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, s
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PROBE_SCRIPTS, renderProbeScript } from './probe-scripts';
-import { renderStatus, StatusFile } from './status-file';
+import { renderStatus, HealthStatusFile } from './health-status-file';
 
 const checkedAt = new Date('2027-01-15T08:00:00.000Z');
 
@@ -39,7 +39,7 @@ describe('renderStatus', () => {
   });
 });
 
-describe('StatusFile', () => {
+describe('HealthStatusFile', () => {
   let dir: string;
 
   beforeEach(() => {
@@ -51,8 +51,8 @@ describe('StatusFile', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  function statusFile(path: string, healthFilePath = join(path, 'health-status.txt')): StatusFile {
-    return new StatusFile({ path, healthFilePath });
+  function statusFile(path: string, healthFilePath = join(path, 'health-status.txt')): HealthStatusFile {
+    return new HealthStatusFile({ path, healthFilePath });
   }
 
   const mode = (p: string) => statSync(p).mode & 0o777;
