@@ -116,19 +116,26 @@ export class AgentService implements OnApplicationShutdown {
     return this.loggedAt;
   }
 
-  report(now = performance.now()): AgentReport {
+  /** The verdict as /status and /agent/report show it. */
+  summary(now = performance.now()) {
     const v = this.verdict(now);
-    const round = this.state.last;
-    const urls = new Map(this.config.upstreams.map((u) => [u.name, shownUrl(u.url)]));
-    const load = this.config.loadSource;
     return {
-      time: new Date().toISOString(),
       healthy: v.healthy,
       damped: v.damped,
       status: v.status,
       weight: `${v.weight}%`,
       agentMessage: v.agentMessage.trimEnd(),
       reasons: v.reasons,
+    };
+  }
+
+  report(now = performance.now()): AgentReport {
+    const round = this.state.last;
+    const urls = new Map(this.config.upstreams.map((u) => [u.name, shownUrl(u.url)]));
+    const load = this.config.loadSource;
+    return {
+      time: new Date().toISOString(),
+      ...this.summary(now),
       lastRoundAt: this.lastRoundWallTime?.toISOString() ?? null,
       checks: (round?.checks ?? []).map((c) => ({
         name: c.name,

@@ -22,16 +22,7 @@ export class AgentStatus implements FeaturePart {
   ) {}
 
   status() {
-    const v = this.agent.verdict();
-    return {
-      healthy: v.healthy,
-      damped: v.damped,
-      status: v.status,
-      weight: `${v.weight}%`,
-      agentMessage: v.agentMessage.trimEnd(),
-      reasons: v.reasons,
-      since: this.agent.since?.toISOString() ?? null,
-    };
+    return { ...this.agent.summary(), since: this.agent.since?.toISOString() ?? null };
   }
 
   readiness() {
