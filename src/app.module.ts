@@ -72,7 +72,7 @@ export class AppModule {
         MetricsModule,
         healthEvents,
         ...features.map((f) => f.module),
-        ManagementModule.forRoot(features),
+        ManagementModule.forRoot(config, features),
         ...(config.debug.enabled ? [DebugModule] : []),
         ...(config.compat.preset ? [CompatModule.register(config.compat)] : []),
       ],

@@ -1,7 +1,7 @@
-import { CanActivate, ExecutionContext, HttpException, HttpStatus, Inject, Injectable, Logger } from '@nestjs/common';
-import { ConfigService } from '@nestjs/config';
+import { CanActivate, ExecutionContext, HttpException, HttpStatus, Injectable, Logger } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { SidecarConfig } from '../config/sidecar-config';
+import { InjectSettings } from '../config/settings';
+import type { ManagementConfig } from '../config/sidecar-config';
 import { bearerToken, isAdminRequest, isLoopbackAddress, TokenFile, tokensMatch } from './admin-access';
 
 /**
@@ -14,8 +14,8 @@ export class AdminGuard implements CanActivate {
   private readonly logger = new Logger('Management');
   private readonly tokenFile: TokenFile | null;
 
-  constructor(@Inject(ConfigService) config: ConfigService<SidecarConfig, true>) {
-    const path = config.get('management', { infer: true }).tokenFile;
+  constructor(@InjectSettings('management') config: ManagementConfig) {
+    const path = config.tokenFile;
     this.tokenFile =
       path === null
         ? null

@@ -1,6 +1,8 @@
 import { DynamicModule, Module } from '@nestjs/common';
 import { APP_GUARD } from '@nestjs/core';
 import { TerminusModule } from '@nestjs/terminus';
+import { settingsProviders } from '../config/settings';
+import type { SidecarConfig } from '../config/sidecar-config';
 import { AdminGuard } from './admin.guard';
 import { FEATURE_PARTS, type FeatureModule } from './feature-part';
 import { ProbesController } from './probes.controller';
@@ -13,13 +15,14 @@ import { StatusController } from './status.controller';
  */
 @Module({})
 export class ManagementModule {
-  static forRoot(features: FeatureModule[]): DynamicModule {
+  static forRoot(config: SidecarConfig, features: FeatureModule[]): DynamicModule {
     const parts = features.map((f) => f.part);
     return {
       module: ManagementModule,
       imports: [TerminusModule.forRoot({ logger: false }), ...features.map((f) => f.module)],
       controllers: [ProbesController, StatusController],
       providers: [
+        ...settingsProviders(config, 'management', 'debug'),
         { provide: APP_GUARD, useClass: AdminGuard },
         { provide: FEATURE_PARTS, useFactory: (...found: unknown[]) => found, inject: parts },
       ],

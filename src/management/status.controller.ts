@@ -1,5 +1,5 @@
 import { Controller, Get, Header, Inject } from '@nestjs/common';
-import { ConfigService } from '@nestjs/config';
+import { InjectSettings } from '../config/settings';
 import type { SidecarConfig } from '../config/sidecar-config';
 import { FEATURE_PARTS, type FeaturePart, STATUS_PARTS, type StatusPartKey } from './feature-part';
 import { STATUS_PAGE_CSP, STATUS_PAGE_HTML } from './status-page';
@@ -29,9 +29,9 @@ export class StatusController {
   private readonly byKey: ReadonlyMap<StatusPartKey, FeaturePart>;
   private readonly debug: boolean;
 
-  constructor(@Inject(FEATURE_PARTS) parts: FeaturePart[], @Inject(ConfigService) config: ConfigService<SidecarConfig, true>) {
+  constructor(@Inject(FEATURE_PARTS) parts: FeaturePart[], @InjectSettings('debug') debug: SidecarConfig['debug']) {
     this.byKey = new Map(parts.map((p) => [p.key, p]));
-    this.debug = config.get('debug', { infer: true }).enabled;
+    this.debug = debug.enabled;
   }
 
   @Get()
