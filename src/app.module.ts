@@ -67,6 +67,7 @@ export class AppModule {
     return {
       module: AppModule,
       imports: [
+        // The whole validated configuration, for code that is no feature's (features take their slices).
         ConfigModule.forRoot({ isGlobal: true, ignoreEnvFile: true, skipProcessEnv: true, load: [() => config] }),
         ScheduleModule.forRoot(),
         MetricsModule,
