@@ -1,6 +1,7 @@
-import { DynamicModule, Injectable, Module, ServiceUnavailableException } from '@nestjs/common';
+import { Controller, DynamicModule, Injectable, Module, Post, ServiceUnavailableException, type Type } from '@nestjs/common';
 import { ConfigModule } from '@nestjs/config';
 import { HealthIndicatorService, TerminusModule } from '@nestjs/terminus';
+import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
 import { Test, type TestingModule } from '@nestjs/testing';
 import type { FeatureModule, FeaturePart } from './feature-part';
 import { ManagementModule } from './management.module';
@@ -74,11 +75,21 @@ class FakeAgentPart implements FeaturePart {
   }
 }
 
+/** A feature's own write route on the management port (as the spool's requeue is). */
+@Controller('spool')
+class FakeSpoolController {
+  static requeued = 0;
+  @Post('requeue')
+  requeue() {
+    return { requeued: ++FakeSpoolController.requeued };
+  }
+}
+
 /** A feature module as the real ones are: a dynamic module that provides and exports its part. */
-function feature(part: FeatureModule['part']): FeatureModule {
+function feature(part: FeatureModule['part'], controllers: Type[] = []): FeatureModule {
   @Module({})
   class FakeFeatureModule {}
-  const module: DynamicModule = { module: FakeFeatureModule, imports: [TerminusModule], providers: [part], exports: [part] };
+  const module: DynamicModule = { module: FakeFeatureModule, imports: [TerminusModule], controllers, providers: [part], exports: [part] };
   return { module, part };
 }
 
@@ -216,6 +227,52 @@ describe('ManagementModule', () => {
       const body = await rejection(moduleRef.get(ProbesController).liveness());
       expect(body.error).toEqual({ healthCheckLoop: { status: 'down', message: 'no health check started for two intervals' } });
       expect(body.info).toMatchObject({ process: { status: 'up' } });
+    });
+  });
+
+  describe('over HTTP (FastifyAdapter)', () => {
+    let app: NestFastifyApplication | undefined;
+    afterEach(async () => {
+      await app?.close();
+      app = undefined;
+    });
+
+    it('answers the probes 200 and 503 with the terminus body, and /status, to any caller', async () => {
+      moduleRef = await build([feature(FakeHealthCheckPart), feature(FakeAgentPart)]);
+      app = moduleRef.createNestApplication<NestFastifyApplication>(new FastifyAdapter(), { logger: false });
+      await app.init();
+      await app.getHttpAdapter().getInstance().ready();
+      const get = (url: string) => app!.inject({ method: 'GET', url, remoteAddress: '10.1.2.3' });
+
+      expect((await get('/readyz')).statusCode).toBe(200);
+      state.agentPortListening = false;
+      const down = await get('/readyz');
+      expect(down.statusCode).toBe(503);
+      expect(down.json()).toMatchObject({ status: 'error', error: { agent: { status: 'down' } } });
+      expect((await get('/healthz')).json()).toMatchObject({
+        status: 'ok',
+        info: { process: { status: 'up' }, healthCheckLoop: { status: 'up' } },
+      });
+
+      const status = await get('/status');
+      expect(status.statusCode).toBe(200);
+      expect(status.json()).toMatchObject({ features: { healthCheck: true, agent: true }, healthCheck: { loopAlive: true }, agent: null });
+    });
+
+    it("lets the app-wide AdminGuard refuse a feature's write route to a caller off loopback, and allow it on loopback", async () => {
+      moduleRef = await build([feature(FakeSpoolPart, [FakeSpoolController])]);
+      app = moduleRef.createNestApplication<NestFastifyApplication>(new FastifyAdapter(), { logger: false });
+      await app.init();
+      await app.getHttpAdapter().getInstance().ready();
+      const before = FakeSpoolController.requeued;
+      const refused = await app.inject({ method: 'POST', url: '/spool/requeue', remoteAddress: '10.1.2.3' });
+      expect(refused.statusCode).toBe(403);
+      expect(refused.json()).toMatchObject({ error: 'forbidden' });
+      expect(FakeSpoolController.requeued).toBe(before);
+
+      const allowed = await app.inject({ method: 'POST', url: '/spool/requeue', remoteAddress: '127.0.0.1' });
+      expect(allowed.statusCode).toBe(201);
+      expect(allowed.json()).toEqual({ requeued: before + 1 });
     });
   });
 });
