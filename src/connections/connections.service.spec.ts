@@ -46,22 +46,25 @@ class FakeProcNet {
   tables: TcpTablesText = { tcp: table('ipv4', []), tcp6: table('ipv6', []) };
   failure: Error | null = null;
   reads = 0;
-  private held: Promise<void> | null = null;
+  private held: { promise: Promise<void>; release: () => void } | null = null;
 
+  /** Reads wait until the returned function (or release()) is called. */
   hold(): () => void {
     let release!: () => void;
-    this.held = new Promise<void>((r) => (release = r));
-    return () => {
-      this.held = null;
-      release();
-    };
+    this.held = { promise: new Promise<void>((r) => (release = r)), release };
+    return () => this.release();
+  }
+
+  release(): void {
+    this.held?.release();
+    this.held = null;
   }
 
   async readTables(): Promise<TcpTablesText> {
     this.reads++;
     // What the kernel had when the read began.
     const { tables, failure } = this;
-    if (this.held) await this.held;
+    if (this.held) await this.held.promise;
     if (failure) throw failure;
     return tables;
   }
@@ -115,6 +118,7 @@ describe('ConnectionsService', () => {
     procNet = new FakeProcNet();
   });
   afterEach(async () => {
+    procNet.release(); // a test that failed while holding a read must not hang the shutdown
     await moduleRef?.close();
     moduleRef = undefined;
     register.clear();
