@@ -10,7 +10,7 @@ import { HealthCheckService } from '../health-check/health-check.service';
 import { type CheckObservation, type LoadReading, parseStatusFile, type StatusFileReading } from './agent-state';
 import { AgentModule } from './agent.module';
 import { AgentService } from './agent.service';
-import { StatusFileReader } from './status-file-reader';
+import { DrainStatusFile } from './drain-status-file';
 import { UpstreamClient } from './upstream-client';
 
 /**
@@ -144,7 +144,7 @@ describe('AgentService', () => {
     })
       .overrideProvider(UpstreamClient)
       .useValue(upstreams)
-      .overrideProvider(StatusFileReader)
+      .overrideProvider(DrainStatusFile)
       .useValue(statusFile);
     if (options.healthCheck) builder = builder.overrideProvider(HealthCheckService).useValue(options.healthCheck);
     moduleRef = await builder.compile();

@@ -1,8 +1,8 @@
 import { Controller, DynamicModule, Injectable, Module, Post, ServiceUnavailableException, type Type } from '@nestjs/common';
-import { ConfigModule } from '@nestjs/config';
 import { HealthIndicatorService, TerminusModule } from '@nestjs/terminus';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
 import { Test, type TestingModule } from '@nestjs/testing';
+import type { SidecarConfig } from '../config/sidecar-config';
 import type { FeatureModule, FeaturePart } from './feature-part';
 import { ManagementModule } from './management.module';
 import { ProbesController } from './probes.controller';
@@ -95,14 +95,7 @@ function feature(part: FeatureModule['part'], controllers: Type[] = []): Feature
 
 async function build(features: FeatureModule[], debug = false): Promise<TestingModule> {
   return Test.createTestingModule({
-    imports: [
-      ConfigModule.forRoot({
-        isGlobal: true,
-        ignoreEnvFile: true,
-        load: [() => ({ debug: { enabled: debug }, management: { tokenFile: null } })],
-      }),
-      ManagementModule.forRoot(features),
-    ],
+    imports: [ManagementModule.forRoot({ debug: { enabled: debug }, management: { tokenFile: null } } as SidecarConfig, features)],
   }).compile();
 }
 
