@@ -1,4 +1,4 @@
-// Used by: status-file (status file, probe scripts), connections (state file, wait-for-idle.sh), agent (its first shard-status file), relay/spool (lock, dead letters, delivery ids).
+// Used by: health-check (status file), common/shell-scripts (probe scripts, wait-for-idle.sh), connections (state file), agent (its first shard-status file), relay/spool (lock, dead letters, delivery ids).
 
 import { randomBytes } from 'node:crypto';
 import { open, rename, unlink } from 'node:fs/promises';

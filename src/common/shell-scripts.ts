@@ -1,9 +1,9 @@
+// Used by: health-check (its probe scripts), connections (wait-for-idle.sh).
+
 import { readFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileAtomic } from './atomic-write';
-
-// Used by the health check (its probe scripts) and connection activity (wait-for-idle.sh).
 
 /** Where the scripts' sources live, from src/ (tests) and dist/ (the image) alike. */
 const SOURCES = join(__dirname, '..', '..', 'scripts', 'probes');

@@ -1,10 +1,8 @@
-import type { DynamicModule, Provider, Type } from '@nestjs/common';
+// Used by: relay, relay/spool, health-check, agent (the modules that can run without some of
+// their collaborators). The composition root (app.module.ts) decides from the configuration
+// which features exist and hands each module the modules it may use.
 
-/**
- * Used by the feature modules that can run without some of their collaborators (relay,
- * spool, health check, agent). The composition root (app.module.ts) decides from the
- * configuration which features exist and hands each module the modules it may use.
- */
+import type { DynamicModule, Provider, Type } from '@nestjs/common';
 
 /** A collaborator: the module that provides it when the configuration switched it on, else null. */
 export type Collaborator = [module: DynamicModule | null, provides: Type];

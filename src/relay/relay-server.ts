@@ -60,7 +60,6 @@ export class RelayServer implements OnModuleInit, OnApplicationShutdown {
   /** Decided once: the hot path pays for a per-request line only when LOG_LEVEL=debug. */
   readonly traceRequests: boolean;
   draining = false;
-  private readonly server: ServerConfig;
   private readonly http: Server;
   private readonly requestTimeoutMs: number;
   /** Without dispatch rules every request takes this one route. */
@@ -70,7 +69,7 @@ export class RelayServer implements OnModuleInit, OnApplicationShutdown {
 
   constructor(
     @InjectSettings('relay') readonly config: RelayConfig,
-    @InjectSettings('server') server: ServerConfig,
+    @InjectSettings('server') private readonly server: ServerConfig,
     @InjectSettings('log') log: LogConfig,
     private readonly roundTrips: RoundTrips,
     readonly metrics: RelayMetrics,
@@ -83,7 +82,6 @@ export class RelayServer implements OnModuleInit, OnApplicationShutdown {
     /** With webhook secrets configured: every event proves its origin before it goes anywhere. */
     @Inject(WebhookAuth) private readonly auth: WebhookAuth | null,
   ) {
-    this.server = server;
     this.traceRequests = log.level === 'debug';
     this.single = singleRoute(this.config.downstreamUrl);
     this.pools = new DestinationPools({ connections: this.config.maxConnections, timeoutMs: this.config.timeoutMs });

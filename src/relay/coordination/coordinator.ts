@@ -74,7 +74,6 @@ const FIRST_CONNECT_WAIT_MS = 3_000;
 @Injectable()
 export class Coordinator implements OnModuleInit {
   private readonly logger = new Logger('Coordination');
-  readonly config: CoordinationConfig;
   private readonly owner: string;
   private readonly redis: Redis & Scripts;
   private up = false;
@@ -100,11 +99,10 @@ export class Coordinator implements OnModuleInit {
   private readonly maxConnections: number;
 
   constructor(
-    @InjectSettings('coordination') config: CoordinationConfig,
+    @InjectSettings('coordination') readonly config: CoordinationConfig,
     @InjectSettings('relay') relay: RelayConfig,
     private readonly metrics: CoordinationMetrics,
   ) {
-    this.config = config;
     this.relayTimeoutMs = relay.timeoutMs;
     this.maxConnections = relay.maxConnections;
     this.owner = `o:${this.config.replica}`;

@@ -65,7 +65,6 @@ const PRESSURE_SHARE = 3 / 4;
 @Injectable()
 export class Spool implements OnModuleInit, OnApplicationBootstrap {
   private readonly logger = new Logger('Spool');
-  private readonly config: SpoolConfig;
   private readonly log: SegmentLog;
   private readonly letters: DeadLetterFolder;
   private readonly lock: SpoolLock;
@@ -94,7 +93,7 @@ export class Spool implements OnModuleInit, OnApplicationBootstrap {
   private compacting: Promise<void> | null = null;
 
   constructor(
-    @InjectSettings('spool') config: SpoolConfig,
+    @InjectSettings('spool') private readonly config: SpoolConfig,
     @InjectSettings('relay') relay: RelayConfig,
     private readonly metrics: SpoolMetrics,
     private readonly relayMetrics: RelayMetrics,
@@ -103,7 +102,6 @@ export class Spool implements OnModuleInit, OnApplicationBootstrap {
     /** With REDIS_URL: replicas agree on who delivers each event. */
     @Inject(Coordinator) private readonly coordinator: Coordinator | null,
   ) {
-    this.config = config;
     this.log = new SegmentLog(join(this.config.path, 'segments'), segmentRollBytes(this.config.maxBytes));
     this.letters = new DeadLetterFolder(join(this.config.path, 'dead-letters'));
     this.lock = new SpoolLock(join(this.config.path, 'lock'));

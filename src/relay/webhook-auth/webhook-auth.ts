@@ -37,7 +37,6 @@ export const HEALTH_SIGNATURE_HEADER = 'X-Hub-Signature-256';
 @Injectable()
 export class WebhookAuth implements OnModuleInit, OnApplicationShutdown {
   private readonly logger = new Logger('WebhookAuth');
-  private readonly config: WebhookAuthConfig;
   /** WEBHOOK_SECRET(_FILE); null when only rules carry secrets. */
   readonly global: SecretSource | null;
   /** By Route.index: the default route first, then the dispatch rules in file order. null: not verified. */
@@ -46,13 +45,12 @@ export class WebhookAuth implements OnModuleInit, OnApplicationShutdown {
   private readonly verifiedBySender = new Map<string, Counter.Internal>();
 
   constructor(
-    @InjectSettings('webhookAuth') config: WebhookAuthConfig,
+    @InjectSettings('webhookAuth') private readonly config: WebhookAuthConfig,
     /** The dispatch rules, some with secrets of their own; null without dispatch rules. */
     @InjectSettings('dispatch') dispatch: DispatchConfig | null,
     @InjectMetric('sidecar_webhook_rejected_total') private readonly rejectedTotal: Counter<'reason' | 'sender'>,
     @InjectMetric('sidecar_webhook_verified_total') private readonly verifiedTotal: Counter<'sender'>,
   ) {
-    this.config = config;
     this.global =
       this.config.secret &&
       this.source(this.config.secret, this.config.secret && 'file' in this.config.secret ? 'WEBHOOK_SECRET_FILE' : 'WEBHOOK_SECRET');
