@@ -13,20 +13,11 @@ import {
   StatusFileReading,
   weightFor,
 } from './agent-state';
+import { passingCheck } from '../../test/support/check-observation';
 
 const S = 1000;
 
-const ok = (name = 'api'): CheckObservation => ({
-  name,
-  ok: true,
-  softDown: false,
-  pending: false,
-  reachable: true,
-  statusCode: 200,
-  timedOut: false,
-  error: null,
-  durationMs: 1,
-});
+const ok = (name = 'api'): CheckObservation => passingCheck(name);
 const soft = (name = 'api'): CheckObservation => ({ ...ok(name), ok: false, softDown: true, statusCode: 503 });
 const hard = (name = 'api'): CheckObservation => ({ ...ok(name), ok: false, reachable: false, statusCode: null, error: 'ECONNREFUSED' });
 const pending = (name = 'health-check'): CheckObservation => ({ ...ok(name), ok: false, pending: true, statusCode: null });

@@ -12,6 +12,7 @@ import { AgentModule } from './agent.module';
 import { AgentService } from './agent.service';
 import { DrainStatusFile } from './drain-status-file';
 import { UpstreamClient } from './upstream-client';
+import { passingCheck } from '../../test/support/check-observation';
 
 /**
  * AgentService as AgentModule builds it from a loaded configuration, with the network and
@@ -23,17 +24,7 @@ const DAMPENING_MS = 30_000;
 const GRACE_MS = 60_000;
 const POLL_MS = 5_000;
 
-const passing = (name: string): CheckObservation => ({
-  name,
-  ok: true,
-  softDown: false,
-  pending: false,
-  reachable: true,
-  statusCode: 200,
-  timedOut: false,
-  error: null,
-  durationMs: 4,
-});
+const passing = (name: string): CheckObservation => passingCheck(name, { durationMs: 4 });
 const answering = (status: number, softDown = false) => ({ ok: false, statusCode: status, softDown });
 
 /** The upstream checks and the load source, answering what a test sets; a round may be held open. */

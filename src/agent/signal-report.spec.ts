@@ -12,24 +12,13 @@ import {
 } from './agent-state';
 import { readCensus } from './census';
 import { signalReport } from './signal-report';
+import { passingCheck } from '../../test/support/check-observation';
 
 const S = 1000;
 const NOW = new Date('2025-05-06T07:08:09.010Z');
 
 /** The Jitsi preset's checks, as a round sees them when all answer 200. */
-const jicofo = (c: Partial<CheckObservation> = {}): CheckObservation => ({
-  name: 'jicofo',
-  ok: true,
-  softDown: false,
-  pending: false,
-  reachable: true,
-  statusCode: 200,
-  timedOut: false,
-  error: null,
-  durationMs: 3,
-  body: '',
-  ...c,
-});
+const jicofo = (c: Partial<CheckObservation> = {}): CheckObservation => passingCheck('jicofo', { durationMs: 3, body: '', ...c });
 const stats = (c: Partial<CheckObservation> = {}): CheckObservation => ({ ...jicofo(), name: 'jicofo-stats', body: undefined, ...c });
 const prosody = (c: Partial<CheckObservation> = {}): CheckObservation => ({ ...jicofo(), name: 'prosody', body: undefined, ...c });
 const READY = parseStatusFile('ready\n');
