@@ -301,6 +301,23 @@ describe('remote write', () => {
     expect(successesIn(last)).toBe(1);
   });
 
+  it('counts a push answered during shutdown in the final push', async () => {
+    let answerFirst!: () => void;
+    receiver.respond = (r, res) => {
+      if (receiver.requests.indexOf(r) !== 0) return void res.writeHead(204).end();
+      answerFirst = () => res.writeHead(204).end();
+    };
+    const s = await startWith();
+    await eventually(() => (receiver.requests.length >= 1 ? true : undefined), 3000, 'the first push');
+    const closing = s.close();
+    sidecar = undefined;
+    await new Promise((r) => setTimeout(r, 100));
+    answerFirst();
+    await closing;
+    expect(receiver.requests).toHaveLength(2);
+    expect(successesIn(decode(receiver.requests[1]))).toBe(1);
+  });
+
   it('gives the final push at most REMOTE_WRITE_TIMEOUT when the receiver is down, and counts what is left', async () => {
     receiver.respond = (_r, res) => res.writeHead(503).end();
     const s = await startWith({ REMOTE_WRITE_TIMEOUT: '400ms' });

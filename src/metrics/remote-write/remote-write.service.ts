@@ -60,6 +60,8 @@ export class RemoteWriteService implements OnApplicationBootstrap, OnApplication
   private readonly pushedSeries = new Map<string, ReadonlyMap<string, Label[]>>();
   private snapshotting: Promise<void> | null = null;
   private delivering: Promise<void> | null = null;
+  /** The request in flight and the counting of its answer. */
+  private attempting: Promise<void> | null = null;
   private failures = 0;
   private notBefore = 0;
   private lastError: string | null = null;
@@ -133,6 +135,8 @@ export class RemoteWriteService implements OnApplicationBootstrap, OnApplication
     const cutOff = setTimeout(() => this.queue.head?.cancel.abort(), this.config.timeoutMs);
     try {
       await this.snapshotting;
+      // The last push carries the final values: those of a push answered meanwhile included.
+      await this.attempting;
       await this.takeSnapshot();
       this.wake();
       await this.deliver();
@@ -278,42 +282,48 @@ export class RemoteWriteService implements OnApplicationBootstrap, OnApplication
         continue;
       }
       const timeoutMs = this.stopping ? Math.min(this.config.timeoutMs, this.deadline - now) : this.config.timeoutMs;
-      const outcome = await this.client.send(push.body, push.cancel.signal, timeoutMs);
-      // Dropped while in flight, or cut off at shutdown: nothing to count, the queue has moved on.
-      if (outcome === null || this.queue.head !== push) continue;
-      const at = Date.now();
-      this.metrics.pushed(outcome.result, push.samples, at);
-      if (outcome.result === 'success') {
-        this.queue.settle(push);
-        if (this.failures > 0) this.logger.log({ msg: 'remote write recovered', failedAttempts: this.failures });
-        this.failures = 0;
-        this.notBefore = 0;
-        this.lastError = null;
-        this.lastSuccessAt = new Date(at);
-      } else if (isRetried(outcome.result)) {
-        this.failures++;
-        this.lastError = outcome.reason;
-        const wait =
-          outcome.retryAfterMs ?? backoffMs(this.failures, { initialMs: this.config.minBackoffMs, maxMs: this.config.maxBackoffMs });
-        this.notBefore = at + wait;
-        const fields = {
-          msg: 'remote write failed; will retry',
-          result: outcome.result,
-          reason: outcome.reason,
-          retryInMs: wait,
-          attempt: this.failures,
-        };
-        // One warning per outage; the retries after it are detail.
-        if (this.failures === 1) this.logger.warn(fields);
-        else this.logger.debug(fields);
-      } else {
-        this.queue.settle(push);
-        this.failures = 0;
-        this.lastError = outcome.reason;
-        this.drop('rejected', push);
-      }
-      this.metrics.queued(this.queue.length);
+      this.attempting = this.attempt(push, timeoutMs).finally(() => (this.attempting = null));
+      await this.attempting;
     }
+  }
+
+  /** Sends the head push and counts its answer. */
+  private async attempt(push: Push, timeoutMs: number): Promise<void> {
+    const outcome = await this.client.send(push.body, push.cancel.signal, timeoutMs);
+    // Dropped while in flight, or cut off at shutdown: nothing to count, the queue has moved on.
+    if (outcome === null || this.queue.head !== push) return;
+    const at = Date.now();
+    this.metrics.pushed(outcome.result, push.samples, at);
+    if (outcome.result === 'success') {
+      this.queue.settle(push);
+      if (this.failures > 0) this.logger.log({ msg: 'remote write recovered', failedAttempts: this.failures });
+      this.failures = 0;
+      this.notBefore = 0;
+      this.lastError = null;
+      this.lastSuccessAt = new Date(at);
+    } else if (isRetried(outcome.result)) {
+      this.failures++;
+      this.lastError = outcome.reason;
+      const wait =
+        outcome.retryAfterMs ?? backoffMs(this.failures, { initialMs: this.config.minBackoffMs, maxMs: this.config.maxBackoffMs });
+      this.notBefore = at + wait;
+      const fields = {
+        msg: 'remote write failed; will retry',
+        result: outcome.result,
+        reason: outcome.reason,
+        retryInMs: wait,
+        attempt: this.failures,
+      };
+      // One warning per outage; the retries after it are detail.
+      if (this.failures === 1) this.logger.warn(fields);
+      else this.logger.debug(fields);
+    } else {
+      this.queue.settle(push);
+      this.failures = 0;
+      this.lastError = outcome.reason;
+      this.drop('rejected', push);
+    }
+    this.metrics.queued(this.queue.length);
   }
 
   private sleep(ms: number): Promise<void> {
